@@ -1,0 +1,114 @@
+/*
+ * sluice/runtime.h — goroutines, the M:N scheduler, time.
+ *
+ * A goroutine is a stackful coroutine.  Goroutines run on a pool of worker
+ * OS threads (one per CPU by default; SLUICE_PROCS overrides it, like
+ * GOMAXPROCS).  Each worker has its own run queue; idle workers steal.
+ * A goroutine that blocks (channel, select, timer, mutex, ...) parks: its
+ * worker runs other goroutines meanwhile.  Scheduling is cooperative: a
+ * goroutine that computes for a long time without blocking should call
+ * sl_yield() now and then.
+ *
+ * Times are nanoseconds.  A deadline is an absolute sl_now() value;
+ * SL_FOREVER means none.
+ */
+#ifndef SLUICE_RUNTIME_H
+#define SLUICE_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sl_ctx sl_ctx;
+
+/* The body of a goroutine (or of sl_main, sl_blocking). */
+typedef void (*sl_fn)(void *arg);
+
+#define SL_NANOSECOND  ((int64_t) 1)
+#define SL_MICROSECOND ((int64_t) 1000)
+#define SL_MILLISECOND ((int64_t) 1000000)
+#define SL_SECOND      ((int64_t) 1000000000)
+#define SL_FOREVER     INT64_MAX
+
+/* Scheduler options for sl_main_opts().  Zero fields mean "default". */
+typedef struct sl_opts {
+	int    procs;      /* worker threads; default $SLUICE_PROCS or #CPUs */
+	size_t stack_size; /* bytes per goroutine stack; default
+	                      $SLUICE_STACK_SIZE or 64 KiB (256 KiB under ASan) */
+} sl_opts;
+
+/*
+ * sl_main runs fn(arg) as the main goroutine and the scheduler until it
+ * returns, like Go's main: goroutines still running then are abandoned
+ * (their stacks are freed without unwinding them).  The calling thread
+ * becomes worker 0.  Returns 0, SL_EDEADLOCK if every goroutine blocked
+ * forever (a report naming each goroutine's wait is printed to stderr
+ * first), SL_ENOMEM, SL_ESYSTEM, or SL_ESTATE if a scheduler already runs
+ * in this process.  sl_main may be called again after it returned.
+ */
+int sl_main(sl_fn fn, void *arg);
+int sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg);
+
+/*
+ * sl_go starts fn(arg) as a new goroutine.  May be called from a goroutine
+ * or from any thread while sl_main runs.  Returns 0, SL_ENOMEM, or
+ * SL_ESTATE when no scheduler runs.
+ */
+int sl_go(sl_fn fn, void *arg);
+
+/* Lets other runnable goroutines run.  A no-op outside goroutines. */
+void sl_yield(void);
+
+/* Monotonic clock, in nanoseconds. */
+int64_t sl_now(void);
+
+/*
+ * Blocks the calling goroutine (or thread) for ns nanoseconds.  The _ctx
+ * form returns early with sl_ctx_err(ctx) when ctx is done, else 0.
+ */
+void sl_sleep(int64_t ns);
+int  sl_sleep_ctx(sl_ctx *ctx, int64_t ns);
+
+/*
+ * sl_blocking runs fn(arg) on a thread of a small pool and parks the
+ * calling goroutine until it returns, so blocking system calls or
+ * libraries do not stall other goroutines.  Outside goroutines it calls
+ * fn directly.  Returns 0 or SL_ENOMEM / SL_ESYSTEM (fn was then not run).
+ */
+int sl_blocking(sl_fn fn, void *arg);
+
+/* The id of the running goroutine (1 is main), or 0 outside goroutines. */
+uint64_t sl_goid(void);
+
+/* The number of live goroutines (started and not yet returned). */
+size_t sl_numgoroutine(void);
+
+/* The number of worker threads of the running scheduler (0 if none). */
+int sl_procs(void);
+
+/* The worker thread index running the caller, or -1 outside workers. */
+int sl_worker_id(void);
+
+/* Prints every live goroutine, its state and what it waits on. */
+void sl_dump_goroutines(FILE *out);
+
+/*
+ * An event source outside goroutines (a foreign thread, an I/O callback)
+ * that may still wake a goroutine holds the scheduler while it lives, so
+ * that a quiet moment is not reported as a deadlock.
+ */
+void sl_sched_hold(void);
+void sl_sched_release(void);
+
+/* The stack size in use (bytes). */
+size_t sl_stack_size(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SLUICE_RUNTIME_H */

@@ -1,0 +1,13 @@
+/*
+ * sluice/sluice.h — umbrella header of libsluice.
+ */
+#ifndef SLUICE_SLUICE_H
+#define SLUICE_SLUICE_H
+
+#include "sluice/error.h"
+#include "sluice/runtime.h"
+#include "sluice/chan.h"
+#include "sluice/sync.h"
+#include "sluice/context.h"
+
+#endif /* SLUICE_SLUICE_H */

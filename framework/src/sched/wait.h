@@ -1,0 +1,130 @@
+/*
+ * wait.h — how blocking operations park and wake goroutines (internal).
+ *
+ * Every blocking operation (channel, select, mutex, WaitGroup, sleep, ...)
+ * is one sli_wait on the blocked party's stack.  The wait may be ended by
+ * several sources: any of its wait-queue entries (a case index >= 0), its
+ * deadline (SLI_WAIT_TIMEOUT) or its context (SLI_WAIT_CANCELED).  Sources
+ * race with sli_wait_claim(); only the winner completes the operation and
+ * then calls sli_wait_wake().  The blocked party may be a goroutine (it
+ * parks, its worker runs others) or a plain thread (it waits on a condition
+ * variable), which is what lets channels be used from foreign threads.
+ *
+ * The pattern (one lock shown; select holds several):
+ *
+ *	sli_wait w;
+ *	sli_wait_init(&w);
+ *	sli_lock(&obj->lock);
+ *	... fast path, or enqueue an entry pointing at &w ...
+ *	int r = sli_wait_block(&w, ctx, deadline, "mutex", obj,
+ *	    sli_unlock_cb, &obj->lock);        // releases the lock, parks
+ *	if (r < 0) { lock; dequeue our entry if still queued; unlock; }
+ *
+ * A waker, holding obj->lock, takes an entry off the queue and
+ *
+ *	if (sli_wait_claim(e->wait, e->index)) { complete e; sli_wait_wake(e->wait); }
+ *	else { entry lost the race: skip it }
+ */
+#ifndef SLI_WAIT_H
+#define SLI_WAIT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sluice/runtime.h"
+
+#define SLI_WAIT_PENDING  (-1) /* nothing has ended the wait yet */
+#define SLI_WAIT_TIMEOUT  (-2) /* the deadline passed */
+#define SLI_WAIT_CANCELED (-3) /* the context was done */
+
+typedef struct sli_g      sli_g;
+typedef struct sli_timer  sli_timer;
+typedef struct sli_wait   sli_wait;
+
+/* A one-shot timer in the scheduler's heap.  fn runs on a worker thread
+ * (outside any goroutine) and must not block. */
+struct sli_timer {
+	int64_t     when;    /* deadline, sl_now() clock */
+	void      (*fn)(sli_timer *); /* called once when due */
+	void       *arg;     /* for fn */
+	int         heapidx; /* index in the heap, -1 if not queued */
+	atomic_int  state;   /* SLI_TIMER_* */
+};
+
+enum { SLI_TIMER_IDLE = 0, SLI_TIMER_QUEUED, SLI_TIMER_RUNNING };
+
+/* Queues t (which must be idle) to fire at t->when.  SL_ESTATE without a
+ * scheduler. */
+int sli_timer_start(sli_timer *t);
+/* Removes t if queued; if its fn is running on another thread, waits for
+ * it to return.  After this, t is idle and fn will not touch it. */
+void sli_timer_stop(sli_timer *t);
+
+/* Registration of a wait with a context (see context/ctx.h). */
+typedef struct sli_ctxwatch {
+	struct sli_ctxwatch *next, *prev; /* in the context's watcher list */
+	sli_wait            *wait;        /* claimed with SLI_WAIT_CANCELED */
+	sl_ctx              *ctx;         /* where it is registered, or NULL */
+} sli_ctxwatch;
+
+struct sli_wait {
+	atomic_int      fired;  /* SLI_WAIT_PENDING, or the winning source */
+	atomic_int      woken;  /* thread parker: set by sli_wait_wake */
+	sli_g          *g;      /* the parked goroutine, NULL for a thread */
+	pthread_mutex_t *tmu;   /* thread parker (per-thread, lazily made) */
+	pthread_cond_t  *tcv;
+	sli_timer       timer;  /* the deadline */
+	sli_ctxwatch    cw;     /* the context registration */
+};
+
+/* Prepares w for the calling goroutine or thread. */
+void sli_wait_init(sli_wait *w);
+
+/* Tries to end w with source; true if this caller won the race. */
+static inline bool
+sli_wait_claim(sli_wait *w, int source)
+{
+	int expect = SLI_WAIT_PENDING;
+	return (atomic_compare_exchange_strong_explicit(&w->fired, &expect,
+	    source, memory_order_acq_rel, memory_order_acquire));
+}
+
+/* Wakes the owner of w (whose wait the caller has claimed). */
+void sli_wait_wake(sli_wait *w);
+
+/*
+ * Arms the deadline (SL_FOREVER: none) and the context (NULL: none), calls
+ * unlock(arg) once the caller is safely parked, and sleeps until some
+ * source claims w.  Returns the winning source.  If ctx is already done or
+ * the deadline already passed, claims that at once (unless already claimed)
+ * and does not sleep; unlock is still called.  reason/obj describe the
+ * wait for sl_dump_goroutines and deadlock reports.
+ */
+int sli_wait_block(sli_wait *w, sl_ctx *ctx, int64_t deadline,
+    const char *reason, const void *obj, void (*unlock)(void *), void *arg);
+
+/* Wait-queue entry used by sync primitives: a FIFO of these in
+ * struct sli_waitq (sluice/sync.h), manipulated under the object's lock. */
+typedef struct sli_waiter {
+	struct sli_waiter *next; /* toward the tail */
+	struct sli_waiter *prev; /* toward the head */
+	sli_wait          *wait; /* the blocked party */
+	int                kind; /* user tag (e.g. reader/writer) */
+	bool               queued; /* still linked in the queue */
+} sli_waiter;
+
+struct sli_waitq;
+void        sli_waitq_push(struct sli_waitq *q, sli_waiter *e);
+sli_waiter *sli_waitq_pop(struct sli_waitq *q); /* NULL if empty */
+void        sli_waitq_remove(struct sli_waitq *q, sli_waiter *e);
+sli_waiter *sli_waitq_peek(struct sli_waitq *q);
+
+/* Context hooks implemented by context/ctx.c: register w to be claimed
+ * with SLI_WAIT_CANCELED when ctx is done.  Returns 0, or the ctx error if
+ * ctx is already done (nothing registered).  ctx NULL or never-done: 0. */
+int  sli_ctx_watch(sl_ctx *ctx, sli_ctxwatch *cw);
+void sli_ctx_unwatch(sli_ctxwatch *cw);
+
+#endif /* SLI_WAIT_H */
