@@ -1,0 +1,423 @@
+/*
+ * chan.c — Go channels: unbuffered (rendezvous) and buffered, with close.
+ *
+ * A channel is a ring buffer and two FIFO queues of blocked parties, all
+ * under one spinlock.  Elements move directly between a sender and a
+ * blocked receiver (or the other way round) without touching the buffer,
+ * as in Go.  A waiter left in a queue by a select that already completed
+ * elsewhere (or timed out) loses sli_wait_claim and is skipped.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chan/chan.h"
+#include "core/lock.h"
+#include "sched/sched.h"
+#include "sluice/context.h"
+#include "sluice/error.h"
+
+/* 0 unknown (read SLUICE_PANIC on first use), 1 off, 2 on. */
+static atomic_int ch_panic;
+
+void
+sl_chan_set_panic(bool on)
+{
+	atomic_store(&ch_panic, on ? 2 : 1);
+}
+
+void
+sli_chan_misuse(const char *what)
+{
+	int p = atomic_load(&ch_panic);
+
+	if (p == 0) {
+		const char *e = getenv("SLUICE_PANIC");
+		p = (e != NULL && *e != '\0' && strcmp(e, "0") != 0) ? 2 : 1;
+		atomic_store(&ch_panic, p);
+	}
+	if (p == 2) {
+		fflush(stdout);
+		fprintf(stderr, "sluice: panic: %s\n", what);
+		if (sl_goid() != 0)
+			fprintf(stderr, "\ngoroutine %llu [running]\n",
+			    (unsigned long long) sl_goid());
+		fflush(stderr);
+		abort();
+	}
+}
+
+/* ---- wait queues ------------------------------------------------------- */
+
+void
+sli_chq_push(sli_chq *q, sli_chwaiter *e)
+{
+	e->next = NULL;
+	e->prev = q->tail;
+	if (q->tail != NULL)
+		q->tail->next = e;
+	else
+		q->head = e;
+	q->tail = e;
+	e->queued = true;
+}
+
+void
+sli_chq_remove(sli_chq *q, sli_chwaiter *e)
+{
+	if (!e->queued)
+		return;
+	if (e->prev != NULL)
+		e->prev->next = e->next;
+	else
+		q->head = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
+	else
+		q->tail = e->prev;
+	e->next = e->prev = NULL;
+	e->queued = false;
+}
+
+/* The first waiter that can still be claimed, dequeued and claimed. */
+static sli_chwaiter *
+ch_take(sli_chq *q)
+{
+	sli_chwaiter *e;
+
+	while ((e = q->head) != NULL) {
+		sli_chq_remove(q, e);
+		if (sli_wait_claim(e->wait, e->index))
+			return (e);
+	}
+	return (NULL);
+}
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+sl_chan *
+sl_chan_make(size_t elem_size, size_t cap)
+{
+	sl_chan *ch;
+	size_t   bytes;
+
+	if (cap != 0 && elem_size > (SIZE_MAX - sizeof(*ch)) / cap)
+		return (NULL);
+	bytes = sizeof(*ch) + elem_size * cap;
+	if ((ch = calloc(1, bytes)) == NULL)
+		return (NULL);
+	atomic_init(&ch->lock, 0);
+	atomic_init(&ch->refs, 1);
+	ch->elem_size = elem_size;
+	ch->cap = cap;
+	ch->buf = (char *) (ch + 1);
+	return (ch);
+}
+
+sl_chan *
+sl_chan_retain(sl_chan *ch)
+{
+	if (ch != NULL)
+		atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+	return (ch);
+}
+
+void
+sl_chan_release(sl_chan *ch)
+{
+	if (ch == NULL ||
+	    atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	sli_lock(&ch->lock);
+	if (ch->recvq.head != NULL || ch->sendq.head != NULL) {
+		/* Abandoned goroutines of a finished sl_main are fine. */
+		if (atomic_load(&sli_S.running))
+			sli_fatal("channel %p freed while goroutines are "
+			    "blocked on it", (void *) ch);
+	}
+	sli_unlock(&ch->lock);
+	free(ch);
+}
+
+/* ---- the operations ---------------------------------------------------- */
+
+static inline void
+ch_copy(void *dst, const void *src, size_t n)
+{
+	if (n != 0 && dst != NULL)
+		memcpy(dst, src, n);
+}
+
+bool
+sli_chan_send_locked(sl_chan *ch, const void *elem, bool *ok)
+{
+	sli_chwaiter *r;
+
+	if (ch->closed) {
+		*ok = false;
+		return (true);
+	}
+	if ((r = ch_take(&ch->recvq)) != NULL) {
+		ch_copy(r->elem, elem, ch->elem_size);
+		r->ok = true;
+		sli_wait_wake(r->wait);
+		*ok = true;
+		return (true);
+	}
+	if (ch->len < ch->cap) {
+		size_t tail = ch->head + ch->len;
+		if (tail >= ch->cap)
+			tail -= ch->cap;
+		ch_copy(ch->buf + tail * ch->elem_size, elem, ch->elem_size);
+		ch->len++;
+		*ok = true;
+		return (true);
+	}
+	return (false);
+}
+
+bool
+sli_chan_recv_locked(sl_chan *ch, void *elem, bool *ok)
+{
+	sli_chwaiter *s;
+
+	if (ch->len > 0) {
+		char *slot = ch->buf + ch->head * ch->elem_size;
+		ch_copy(elem, slot, ch->elem_size);
+		if (++ch->head == ch->cap)
+			ch->head = 0;
+		ch->len--;
+		/* A blocked sender can now put its value in the buffer. */
+		if ((s = ch_take(&ch->sendq)) != NULL) {
+			size_t tail = ch->head + ch->len;
+			if (tail >= ch->cap)
+				tail -= ch->cap;
+			ch_copy(ch->buf + tail * ch->elem_size, s->elem,
+			    ch->elem_size);
+			ch->len++;
+			s->ok = true;
+			sli_wait_wake(s->wait);
+		}
+		*ok = true;
+		return (true);
+	}
+	if ((s = ch_take(&ch->sendq)) != NULL) {
+		ch_copy(elem, s->elem, ch->elem_size);
+		s->ok = true;
+		sli_wait_wake(s->wait);
+		*ok = true;
+		return (true);
+	}
+	if (ch->closed) {
+		if (elem != NULL && ch->elem_size != 0)
+			memset(elem, 0, ch->elem_size);
+		*ok = false;
+		return (true);
+	}
+	return (false);
+}
+
+static int
+ch_wait_result(sli_wait *w, int fired, sl_ctx *ctx)
+{
+	(void) w;
+	if (fired == SLI_WAIT_TIMEOUT)
+		return (SL_ETIMEDOUT);
+	if (fired == SLI_WAIT_CANCELED) {
+		int e = sl_ctx_err(ctx);
+		return (e != 0 ? e : SL_ECANCELED);
+	}
+	return (0);
+}
+
+/* Blocks forever, or until ctx/deadline: a nil channel. */
+static int
+ch_nil_wait(const char *reason, sl_ctx *ctx, int64_t deadline)
+{
+	sli_wait w;
+
+	sli_wait_init(&w);
+	return (ch_wait_result(&w, sli_wait_block(&w, ctx, deadline, reason,
+	    NULL, NULL, NULL), ctx));
+}
+
+int
+sl_chan_send_ctx(sl_chan *ch, const void *elem, sl_ctx *ctx, int64_t deadline)
+{
+	sli_chwaiter me;
+	sli_wait     w;
+	bool         ok;
+	int          r;
+
+	if (ctx != NULL && (r = sl_ctx_err(ctx)) != 0)
+		return (r);
+	if (ch == NULL)
+		return (ch_nil_wait("chan send (nil chan)", ctx, deadline));
+	sli_lock(&ch->lock);
+	if (sli_chan_send_locked(ch, elem, &ok)) {
+		sli_unlock(&ch->lock);
+		if (!ok) {
+			sli_chan_misuse("send on closed channel");
+			return (SL_ECLOSED);
+		}
+		return (0);
+	}
+	if (deadline == 0) {
+		sli_unlock(&ch->lock);
+		return (SL_EAGAIN);
+	}
+	sli_wait_init(&w);
+	me.wait = &w;
+	me.index = 0;
+	me.elem = (void *) (uintptr_t) elem;
+	me.ok = false;
+	sli_chq_push(&ch->sendq, &me);
+	r = sli_wait_block(&w, ctx, deadline, "chan send", ch, sli_unlock_cb,
+	    &ch->lock);
+	if (r != 0) {
+		sli_lock(&ch->lock);
+		sli_chq_remove(&ch->sendq, &me);
+		sli_unlock(&ch->lock);
+		return (ch_wait_result(&w, r, ctx));
+	}
+	if (!me.ok) {
+		sli_chan_misuse("send on closed channel");
+		return (SL_ECLOSED);
+	}
+	return (0);
+}
+
+int
+sl_chan_recv_ctx(sl_chan *ch, void *elem, sl_ctx *ctx, int64_t deadline)
+{
+	sli_chwaiter me;
+	sli_wait     w;
+	bool         ok;
+	int          r;
+
+	if (ctx != NULL && (r = sl_ctx_err(ctx)) != 0)
+		return (r);
+	if (ch == NULL)
+		return (ch_nil_wait("chan receive (nil chan)", ctx, deadline));
+	sli_lock(&ch->lock);
+	if (sli_chan_recv_locked(ch, elem, &ok)) {
+		sli_unlock(&ch->lock);
+		return (ok ? 0 : SL_ECLOSED);
+	}
+	if (deadline == 0) {
+		sli_unlock(&ch->lock);
+		return (SL_EAGAIN);
+	}
+	sli_wait_init(&w);
+	me.wait = &w;
+	me.index = 0;
+	me.elem = elem;
+	me.ok = false;
+	sli_chq_push(&ch->recvq, &me);
+	r = sli_wait_block(&w, ctx, deadline, "chan receive", ch,
+	    sli_unlock_cb, &ch->lock);
+	if (r != 0) {
+		sli_lock(&ch->lock);
+		sli_chq_remove(&ch->recvq, &me);
+		sli_unlock(&ch->lock);
+		return (ch_wait_result(&w, r, ctx));
+	}
+	return (me.ok ? 0 : SL_ECLOSED);
+}
+
+int
+sl_chan_send(sl_chan *ch, const void *elem)
+{
+	return (sl_chan_send_ctx(ch, elem, NULL, SL_FOREVER));
+}
+
+int
+sl_chan_recv(sl_chan *ch, void *elem)
+{
+	return (sl_chan_recv_ctx(ch, elem, NULL, SL_FOREVER));
+}
+
+int
+sl_chan_trysend(sl_chan *ch, const void *elem)
+{
+	if (ch == NULL)
+		return (SL_EAGAIN);
+	return (sl_chan_send_ctx(ch, elem, NULL, 0));
+}
+
+int
+sl_chan_tryrecv(sl_chan *ch, void *elem)
+{
+	if (ch == NULL)
+		return (SL_EAGAIN);
+	return (sl_chan_recv_ctx(ch, elem, NULL, 0));
+}
+
+int
+sl_chan_close(sl_chan *ch)
+{
+	sli_chwaiter *e;
+
+	if (ch == NULL) {
+		sli_chan_misuse("close of nil channel");
+		return (SL_ECLOSED);
+	}
+	sli_lock(&ch->lock);
+	if (ch->closed) {
+		sli_unlock(&ch->lock);
+		sli_chan_misuse("close of closed channel");
+		return (SL_ECLOSED);
+	}
+	ch->closed = true;
+	/* Receivers waiting means the buffer is empty: they get "closed". */
+	while ((e = ch_take(&ch->recvq)) != NULL) {
+		if (e->elem != NULL && ch->elem_size != 0)
+			memset(e->elem, 0, ch->elem_size);
+		e->ok = false;
+		sli_wait_wake(e->wait);
+	}
+	while ((e = ch_take(&ch->sendq)) != NULL) {
+		e->ok = false;
+		sli_wait_wake(e->wait);
+	}
+	sli_unlock(&ch->lock);
+	return (0);
+}
+
+size_t
+sl_chan_len(sl_chan *ch)
+{
+	size_t n;
+
+	if (ch == NULL)
+		return (0);
+	sli_lock(&ch->lock);
+	n = ch->len;
+	sli_unlock(&ch->lock);
+	return (n);
+}
+
+size_t
+sl_chan_cap(sl_chan *ch)
+{
+	return (ch != NULL ? ch->cap : 0);
+}
+
+size_t
+sl_chan_elem_size(sl_chan *ch)
+{
+	return (ch != NULL ? ch->elem_size : 0);
+}
+
+bool
+sl_chan_closed(sl_chan *ch)
+{
+	bool c;
+
+	if (ch == NULL)
+		return (false);
+	sli_lock(&ch->lock);
+	c = ch->closed;
+	sli_unlock(&ch->lock);
+	return (c);
+}

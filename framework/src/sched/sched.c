@@ -1,0 +1,1073 @@
+/*
+ * sched.c — the M:N scheduler: workers, run queues, park/ready, sl_main.
+ *
+ * Each worker is an OS thread with a bounded run queue (a ring that its
+ * owner pushes to and anyone pops from with a CAS, so idle workers can
+ * steal half of it), plus a one-slot `runnext` for the goroutine most
+ * recently readied by the running one: a receiver woken by a sender runs
+ * next on the same worker, which keeps ping-pong traffic on one core and
+ * its caches warm.  Overflow and wake-ups from foreign threads go to one
+ * global queue.
+ *
+ * Every switch goes through the worker's own context (the thread stack):
+ * goroutine -> scheduler -> goroutine.  A goroutine that parks states its
+ * intent (state PARKING), switches out, and only then does its worker run
+ * the commit callback and mark it WAITING; sli_ready() of a goroutine
+ * still PARKING spins the few instructions until it is WAITING.  This is
+ * what makes it safe to wake a goroutine from any thread.
+ *
+ * Idle workers sleep on a condition variable with a timeout at the next
+ * timer.  When every worker is idle with nothing queued, no timer pending,
+ * no blocking call in flight and no hold, yet goroutines are alive, they
+ * can never run again: that is reported as a deadlock.
+ */
+#include "sluice_config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define SLI_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define SLI_TSAN 1
+#endif
+
+#include "core/lock.h"
+#include "sched/sched.h"
+#include "sluice/error.h"
+
+sli_sched sli_S;
+
+static __thread sli_worker *sch_tls_worker;
+
+static struct sigaction sch_old_segv, sch_old_bus;
+
+/* ---- small helpers ----------------------------------------------------- */
+
+__attribute__((noinline)) sli_worker *
+sli_self(void)
+{
+	sli_worker *w = sch_tls_worker;
+	__asm__ __volatile__("" : : : "memory");
+	return (w);
+}
+
+__attribute__((noinline)) sli_g *
+sli_curg(void)
+{
+	sli_worker *w = sli_self();
+	return (w != NULL ? w->cur : NULL);
+}
+
+void
+sli_fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("sluice: fatal error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+	abort();
+}
+
+int64_t
+sl_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((int64_t) ts.tv_sec * SL_SECOND + ts.tv_nsec);
+}
+
+static uint32_t
+sch_rand(sli_worker *w)
+{
+	uint64_t x = w->rand;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	w->rand = x;
+	return ((uint32_t) (x >> 32));
+}
+
+/* ---- context switches (with sanitizer and valgrind hooks) -------------- */
+
+static void
+sch_switch_to_g(sli_worker *w, sli_g *g)
+{
+#ifdef SLI_ASAN
+	void *fake = NULL;
+	__sanitizer_start_switch_fiber(&fake, g->stack_lo, g->stack_size);
+#endif
+#ifdef SLI_TSAN
+	__tsan_switch_to_fiber(g->tsan_fiber, 0);
+#endif
+	sli_switch(&w->sp, g->sp);
+#ifdef SLI_ASAN
+	__sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+}
+
+static void
+sch_switch_to_sched(sli_g *g, bool exiting)
+{
+	sli_worker *w = sli_self();
+
+#ifdef SLI_ASAN
+	__sanitizer_start_switch_fiber(exiting ? NULL : &g->asan_fake,
+	    w->stack_lo, w->stack_size);
+#else
+	(void) exiting;
+#endif
+#ifdef SLI_TSAN
+	__tsan_switch_to_fiber(w->tsan_fiber, 0);
+#endif
+	sli_switch(&g->sp, w->sp);
+	/* Resumed, possibly on another worker thread. */
+#ifdef SLI_ASAN
+	__sanitizer_finish_switch_fiber(g->asan_fake, NULL, NULL);
+#endif
+}
+
+/* ---- run queues -------------------------------------------------------- */
+
+/* Global queue; S.lock held. */
+static void
+sch_gq_put_locked(sli_g *g)
+{
+	g->next = NULL;
+	if (sli_S.gq_tail != NULL)
+		sli_S.gq_tail->next = g;
+	else
+		sli_S.gq_head = g;
+	sli_S.gq_tail = g;
+	atomic_fetch_add_explicit(&sli_S.gq_len, 1, memory_order_relaxed);
+}
+
+static sli_g *
+sch_gq_pop_locked(void)
+{
+	sli_g *g = sli_S.gq_head;
+
+	if (g != NULL) {
+		sli_S.gq_head = g->next;
+		if (sli_S.gq_head == NULL)
+			sli_S.gq_tail = NULL;
+		atomic_fetch_sub_explicit(&sli_S.gq_len, 1,
+		    memory_order_relaxed);
+		g->next = NULL;
+	}
+	return (g);
+}
+
+static void sch_runq_put(sli_worker *w, sli_g *g);
+
+/* Takes one goroutine from the global queue, and a fair share more into
+ * w's run queue.  S.lock held. */
+static sli_g *
+sch_gq_get_locked(sli_worker *w)
+{
+	int    n = atomic_load_explicit(&sli_S.gq_len, memory_order_relaxed);
+	sli_g *g;
+
+	if (n == 0)
+		return (NULL);
+	n = n / sli_S.nprocs + 1;
+	if (n > SLI_RUNQ_SIZE / 2)
+		n = SLI_RUNQ_SIZE / 2;
+	/* Only what fits: sch_runq_put must not spill (we hold S.lock).
+	 * Only the owner pushes, so the room can only grow meanwhile. */
+	unsigned used = atomic_load_explicit(&w->tail, memory_order_relaxed) -
+	    atomic_load_explicit(&w->head, memory_order_acquire);
+	if ((unsigned) n > SLI_RUNQ_SIZE - used + 1)
+		n = (int) (SLI_RUNQ_SIZE - used + 1);
+	g = sch_gq_pop_locked();
+	for (int i = 1; i < n; i++) {
+		sli_g *x = sch_gq_pop_locked();
+		if (x == NULL)
+			break;
+		sch_runq_put(w, x);
+	}
+	return (g);
+}
+
+/* Owner only.  A full ring moves half of itself to the global queue. */
+static void
+sch_runq_put(sli_worker *w, sli_g *g)
+{
+	for (;;) {
+		unsigned h = atomic_load_explicit(&w->head,
+		    memory_order_acquire);
+		unsigned t = atomic_load_explicit(&w->tail,
+		    memory_order_relaxed);
+
+		if (t - h < SLI_RUNQ_SIZE) {
+			atomic_store_explicit(&w->runq[t % SLI_RUNQ_SIZE], g,
+			    memory_order_relaxed);
+			atomic_store_explicit(&w->tail, t + 1,
+			    memory_order_release);
+			return;
+		}
+		unsigned n = (t - h) / 2;
+		sli_g   *batch[SLI_RUNQ_SIZE / 2];
+		for (unsigned i = 0; i < n; i++)
+			batch[i] = atomic_load_explicit(
+			    &w->runq[(h + i) % SLI_RUNQ_SIZE],
+			    memory_order_relaxed);
+		if (!atomic_compare_exchange_strong_explicit(&w->head, &h,
+		    h + n, memory_order_release, memory_order_relaxed))
+			continue; /* thieves took some: there is room now */
+		pthread_mutex_lock(&sli_S.lock);
+		for (unsigned i = 0; i < n; i++)
+			sch_gq_put_locked(batch[i]);
+		sch_gq_put_locked(g);
+		pthread_mutex_unlock(&sli_S.lock);
+		return;
+	}
+}
+
+/* Owner only. */
+static sli_g *
+sch_runq_get(sli_worker *w)
+{
+	for (;;) {
+		unsigned h = atomic_load_explicit(&w->head,
+		    memory_order_acquire);
+		unsigned t = atomic_load_explicit(&w->tail,
+		    memory_order_relaxed);
+		if (t == h)
+			return (NULL);
+		sli_g *g = atomic_load_explicit(&w->runq[h % SLI_RUNQ_SIZE],
+		    memory_order_relaxed);
+		if (atomic_compare_exchange_strong_explicit(&w->head, &h,
+		    h + 1, memory_order_release, memory_order_relaxed))
+			return (g);
+	}
+}
+
+static bool
+sch_runq_empty(sli_worker *w)
+{
+	unsigned h = atomic_load_explicit(&w->head, memory_order_acquire);
+	unsigned t = atomic_load_explicit(&w->tail, memory_order_acquire);
+	return (h == t &&
+	    atomic_load_explicit(&w->runnext, memory_order_acquire) == NULL);
+}
+
+/* Steals half of victim's queue into w's; returns one to run.  With
+ * stealnext, takes victim's runnext when its queue is empty. */
+static sli_g *
+sch_runq_steal(sli_worker *w, sli_worker *v, bool stealnext)
+{
+	sli_g   *batch[SLI_RUNQ_SIZE / 2];
+	unsigned n;
+
+	for (;;) {
+		unsigned h = atomic_load_explicit(&v->head,
+		    memory_order_acquire);
+		unsigned t = atomic_load_explicit(&v->tail,
+		    memory_order_acquire);
+		n = t - h;
+		n = n - n / 2;
+		if (n == 0) {
+			if (!stealnext)
+				return (NULL);
+			return (atomic_exchange_explicit(&v->runnext, NULL,
+			    memory_order_acq_rel));
+		}
+		if (n > SLI_RUNQ_SIZE / 2)
+			continue; /* torn read of head/tail */
+		for (unsigned i = 0; i < n; i++)
+			batch[i] = atomic_load_explicit(
+			    &v->runq[(h + i) % SLI_RUNQ_SIZE],
+			    memory_order_relaxed);
+		if (atomic_compare_exchange_strong_explicit(&v->head, &h,
+		    h + n, memory_order_acq_rel, memory_order_relaxed))
+			break;
+	}
+	for (unsigned i = 0; i + 1 < n; i++)
+		sch_runq_put(w, batch[i]);
+	return (batch[n - 1]);
+}
+
+/* ---- waking idle workers ---------------------------------------------- */
+
+/* Pops an idle worker and signals it; S.lock held. */
+static bool
+sch_wake_one_locked(bool spinning)
+{
+	sli_worker *i = sli_S.idle;
+
+	if (i == NULL)
+		return (false);
+	sli_S.idle = i->idle_next;
+	i->idle_next = NULL;
+	i->idle = false;
+	atomic_fetch_sub(&sli_S.nidle, 1);
+	i->spinning = spinning;
+	pthread_cond_signal(&i->cv);
+	return (true);
+}
+
+/* There is stealable work: make sure some worker looks for it. */
+static void
+sch_wakep(void)
+{
+	int zero = 0;
+
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&sli_S.nidle, memory_order_relaxed) == 0)
+		return;
+	if (!atomic_compare_exchange_strong(&sli_S.nspinning, &zero, 1))
+		return; /* a spinning worker will find it */
+	pthread_mutex_lock(&sli_S.lock);
+	if (!sch_wake_one_locked(true))
+		atomic_fetch_sub(&sli_S.nspinning, 1);
+	pthread_mutex_unlock(&sli_S.lock);
+}
+
+/* A spinning worker found work: stop spinning, and if more workers idle,
+ * pass the baton so the rest of the work gets spread too. */
+static void
+sch_reset_spinning(sli_worker *w)
+{
+	if (!w->spinning)
+		return;
+	w->spinning = false;
+	if (atomic_fetch_sub(&sli_S.nspinning, 1) == 1)
+		sch_wakep();
+}
+
+void
+sli_sched_timer_added(int64_t when)
+{
+	(void) when;
+	if (atomic_load(&sli_S.nidle) == 0)
+		return;
+	pthread_mutex_lock(&sli_S.lock);
+	sch_wake_one_locked(false);
+	pthread_mutex_unlock(&sli_S.lock);
+}
+
+/* ---- ready / park / yield / exit --------------------------------------- */
+
+void
+sli_ready(sli_g *g)
+{
+	int         s;
+	sli_worker *w;
+
+	while ((s = atomic_load_explicit(&g->state, memory_order_acquire)) ==
+	    SLI_G_PARKING)
+		sli_cpu_relax();
+	if (s != SLI_G_WAITING)
+		sli_fatal("ready of goroutine %llu in state %d",
+		    (unsigned long long) g->id, s);
+	atomic_store_explicit(&g->state, SLI_G_RUNNABLE, memory_order_relaxed);
+
+	if ((w = sli_self()) != NULL) {
+		sli_g *old = atomic_exchange_explicit(&w->runnext, g,
+		    memory_order_acq_rel);
+		if (old != NULL) {
+			sch_runq_put(w, old);
+			sch_wakep();
+		}
+		return;
+	}
+	pthread_mutex_lock(&sli_S.lock);
+	sch_gq_put_locked(g);
+	pthread_mutex_unlock(&sli_S.lock);
+	sch_wakep();
+}
+
+void
+sli_park(const char *reason, const void *obj,
+    bool (*commit)(sli_g *, void *), void *arg)
+{
+	sli_g *g = sli_curg();
+
+	g->wait_reason = reason;
+	g->wait_obj = obj;
+	g->commitf = commit;
+	g->commitarg = arg;
+	g->swreason = SLI_SW_PARK;
+	atomic_store_explicit(&g->state, SLI_G_PARKING, memory_order_relaxed);
+	sch_switch_to_sched(g, false);
+	g->wait_reason = NULL;
+	g->wait_obj = NULL;
+}
+
+void
+sl_yield(void)
+{
+	sli_g *g = sli_curg();
+
+	if (g == NULL) {
+		sched_yield();
+		return;
+	}
+	g->swreason = SLI_SW_YIELD;
+	sch_switch_to_sched(g, false);
+}
+
+/* First and last frame of every goroutine. */
+static void
+sch_g_main(void *p)
+{
+	sli_g *g = p;
+
+#ifdef SLI_ASAN
+	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+	g->fn(g->arg);
+	g->swreason = SLI_SW_EXIT;
+	sch_switch_to_sched(g, true);
+	sli_fatal("dead goroutine %llu resumed", (unsigned long long) g->id);
+}
+
+static void
+sch_stop_locked(int result)
+{
+	if (atomic_load(&sli_S.stopping))
+		return;
+	sli_S.result = result;
+	atomic_store(&sli_S.stopping, true);
+	for (int i = 0; i < sli_S.nprocs; i++)
+		pthread_cond_signal(&sli_S.workers[i].cv);
+}
+
+static void
+sch_g_exit(sli_worker *w, sli_g *g)
+{
+	bool is_main = g->id == 1;
+
+	atomic_store_explicit(&g->state, SLI_G_DEAD, memory_order_relaxed);
+#ifdef SLI_TSAN
+	__tsan_destroy_fiber(g->tsan_fiber);
+	g->tsan_fiber = NULL;
+#endif
+	sli_stack_free(g);
+	atomic_fetch_sub(&sli_S.live, 1);
+	if (is_main) {
+		pthread_mutex_lock(&sli_S.lock);
+		sch_stop_locked(0);
+		pthread_mutex_unlock(&sli_S.lock);
+	}
+	(void) w;
+}
+
+/* ---- spawning ---------------------------------------------------------- */
+
+static int
+sch_spawn(sl_fn fn, void *arg, uint64_t id)
+{
+	sli_g      *g;
+	sli_worker *w;
+
+	if ((g = sli_stack_alloc()) == NULL)
+		return (SL_ENOMEM);
+	g->fn = fn;
+	g->arg = arg;
+	g->id = id;
+	g->wait_reason = NULL;
+	g->wait_obj = NULL;
+	g->commitf = NULL;
+	g->asan_fake = NULL;
+#ifdef SLI_TSAN
+	g->tsan_fiber = __tsan_create_fiber(0);
+#endif
+	sli_stack_prepare(g, sch_g_main);
+	atomic_fetch_add(&sli_S.live, 1);
+	atomic_store_explicit(&g->state, SLI_G_RUNNABLE, memory_order_release);
+
+	if ((w = sli_self()) != NULL) {
+		sch_runq_put(w, g);
+		sch_wakep();
+	} else {
+		pthread_mutex_lock(&sli_S.lock);
+		sch_gq_put_locked(g);
+		pthread_mutex_unlock(&sli_S.lock);
+		sch_wakep();
+	}
+	return (0);
+}
+
+int
+sl_go(sl_fn fn, void *arg)
+{
+	if (fn == NULL)
+		return (SL_EINVAL);
+	if (!atomic_load(&sli_S.running) || atomic_load(&sli_S.stopping))
+		return (SL_ESTATE);
+	return (sch_spawn(fn, arg, atomic_fetch_add(&sli_S.nextid, 1)));
+}
+
+/* ---- goroutine listing and deadlock reports ---------------------------- */
+
+static const char *
+sch_state_name(int s)
+{
+	switch (s) {
+	case SLI_G_RUNNABLE: return ("runnable");
+	case SLI_G_RUNNING: return ("running");
+	case SLI_G_PARKING: return ("parking");
+	case SLI_G_WAITING: return ("waiting");
+	case SLI_G_DEAD: return ("dead");
+	default: return ("free");
+	}
+}
+
+static void
+sch_dump_one(sli_g *g, void *arg)
+{
+	FILE *out = arg;
+	int   s = atomic_load(&g->state);
+
+	if (s == SLI_G_DEAD)
+		return;
+	if (s == SLI_G_WAITING || s == SLI_G_PARKING)
+		fprintf(out, "goroutine %llu [%s]: waiting on %p\n",
+		    (unsigned long long) g->id,
+		    g->wait_reason ? g->wait_reason : "park", g->wait_obj);
+	else
+		fprintf(out, "goroutine %llu [%s]\n",
+		    (unsigned long long) g->id, sch_state_name(s));
+}
+
+void
+sl_dump_goroutines(FILE *out)
+{
+	if (!atomic_load(&sli_S.running))
+		return;
+	sli_stack_foreach(sch_dump_one, out);
+	fflush(out);
+}
+
+size_t
+sl_numgoroutine(void)
+{
+	long n = atomic_load(&sli_S.live);
+	return (n > 0 ? (size_t) n : 0);
+}
+
+uint64_t
+sl_goid(void)
+{
+	sli_g *g = sli_curg();
+	return (g != NULL ? g->id : 0);
+}
+
+int
+sl_procs(void)
+{
+	return (atomic_load(&sli_S.running) ? sli_S.nprocs : 0);
+}
+
+int
+sl_worker_id(void)
+{
+	sli_worker *w = sli_self();
+	return (w != NULL ? w->id : -1);
+}
+
+size_t
+sl_stack_size(void)
+{
+	return (sli_S.stack_size);
+}
+
+void
+sl_sched_hold(void)
+{
+	atomic_fetch_add(&sli_S.holds, 1);
+}
+
+void
+sl_sched_release(void)
+{
+	atomic_fetch_sub(&sli_S.holds, 1);
+	/* A quiet scheduler may now be deadlocked: let an idle worker look. */
+	pthread_mutex_lock(&sli_S.lock);
+	if (atomic_load(&sli_S.nidle) == sli_S.nprocs)
+		sch_wake_one_locked(false);
+	pthread_mutex_unlock(&sli_S.lock);
+}
+
+/* ---- the worker loop --------------------------------------------------- */
+
+/* Removes w from the idle list if it is still there; S.lock held. */
+static void
+sch_unidle_locked(sli_worker *w)
+{
+	sli_worker **pp;
+
+	if (!w->idle)
+		return;
+	for (pp = &sli_S.idle; *pp != NULL; pp = &(*pp)->idle_next) {
+		if (*pp == w) {
+			*pp = w->idle_next;
+			break;
+		}
+	}
+	w->idle_next = NULL;
+	w->idle = false;
+	atomic_fetch_sub(&sli_S.nidle, 1);
+}
+
+static bool
+sch_any_work(void)
+{
+	if (atomic_load(&sli_S.gq_len) > 0)
+		return (true);
+	for (int i = 0; i < sli_S.nprocs; i++)
+		if (!sch_runq_empty(&sli_S.workers[i]))
+			return (true);
+	return (false);
+}
+
+/* Every worker idle, nothing queued: is anything able to wake a goroutine?
+ * S.lock held. */
+static bool
+sch_deadlocked_locked(void)
+{
+	return (atomic_load(&sli_S.nidle) == sli_S.nprocs &&
+	    atomic_load(&sli_S.gq_len) == 0 && !sli_timers_pending() &&
+	    atomic_load(&sli_S.holds) == 0 && atomic_load(&sli_S.live) > 0 &&
+	    !sch_any_work());
+}
+
+static void
+sch_sleep_locked(sli_worker *w)
+{
+	int64_t next = sli_timers_next();
+
+	if (next == INT64_MAX) {
+		pthread_cond_wait(&w->cv, &sli_S.lock);
+	} else {
+		struct timespec ts = {
+			.tv_sec = next / SL_SECOND,
+			.tv_nsec = next % SL_SECOND,
+		};
+		pthread_cond_timedwait(&w->cv, &sli_S.lock, &ts);
+	}
+}
+
+static sli_g *
+sch_find_runnable(sli_worker *w)
+{
+	sli_g *g;
+
+	for (;;) {
+		if (atomic_load_explicit(&sli_S.stopping, memory_order_relaxed))
+			return (NULL);
+		w->tick++;
+		if ((w->tick & 15) == 0 || sch_runq_empty(w)) {
+			if (sli_timers_next() <= sl_now())
+				sli_timers_run(sl_now());
+		}
+		if ((w->tick % 61) == 0 &&
+		    atomic_load_explicit(&sli_S.gq_len,
+		    memory_order_relaxed) > 0) {
+			pthread_mutex_lock(&sli_S.lock);
+			g = sch_gq_get_locked(w);
+			pthread_mutex_unlock(&sli_S.lock);
+			if (g != NULL)
+				return (g);
+		}
+		if ((g = atomic_exchange_explicit(&w->runnext, NULL,
+		    memory_order_acq_rel)) != NULL)
+			return (g);
+		if ((g = sch_runq_get(w)) != NULL)
+			return (g);
+		if (atomic_load_explicit(&sli_S.gq_len,
+		    memory_order_relaxed) > 0) {
+			pthread_mutex_lock(&sli_S.lock);
+			g = sch_gq_get_locked(w);
+			pthread_mutex_unlock(&sli_S.lock);
+			if (g != NULL) {
+				sch_reset_spinning(w);
+				return (g);
+			}
+		}
+
+		/* Steal.  Runnext is only taken in the last round, so a
+		 * goroutine just readied usually stays where it was. */
+		if (sli_S.nprocs > 1) {
+			if (!w->spinning) {
+				w->spinning = true;
+				atomic_fetch_add(&sli_S.nspinning, 1);
+			}
+			for (int round = 0; round < 4; round++) {
+				int start = (int) (sch_rand(w) %
+				    (uint32_t) sli_S.nprocs);
+				for (int k = 0; k < sli_S.nprocs; k++) {
+					sli_worker *v = &sli_S.workers[
+					    (start + k) % sli_S.nprocs];
+					if (v == w)
+						continue;
+					g = sch_runq_steal(w, v, round == 3);
+					if (g != NULL) {
+						sch_reset_spinning(w);
+						return (g);
+					}
+				}
+			}
+		}
+		if (sli_timers_next() <= sl_now() && sli_timers_run(sl_now()))
+			continue;
+
+		/* Go idle. */
+		pthread_mutex_lock(&sli_S.lock);
+		if (atomic_load(&sli_S.stopping)) {
+			pthread_mutex_unlock(&sli_S.lock);
+			return (NULL);
+		}
+		if ((g = sch_gq_get_locked(w)) != NULL) {
+			pthread_mutex_unlock(&sli_S.lock);
+			sch_reset_spinning(w);
+			return (g);
+		}
+		w->idle = true;
+		w->idle_next = sli_S.idle;
+		sli_S.idle = w;
+		atomic_fetch_add(&sli_S.nidle, 1);
+		if (w->spinning) {
+			w->spinning = false;
+			atomic_fetch_sub(&sli_S.nspinning, 1);
+		}
+		pthread_mutex_unlock(&sli_S.lock);
+
+		/* Pairs with the fence in sch_wakep: either the pusher sees
+		 * us idle, or we see its work here. */
+		atomic_thread_fence(memory_order_seq_cst);
+		if (sch_any_work()) {
+			pthread_mutex_lock(&sli_S.lock);
+			sch_unidle_locked(w);
+			pthread_mutex_unlock(&sli_S.lock);
+			continue;
+		}
+
+		pthread_mutex_lock(&sli_S.lock);
+		if (w->idle && !atomic_load(&sli_S.stopping)) {
+			if (sch_deadlocked_locked()) {
+				sli_S.deadlock = true;
+				fflush(stdout);
+				fprintf(stderr, "sluice: fatal error: all "
+				    "goroutines are asleep - deadlock!\n\n");
+				sli_stack_foreach(sch_dump_one, stderr);
+				fflush(stderr);
+				sch_stop_locked(SL_EDEADLOCK);
+			} else {
+				sch_sleep_locked(w);
+			}
+		}
+		sch_unidle_locked(w);
+		pthread_mutex_unlock(&sli_S.lock);
+	}
+}
+
+static void
+sch_execute(sli_worker *w, sli_g *g)
+{
+	w->cur = g;
+	atomic_store_explicit(&g->state, SLI_G_RUNNING, memory_order_relaxed);
+	sch_switch_to_g(w, g);
+	w->cur = NULL;
+	sli_stack_check(g);
+
+	switch (g->swreason) {
+	case SLI_SW_PARK:
+		if (g->commitf == NULL || g->commitf(g, g->commitarg)) {
+			atomic_store_explicit(&g->state, SLI_G_WAITING,
+			    memory_order_release);
+		} else {
+			/* Woken while switching out: run it again soon. */
+			atomic_store_explicit(&g->state, SLI_G_RUNNABLE,
+			    memory_order_relaxed);
+			sli_g *old = atomic_exchange_explicit(&w->runnext, g,
+			    memory_order_acq_rel);
+			if (old != NULL)
+				sch_runq_put(w, old);
+		}
+		break;
+	case SLI_SW_YIELD:
+		atomic_store_explicit(&g->state, SLI_G_RUNNABLE,
+		    memory_order_relaxed);
+		/* Behind everything else, or yield would be a no-op. */
+		pthread_mutex_lock(&sli_S.lock);
+		sch_gq_put_locked(g);
+		pthread_mutex_unlock(&sli_S.lock);
+		break;
+	case SLI_SW_EXIT:
+		sch_g_exit(w, g);
+		break;
+	default:
+		sli_fatal("goroutine %llu switched out for no reason",
+		    (unsigned long long) g->id);
+	}
+}
+
+/* ---- stack overflow reports -------------------------------------------- */
+
+static void
+sch_write_str(const char *s)
+{
+	ssize_t r = write(2, s, strlen(s));
+	(void) r;
+}
+
+static void
+sch_write_u64(unsigned long long v)
+{
+	char  buf[24];
+	char *p = buf + sizeof(buf);
+
+	*--p = '\0';
+	do {
+		*--p = (char) ('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	sch_write_str(p);
+}
+
+static void
+sch_fault(int sig, siginfo_t *si, void *uc)
+{
+	sli_g *g = sli_stack_find(si->si_addr);
+	struct sigaction *old = sig == SIGSEGV ? &sch_old_segv : &sch_old_bus;
+
+	if (g != NULL && g->guarded) {
+		const char *a = si->si_addr;
+		long        pg = sysconf(_SC_PAGESIZE);
+		if (a >= g->stack_lo - pg && a < g->stack_lo) {
+			sch_write_str("sluice: fatal error: stack overflow in "
+			    "goroutine ");
+			sch_write_u64(g->id);
+			sch_write_str(" (stack size ");
+			sch_write_u64(g->stack_size);
+			sch_write_str(" bytes; raise SLUICE_STACK_SIZE or "
+			    "sl_opts.stack_size)\n");
+			signal(sig, SIG_DFL);
+			return; /* the fault repeats and kills the process */
+		}
+	}
+	if (old->sa_flags & SA_SIGINFO) {
+		if (old->sa_sigaction != NULL) {
+			old->sa_sigaction(sig, si, uc);
+			return;
+		}
+	} else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+		old->sa_handler(sig);
+		return;
+	}
+	signal(sig, SIG_DFL);
+}
+
+static void
+sch_install_fault_handler(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = sch_fault;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &sch_old_segv);
+	sigaction(SIGBUS, &sa, &sch_old_bus);
+}
+
+static void
+sch_restore_fault_handler(void)
+{
+	sigaction(SIGSEGV, &sch_old_segv, NULL);
+	sigaction(SIGBUS, &sch_old_bus, NULL);
+}
+
+/* ---- worker threads and sl_main ---------------------------------------- */
+
+static void
+sch_worker_loop(sli_worker *w)
+{
+	pthread_attr_t attr;
+	stack_t        ss, oss;
+	sli_g         *g;
+
+	sch_tls_worker = w;
+	w->rand = 0x9e3779b97f4a7c15ULL * (uint64_t) (w->id + 1);
+	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+		pthread_attr_getstack(&attr, &w->stack_lo, &w->stack_size);
+		pthread_attr_destroy(&attr);
+	}
+#ifdef SLI_TSAN
+	w->tsan_fiber = __tsan_get_current_fiber();
+#endif
+	ss.ss_size = 64 * 1024;
+	ss.ss_flags = 0;
+	ss.ss_sp = w->sigstack = malloc(ss.ss_size);
+	if (ss.ss_sp != NULL)
+		sigaltstack(&ss, &oss);
+
+	while ((g = sch_find_runnable(w)) != NULL)
+		sch_execute(w, g);
+
+	if (w->sigstack != NULL) {
+		sigaltstack(&oss, NULL);
+		free(w->sigstack);
+		w->sigstack = NULL;
+	}
+	sch_tls_worker = NULL;
+}
+
+static void *
+sch_worker_thread(void *arg)
+{
+	sch_worker_loop(arg);
+	return (NULL);
+}
+
+static long
+sch_env_long(const char *name, long dflt)
+{
+	const char *v = getenv(name);
+	char       *end;
+	long        n;
+
+	if (v == NULL || *v == '\0')
+		return (dflt);
+	errno = 0;
+	n = strtol(v, &end, 0);
+	if (errno != 0 || n <= 0)
+		return (dflt);
+	if (*end == 'k' || *end == 'K')
+		n *= 1024;
+	else if (*end == 'm' || *end == 'M')
+		n *= 1024 * 1024;
+	return (n);
+}
+
+static void
+sch_abandon(sli_g *g, void *arg)
+{
+	(void) arg;
+#ifdef SLI_TSAN
+	if (g->tsan_fiber != NULL) {
+		__tsan_destroy_fiber(g->tsan_fiber);
+		g->tsan_fiber = NULL;
+	}
+#else
+	(void) g;
+#endif
+}
+
+int
+sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
+{
+	pthread_condattr_t ca;
+	long               nprocs;
+	size_t             stack;
+	int                rv;
+
+	if (fn == NULL)
+		return (SL_EINVAL);
+	if (atomic_exchange(&sli_S.running, true))
+		return (SL_ESTATE);
+
+	nprocs = opts && opts->procs > 0 ? opts->procs :
+	    sch_env_long("SLUICE_PROCS", sysconf(_SC_NPROCESSORS_ONLN));
+	if (nprocs < 1)
+		nprocs = 1;
+	if (nprocs > 256)
+		nprocs = 256;
+#ifdef SLI_ASAN
+	stack = 256 * 1024;
+#else
+	stack = 64 * 1024;
+#endif
+	stack = opts && opts->stack_size ? opts->stack_size :
+	    (size_t) sch_env_long("SLUICE_STACK_SIZE", (long) stack);
+
+	sli_S.nprocs = (int) nprocs;
+	sli_S.stack_size = stack;
+	sli_S.gq_head = sli_S.gq_tail = NULL;
+	atomic_store(&sli_S.gq_len, 0);
+	sli_S.idle = NULL;
+	atomic_store(&sli_S.nidle, 0);
+	atomic_store(&sli_S.nspinning, 0);
+	atomic_store(&sli_S.stopping, false);
+	sli_S.deadlock = false;
+	atomic_store(&sli_S.live, 0);
+	atomic_store(&sli_S.holds, 0);
+	atomic_store(&sli_S.nextid, 2);
+	sli_S.result = 0;
+	pthread_mutex_init(&sli_S.lock, NULL);
+	sli_S.workers = calloc((size_t) nprocs, sizeof(sli_worker));
+	if (sli_S.workers == NULL) {
+		atomic_store(&sli_S.running, false);
+		return (SL_ENOMEM);
+	}
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	for (int i = 0; i < nprocs; i++) {
+		sli_S.workers[i].id = i;
+		pthread_cond_init(&sli_S.workers[i].cv, &ca);
+	}
+	pthread_condattr_destroy(&ca);
+	sli_stack_init(stack);
+	sli_timers_reset();
+	sch_install_fault_handler();
+
+	sch_tls_worker = NULL;
+	if ((rv = sch_spawn(fn, arg, 1)) != 0)
+		goto out;
+
+	int started = 1;
+	for (int i = 1; i < nprocs; i++) {
+		if (pthread_create(&sli_S.workers[i].thread, NULL,
+		    sch_worker_thread, &sli_S.workers[i]) != 0)
+			break;
+		started++;
+	}
+	if (started < nprocs) {
+		/* Run with the workers we got; idle lists only hold those. */
+		sli_S.nprocs = started;
+	}
+	sch_worker_loop(&sli_S.workers[0]);
+	for (int i = 1; i < started; i++)
+		pthread_join(sli_S.workers[i].thread, NULL);
+	rv = sli_S.result;
+
+out:
+	sli_blocking_fini();
+	sli_timers_reset();
+	sli_stack_foreach(sch_abandon, NULL);
+	sli_stack_fini();
+	sch_restore_fault_handler();
+	for (int i = 0; i < nprocs; i++)
+		pthread_cond_destroy(&sli_S.workers[i].cv);
+	free(sli_S.workers);
+	sli_S.workers = NULL;
+	pthread_mutex_destroy(&sli_S.lock);
+	atomic_store(&sli_S.live, 0);
+	atomic_store(&sli_S.running, false);
+	return (rv);
+}
+
+int
+sl_main(sl_fn fn, void *arg)
+{
+	return (sl_main_opts(NULL, fn, arg));
+}

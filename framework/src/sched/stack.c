@@ -1,0 +1,317 @@
+/*
+ * stack.c — goroutine stacks and records.
+ *
+ * Stacks are carved from slabs: one mmap holds SLI_SLAB_SLOTS stacks, so
+ * a million goroutines need a few thousand mappings, far below the
+ * kernel's vm.max_map_count (65530 by default; one mapping per stack is
+ * what caps libdill near 32k coroutines).  Mappings are MAP_NORESERVE and
+ * pages are only touched as a stack grows, so a parked goroutine costs the
+ * pages it used (usually one).
+ *
+ * Each slot of a slab, from low to high addresses:
+ *
+ *	[guard page, PROT_NONE, while the guard budget lasts]
+ *	[stack, growing down ...................................]
+ *	[sli_g record][canary of the slot above (64 bytes)]
+ *
+ * Overflow detection is twofold.  A guard page turns an overflow into a
+ * SIGSEGV that the fault handler (sched.c) reports as a stack overflow;
+ * each guard splits a mapping, so guards are given to the first
+ * SLI_GUARD_BUDGET stacks only.  Every stack also has a canary just below
+ * its lowest byte (in the top of the slot beneath, a page that is already
+ * resident while that slot is in use), checked at every switch away from
+ * the goroutine: an overwritten canary aborts with a stack overflow report
+ * instead of running on with a corrupt neighbour.  A slab begins with one
+ * extra page that holds the canary of its first slot.
+ *
+ * Freed records keep their stacks: they go to a per-worker cache, then to
+ * a global free list, and are reused before any new slot is carved.
+ */
+#include "sluice_config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#if SLUICE_HAVE_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
+
+#include "core/lock.h"
+#include "sched/sched.h"
+
+#define SLI_SLAB_SLOTS   256
+#define SLI_GUARD_BUDGET 8192  /* guarded stacks, ~2 mappings each */
+#define SLI_CANARY_SIZE  64
+#define SLI_RECORD_SIZE  ((sizeof(sli_g) + 63) & ~(size_t) 63)
+#define SLI_CANARY_WORD  0x5ca1ab1e0ddba11ULL
+
+typedef struct sli_slab {
+	char   *base;   /* start of the mapping */
+	size_t  len;    /* its length */
+	char   *slots;  /* first slot (base + one page) */
+	int     carved; /* slots handed out so far */
+} sli_slab;
+
+static struct {
+	atomic_int  lock;      /* guards everything below */
+	size_t      page;      /* system page size */
+	size_t      stride;    /* bytes per slot */
+	size_t      stack_size; /* requested usable size */
+	sli_slab  **slabs;     /* every slab, in creation order */
+	int         nslabs;
+	int         capslabs;
+	sli_g      *free;      /* global free list */
+	long        nguarded;  /* stacks given a guard page */
+} st;
+
+/* Where the canary that guards g's stack lives. */
+static inline uint64_t *
+stk_canary(sli_g *g)
+{
+	char *lo = g->guarded ? g->stack_lo - st.page : g->stack_lo;
+	return ((uint64_t *) (lo - SLI_CANARY_SIZE));
+}
+
+int
+sli_stack_init(size_t stack_size)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+
+	st.page = pg > 0 ? (size_t) pg : 4096;
+	if (stack_size < 4 * st.page)
+		stack_size = 4 * st.page;
+	st.stack_size = stack_size;
+	st.stride = (stack_size + st.page - 1) & ~(st.page - 1);
+	st.slabs = NULL;
+	st.nslabs = st.capslabs = 0;
+	st.free = NULL;
+	st.nguarded = 0;
+	return (0);
+}
+
+/* Unmaps every slab; every goroutine record becomes invalid. */
+void
+sli_stack_fini(void)
+{
+	for (int i = 0; i < st.nslabs; i++) {
+		sli_slab *s = st.slabs[i];
+#if SLUICE_HAVE_VALGRIND_H
+		for (int j = 0; j < s->carved; j++) {
+			sli_g *g = (sli_g *) (s->slots + (size_t) (j + 1) *
+			    st.stride - SLI_CANARY_SIZE - SLI_RECORD_SIZE);
+			VALGRIND_STACK_DEREGISTER(g->vg_stack_id);
+		}
+#endif
+		munmap(s->base, s->len);
+		free(s);
+	}
+	free(st.slabs);
+	st.slabs = NULL;
+	st.nslabs = st.capslabs = 0;
+	st.free = NULL;
+}
+
+static sli_slab *
+stk_slab_new(void)
+{
+	sli_slab *s;
+	size_t    len = st.page + st.stride * SLI_SLAB_SLOTS;
+	void     *p;
+
+	if (st.nslabs == st.capslabs) {
+		int        ncap = st.capslabs ? st.capslabs * 2 : 16;
+		sli_slab **n = realloc(st.slabs, sizeof(*n) * (size_t) ncap);
+		if (n == NULL)
+			return (NULL);
+		st.slabs = n;
+		st.capslabs = ncap;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return (NULL);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		free(s);
+		return (NULL);
+	}
+	s->base = p;
+	s->len = len;
+	s->slots = s->base + st.page;
+	s->carved = 0;
+	st.slabs[st.nslabs++] = s;
+	return (s);
+}
+
+/* Carves the next slot of the newest slab (making one if needed). */
+static sli_g *
+stk_carve(void)
+{
+	sli_slab *s = st.nslabs ? st.slabs[st.nslabs - 1] : NULL;
+	char     *slot;
+	sli_g    *g;
+	bool      guarded = false;
+
+	if (s == NULL || s->carved == SLI_SLAB_SLOTS) {
+		if ((s = stk_slab_new()) == NULL)
+			return (NULL);
+	}
+	slot = s->slots + (size_t) s->carved * st.stride;
+	if (st.nguarded < SLI_GUARD_BUDGET &&
+	    mprotect(slot, st.page, PROT_NONE) == 0) {
+		guarded = true;
+		st.nguarded++;
+	}
+	g = (sli_g *) (slot + st.stride - SLI_CANARY_SIZE - SLI_RECORD_SIZE);
+	memset(g, 0, sizeof(*g));
+	g->slab = (struct sli_slab *) s;
+	g->guarded = guarded;
+	g->stack_lo = slot + (guarded ? st.page : 0);
+	g->stack_size = (size_t) ((char *) g - g->stack_lo) & ~(size_t) 15;
+#if SLUICE_HAVE_VALGRIND_H
+	g->vg_stack_id = VALGRIND_STACK_REGISTER(g->stack_lo,
+	    g->stack_lo + g->stack_size);
+#endif
+	s->carved++;
+	return (g);
+}
+
+sli_g *
+sli_stack_alloc(void)
+{
+	sli_worker *w = sli_self();
+	sli_g      *g;
+
+	if (w != NULL && w->gfree != NULL) {
+		g = w->gfree;
+		w->gfree = g->next;
+		w->ngfree--;
+	} else {
+		sli_lock(&st.lock);
+		if ((g = st.free) != NULL)
+			st.free = g->next;
+		else
+			g = stk_carve();
+		sli_unlock(&st.lock);
+		if (g == NULL)
+			return (NULL);
+	}
+	g->next = NULL;
+	for (int i = 0; i < SLI_CANARY_SIZE / 8; i++)
+		stk_canary(g)[i] = SLI_CANARY_WORD;
+	return (g);
+}
+
+void
+sli_stack_free(sli_g *g)
+{
+	sli_worker *w = sli_self();
+
+	atomic_store_explicit(&g->state, SLI_G_FREE, memory_order_relaxed);
+	if (w != NULL && w->ngfree < 64) {
+		g->next = w->gfree;
+		w->gfree = g;
+		w->ngfree++;
+		return;
+	}
+	sli_lock(&st.lock);
+	g->next = st.free;
+	st.free = g;
+	sli_unlock(&st.lock);
+}
+
+/* The stack pointer a fresh goroutine starts from: the first switch to it
+ * pops zeroed callee-saved registers and "returns" into sli_go_entry,
+ * which calls entry(g). */
+void
+sli_stack_prepare(sli_g *g, void (*entry)(void *))
+{
+	uintptr_t top = ((uintptr_t) g) & ~(uintptr_t) 15;
+	void    **sp;
+	void     *entry_p, *go_entry_p;
+
+	/* Code addresses stored as data words (ISO C has no cast for it). */
+	void (*go_entry)(void) = sli_go_entry;
+	memcpy(&entry_p, &entry, sizeof(entry_p));
+	memcpy(&go_entry_p, &go_entry, sizeof(go_entry_p));
+
+#if defined(__x86_64__)
+	/* After `ret` pops the entry address, rsp must be 16-byte aligned
+	 * (sli_go_entry then calls, as a normal function would). */
+	sp = (void **) (top - 16);
+	sp[0] = NULL;                    /* fake return address, aligned */
+	sp--;
+	*sp = go_entry_p;                /* popped by ret */
+	sp -= 6;                         /* r15 r14 r13 r12 rbx rbp */
+	memset(sp, 0, 6 * sizeof(void *));
+	sp[3] = (void *) g;              /* r12: argument */
+	sp[2] = entry_p;                 /* r13: function */
+#elif defined(__aarch64__)
+	sp = (void **) (top - 160);
+	memset(sp, 0, 160);
+	sp[0] = (void *) g;              /* x19: argument */
+	sp[1] = entry_p;                 /* x20: function */
+	sp[11] = go_entry_p;             /* x30: link register */
+#endif
+	g->sp = sp;
+}
+
+void
+sli_stack_check(sli_g *g)
+{
+	uint64_t *c = stk_canary(g);
+	char     *sp = g->sp;
+
+	for (int i = 0; i < SLI_CANARY_SIZE / 8; i++) {
+		if (c[i] != SLI_CANARY_WORD)
+			sli_fatal("stack overflow in goroutine %llu (stack "
+			    "size %zu bytes; raise SLUICE_STACK_SIZE or "
+			    "sl_opts.stack_size)",
+			    (unsigned long long) g->id, g->stack_size);
+	}
+	if (sp != NULL && (sp < g->stack_lo || sp > (char *) g))
+		sli_fatal("stack overflow in goroutine %llu (stack pointer "
+		    "%p outside its stack)", (unsigned long long) g->id,
+		    (void *) sp);
+}
+
+/* Lock-free on purpose: called from the fault handler, where the process
+ * is about to die anyway. */
+sli_g *
+sli_stack_find(const void *addr)
+{
+	const char *a = addr;
+
+	for (int i = 0; i < st.nslabs; i++) {
+		sli_slab *s = st.slabs[i];
+		if (a < s->base || a >= s->base + s->len)
+			continue;
+		if (a < s->slots)
+			return (NULL);
+		size_t j = (size_t) (a - s->slots) / st.stride;
+		if ((int) j >= s->carved)
+			return (NULL);
+		return ((sli_g *) (s->slots + (j + 1) * st.stride -
+		    SLI_CANARY_SIZE - SLI_RECORD_SIZE));
+	}
+	return (NULL);
+}
+
+void
+sli_stack_foreach(void (*fn)(sli_g *, void *), void *arg)
+{
+	sli_lock(&st.lock);
+	for (int i = 0; i < st.nslabs; i++) {
+		sli_slab *s = st.slabs[i];
+		for (int j = 0; j < s->carved; j++) {
+			sli_g *g = (sli_g *) (s->slots + (size_t) (j + 1) *
+			    st.stride - SLI_CANARY_SIZE - SLI_RECORD_SIZE);
+			if (atomic_load(&g->state) != SLI_G_FREE)
+				fn(g, arg);
+		}
+	}
+	sli_unlock(&st.lock);
+}

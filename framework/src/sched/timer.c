@@ -1,0 +1,183 @@
+/*
+ * timer.c — the scheduler's timers: one binary min-heap for the process.
+ *
+ * No thread per timer: workers fire due timers between goroutines, and an
+ * idle worker sleeps until the earliest deadline.  A timer is a struct the
+ * caller owns (usually inside an sli_wait on a goroutine's stack);
+ * sli_timer_stop guarantees that once it returns the callback will not
+ * touch the timer again, waiting out a callback already running elsewhere.
+ */
+#include <stdlib.h>
+
+#include "core/lock.h"
+#include "sched/sched.h"
+#include "sluice/error.h"
+
+static struct {
+	atomic_int    lock;  /* guards the heap */
+	sli_timer   **heap;  /* heap[0] is the earliest */
+	int           len;
+	int           cap;
+	_Atomic int64_t next; /* heap[0]->when, or INT64_MAX */
+} tm = { .next = INT64_MAX };
+
+static bool
+tm_less(int a, int b)
+{
+	return (tm.heap[a]->when < tm.heap[b]->when);
+}
+
+static void
+tm_swap(int a, int b)
+{
+	sli_timer *t = tm.heap[a];
+
+	tm.heap[a] = tm.heap[b];
+	tm.heap[b] = t;
+	tm.heap[a]->heapidx = a;
+	tm.heap[b]->heapidx = b;
+}
+
+static void
+tm_up(int i)
+{
+	while (i > 0 && tm_less(i, (i - 1) / 2)) {
+		tm_swap(i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void
+tm_down(int i)
+{
+	for (;;) {
+		int l = 2 * i + 1, r = l + 1, m = i;
+		if (l < tm.len && tm_less(l, m))
+			m = l;
+		if (r < tm.len && tm_less(r, m))
+			m = r;
+		if (m == i)
+			return;
+		tm_swap(i, m);
+		i = m;
+	}
+}
+
+static void
+tm_remove_at(int i)
+{
+	tm.len--;
+	if (i != tm.len) {
+		tm.heap[i] = tm.heap[tm.len];
+		tm.heap[i]->heapidx = i;
+		tm_down(i);
+		tm_up(i);
+	}
+}
+
+static void
+tm_update_next(void)
+{
+	atomic_store(&tm.next, tm.len ? tm.heap[0]->when : INT64_MAX);
+}
+
+int
+sli_timer_start(sli_timer *t)
+{
+	bool earliest;
+
+	if (!atomic_load(&sli_S.running))
+		return (SL_ESTATE);
+	sli_lock(&tm.lock);
+	if (tm.len == tm.cap) {
+		int         ncap = tm.cap ? tm.cap * 2 : 64;
+		sli_timer **n = realloc(tm.heap, sizeof(*n) * (size_t) ncap);
+		if (n == NULL) {
+			sli_unlock(&tm.lock);
+			return (SL_ENOMEM);
+		}
+		tm.heap = n;
+		tm.cap = ncap;
+	}
+	atomic_store(&t->state, SLI_TIMER_QUEUED);
+	t->heapidx = tm.len;
+	tm.heap[tm.len++] = t;
+	tm_up(t->heapidx);
+	earliest = tm.heap[0] == t;
+	tm_update_next();
+	sli_unlock(&tm.lock);
+	if (earliest)
+		sli_sched_timer_added(t->when);
+	return (0);
+}
+
+void
+sli_timer_stop(sli_timer *t)
+{
+	sli_lock(&tm.lock);
+	if (atomic_load(&t->state) == SLI_TIMER_QUEUED) {
+		tm_remove_at(t->heapidx);
+		t->heapidx = -1;
+		atomic_store(&t->state, SLI_TIMER_IDLE);
+		tm_update_next();
+	}
+	sli_unlock(&tm.lock);
+	while (atomic_load_explicit(&t->state, memory_order_acquire) ==
+	    SLI_TIMER_RUNNING)
+		sli_cpu_relax();
+}
+
+int64_t
+sli_timers_next(void)
+{
+	return (atomic_load_explicit(&tm.next, memory_order_relaxed));
+}
+
+bool
+sli_timers_pending(void)
+{
+	return (sli_timers_next() != INT64_MAX);
+}
+
+bool
+sli_timers_run(int64_t now)
+{
+	bool ran = false;
+
+	for (;;) {
+		sli_timer *t;
+
+		sli_lock(&tm.lock);
+		if (tm.len == 0 || tm.heap[0]->when > now) {
+			sli_unlock(&tm.lock);
+			return (ran);
+		}
+		t = tm.heap[0];
+		tm_remove_at(0);
+		t->heapidx = -1;
+		atomic_store(&t->state, SLI_TIMER_RUNNING);
+		tm_update_next();
+		sli_unlock(&tm.lock);
+
+		t->fn(t);
+		atomic_store_explicit(&t->state, SLI_TIMER_IDLE,
+		    memory_order_release);
+		ran = true;
+	}
+}
+
+/* Drops every queued timer (the scheduler is stopping) and the heap. */
+void
+sli_timers_reset(void)
+{
+	sli_lock(&tm.lock);
+	for (int i = 0; i < tm.len; i++) {
+		tm.heap[i]->heapidx = -1;
+		atomic_store(&tm.heap[i]->state, SLI_TIMER_IDLE);
+	}
+	free(tm.heap);
+	tm.heap = NULL;
+	tm.len = tm.cap = 0;
+	tm_update_next();
+	sli_unlock(&tm.lock);
+}

@@ -39,6 +39,9 @@
 #define SLI_WAIT_TIMEOUT  (-2) /* the deadline passed */
 #define SLI_WAIT_CANCELED (-3) /* the context was done */
 
+/* Goroutine park handshake in sli_wait.woken. */
+enum { SLI_WS_RUNNING = 0, SLI_WS_PARKED = 1, SLI_WS_WOKEN = 2 };
+
 typedef struct sli_g      sli_g;
 typedef struct sli_timer  sli_timer;
 typedef struct sli_wait   sli_wait;
@@ -71,7 +74,7 @@ typedef struct sli_ctxwatch {
 
 struct sli_wait {
 	atomic_int      fired;  /* SLI_WAIT_PENDING, or the winning source */
-	atomic_int      woken;  /* thread parker: set by sli_wait_wake */
+	atomic_int      woken;  /* goroutine: SLI_WS_*; thread: 1 once woken */
 	sli_g          *g;      /* the parked goroutine, NULL for a thread */
 	pthread_mutex_t *tmu;   /* thread parker (per-thread, lazily made) */
 	pthread_cond_t  *tcv;

@@ -1,0 +1,160 @@
+/*
+ * sched.h — the M:N scheduler's internal structures (internal).
+ *
+ * Layers, bottom up:
+ *   switch_*.S  sli_switch: save registers, swap stack pointers.
+ *   stack.c     goroutine stacks carved from large slabs, with the sli_g
+ *               record at the top of each stack, guard pages while they
+ *               fit in the kernel's mapping budget, canaries always.
+ *   sched.c     workers (one OS thread each), per-worker run queues with
+ *               work stealing, park/ready, sl_main, deadlock detection.
+ *   timer.c     one timer heap, fired by workers.
+ *   wait.c      sli_wait: park with deadline/context, thread parking.
+ *   blocking.c  the thread pool behind sl_blocking.
+ */
+#ifndef SLI_SCHED_H
+#define SLI_SCHED_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/runtime.h"
+#include "sched/wait.h"
+
+/* Goroutine states. */
+enum sli_gstate {
+	SLI_G_FREE = 0, /* record unused (stack pooled) */
+	SLI_G_RUNNABLE, /* in a run queue */
+	SLI_G_RUNNING,  /* on a worker */
+	SLI_G_PARKING,  /* switching out to park; not yet safe to resume */
+	SLI_G_WAITING,  /* parked; sli_ready may resume it */
+	SLI_G_DEAD,     /* returned; its worker recycles it */
+};
+
+/* What the goroutine asked its worker to do when it switched out. */
+enum sli_gexit { SLI_SW_PARK = 1, SLI_SW_YIELD, SLI_SW_EXIT };
+
+struct sli_g {
+	void         *sp;          /* saved stack pointer while switched out */
+	struct sli_g *next;        /* global run queue / free list link */
+	sl_fn         fn;          /* body */
+	void         *arg;         /* its argument */
+	atomic_int    state;       /* enum sli_gstate */
+	int           swreason;    /* enum sli_gexit, set before switching */
+	uint64_t      id;          /* goroutine id, 1 = main */
+	char         *stack_lo;    /* lowest usable byte of the stack */
+	size_t        stack_size;  /* usable bytes */
+	bool          guarded;     /* a PROT_NONE page sits below stack_lo */
+	struct sli_slab *slab;     /* the slab holding the stack */
+	const char   *wait_reason; /* why it is parked (for dumps) */
+	const void   *wait_obj;    /* on what */
+	bool        (*commitf)(sli_g *, void *); /* run by the worker once
+	                                           switched out (sli_park) */
+	void         *commitarg;
+	unsigned      vg_stack_id; /* valgrind stack registration */
+	void         *tsan_fiber;  /* TSan fiber of this goroutine */
+	void         *asan_fake;   /* ASan fake stack while switched out */
+};
+
+#define SLI_RUNQ_SIZE 256
+
+typedef struct sli_worker {
+	int             id;        /* index in sched.workers */
+	pthread_t       thread;    /* its OS thread */
+	void           *sp;        /* scheduler context (thread stack) */
+	sli_g          *cur;       /* running goroutine, or NULL */
+	_Atomic(sli_g *) runnext;  /* readied by the running goroutine */
+	atomic_uint     head;      /* run queue: owner and thieves pop here */
+	atomic_uint     tail;      /* owner pushes here */
+	_Atomic(sli_g *) runq[SLI_RUNQ_SIZE];
+	sli_g          *gfree;     /* local cache of free records */
+	int             ngfree;
+	uint64_t        rand;      /* xorshift state for this worker */
+	unsigned        tick;      /* schedules so far */
+	bool            idle;      /* on the idle list (under sched.lock) */
+	bool            spinning;  /* looking for work to steal */
+	pthread_cond_t  cv;        /* sleeps here when idle */
+	struct sli_worker *idle_next;
+	void           *tsan_fiber; /* TSan fiber of the thread itself */
+	void           *stack_lo;  /* thread stack (for ASan switches) */
+	size_t          stack_size;
+	void           *sigstack;  /* sigaltstack for overflow reports */
+} sli_worker;
+
+typedef struct sli_sched {
+	pthread_mutex_t lock;      /* global queue, idle list, lifecycle */
+	sli_g          *gq_head;   /* global run queue */
+	sli_g          *gq_tail;
+	atomic_int      gq_len;
+	sli_worker     *idle;      /* idle workers */
+	atomic_int      nidle;
+	atomic_int      nspinning;
+	int             nprocs;
+	sli_worker     *workers;
+	atomic_bool     running;   /* sl_main in progress */
+	atomic_bool     stopping;  /* main returned or deadlock */
+	bool            deadlock;
+	atomic_long     live;      /* live goroutines */
+	atomic_long     holds;     /* sl_sched_hold()s + in-flight blocking */
+	atomic_ullong   nextid;
+	size_t          stack_size;
+	int             result;    /* sl_main's return value */
+} sli_sched;
+
+extern sli_sched sli_S;
+
+/* The worker running on this thread, or NULL.  Never cached across a
+ * switch: a goroutine may resume on another thread. */
+sli_worker *sli_self(void);
+
+/* The running goroutine, or NULL on a plain thread / scheduler context. */
+sli_g *sli_curg(void);
+
+/*
+ * Parks the running goroutine.  Once it has switched out (its registers
+ * are saved, so it may be resumed anywhere), its worker calls commit(g,
+ * arg): true keeps it parked until sli_ready(g); false makes it runnable at
+ * once (a wake-up arrived while it was switching out).  Go's gopark.
+ */
+void sli_park(const char *reason, const void *obj,
+    bool (*commit)(sli_g *, void *), void *arg);
+
+/* Makes a parked goroutine runnable.  Callable from any thread. */
+void sli_ready(sli_g *g);
+
+/* Timers (timer.c), used by the worker loop. */
+int64_t sli_timers_next(void);        /* earliest deadline or INT64_MAX */
+bool    sli_timers_run(int64_t now);  /* fire due timers; true if any */
+bool    sli_timers_pending(void);
+void    sli_timers_reset(void);
+void    sli_sched_timer_added(int64_t when); /* sched.c: wake a sleeper */
+
+/* Stacks (stack.c). */
+int    sli_stack_init(size_t stack_size);
+void   sli_stack_fini(void);
+sli_g *sli_stack_alloc(void);        /* a record with a stack, or NULL */
+void   sli_stack_free(sli_g *g);
+void   sli_stack_prepare(sli_g *g, void (*entry)(void *));
+void   sli_stack_check(sli_g *g);    /* aborts on overflow */
+sli_g *sli_stack_find(const void *addr); /* goroutine whose stack (or guard)
+                                            holds addr */
+void   sli_stack_foreach(void (*fn)(sli_g *, void *), void *arg);
+
+/* The blocking pool (blocking.c). */
+void sli_blocking_fini(void);
+
+/* Context switch (switch_*.S). */
+void sli_switch(void **save_sp, void *load_sp);
+void sli_go_entry(void);
+
+/* Fatal error: prints "sluice: fatal error: <msg>" and aborts. */
+_Noreturn void sli_fatal(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* Per-thread condition variable for the thread parker (wait.c). */
+void sli_thread_parker(pthread_mutex_t **mu, pthread_cond_t **cv);
+
+#endif /* SLI_SCHED_H */
