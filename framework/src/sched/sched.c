@@ -47,6 +47,8 @@
 
 sli_sched sli_S;
 
+#define SLI_STEAL_TRACK 64 /* workers whose progress a thief watches */
+
 static __thread sli_worker *sch_tls_worker;
 
 static struct sigaction sch_old_segv, sch_old_bus;
@@ -628,14 +630,22 @@ sch_unidle_locked(sli_worker *w)
 	atomic_fetch_sub(&sli_S.nidle, 1);
 }
 
+/* Is there queued work?  A runnext slot only counts with withnext: it is
+ * not for stealing while its worker is making progress. */
 static bool
-sch_any_work(void)
+sch_any_work(bool withnext)
 {
 	if (atomic_load(&sli_S.gq_len) > 0)
 		return (true);
-	for (int i = 0; i < sli_S.nprocs; i++)
-		if (!sch_runq_empty(&sli_S.workers[i]))
+	for (int i = 0; i < sli_S.nprocs; i++) {
+		sli_worker *v = &sli_S.workers[i];
+		if (atomic_load_explicit(&v->tail, memory_order_acquire) !=
+		    atomic_load_explicit(&v->head, memory_order_acquire))
 			return (true);
+		if (withnext && atomic_load_explicit(&v->runnext,
+		    memory_order_acquire) != NULL)
+			return (true);
+	}
 	return (false);
 }
 
@@ -647,7 +657,7 @@ sch_deadlocked_locked(void)
 	return (atomic_load(&sli_S.nidle) == sli_S.nprocs &&
 	    atomic_load(&sli_S.gq_len) == 0 && !sli_timers_pending() &&
 	    atomic_load(&sli_S.holds) == 0 && atomic_load(&sli_S.live) > 0 &&
-	    !sch_any_work());
+	    !sch_any_work(true));
 }
 
 static void
@@ -674,12 +684,14 @@ sch_find_runnable(sli_worker *w)
 	for (;;) {
 		if (atomic_load_explicit(&sli_S.stopping, memory_order_relaxed))
 			return (NULL);
-		w->tick++;
-		if ((w->tick & 15) == 0 || sch_runq_empty(w)) {
+		unsigned tick = atomic_load_explicit(&w->tick,
+		    memory_order_relaxed) + 1;
+		atomic_store_explicit(&w->tick, tick, memory_order_relaxed);
+		if ((tick & 15) == 0 || sch_runq_empty(w)) {
 			if (sli_timers_next() <= sl_now())
 				sli_timers_run(sl_now());
 		}
-		if ((w->tick % 61) == 0 &&
+		if ((tick % 61) == 0 &&
 		    atomic_load_explicit(&sli_S.gq_len,
 		    memory_order_relaxed) > 0) {
 			pthread_mutex_lock(&sli_S.lock);
@@ -711,15 +723,34 @@ sch_find_runnable(sli_worker *w)
 				w->spinning = true;
 				atomic_fetch_add(&sli_S.nspinning, 1);
 			}
+			unsigned ticks[SLI_STEAL_TRACK];
+			for (int k = 0; k < sli_S.nprocs &&
+			    k < SLI_STEAL_TRACK; k++)
+				ticks[k] = atomic_load_explicit(
+				    &sli_S.workers[k].tick,
+				    memory_order_relaxed);
 			for (int round = 0; round < 4; round++) {
 				int start = (int) (sch_rand(w) %
 				    (uint32_t) sli_S.nprocs);
+				if (round == 3) {
+					/* Give a busy worker time to get
+					 * to its runnext itself. */
+					for (int i = 0; i < 2000; i++)
+						sli_cpu_relax();
+				}
 				for (int k = 0; k < sli_S.nprocs; k++) {
-					sli_worker *v = &sli_S.workers[
-					    (start + k) % sli_S.nprocs];
+					int         vi = (start + k) %
+					    sli_S.nprocs;
+					sli_worker *v = &sli_S.workers[vi];
 					if (v == w)
 						continue;
-					g = sch_runq_steal(w, v, round == 3);
+					/* Runnext only from a worker stuck
+					 * in one goroutine all along. */
+					bool next = round == 3 &&
+					    vi < SLI_STEAL_TRACK &&
+					    atomic_load_explicit(&v->tick,
+					    memory_order_relaxed) == ticks[vi];
+					g = sch_runq_steal(w, v, next);
 					if (g != NULL) {
 						sch_reset_spinning(w);
 						return (g);
@@ -754,7 +785,7 @@ sch_find_runnable(sli_worker *w)
 		/* Pairs with the fence in sch_wakep: either the pusher sees
 		 * us idle, or we see its work here. */
 		atomic_thread_fence(memory_order_seq_cst);
-		if (sch_any_work()) {
+		if (sch_any_work(false)) {
 			pthread_mutex_lock(&sli_S.lock);
 			sch_unidle_locked(w);
 			pthread_mutex_unlock(&sli_S.lock);

@@ -73,7 +73,7 @@ typedef struct sli_worker {
 	sli_g          *gfree;     /* local cache of free records */
 	int             ngfree;
 	uint64_t        rand;      /* xorshift state for this worker */
-	unsigned        tick;      /* schedules so far */
+	atomic_uint     tick;      /* schedules so far (read by thieves) */
 	bool            idle;      /* on the idle list (under sched.lock) */
 	bool            spinning;  /* looking for work to steal */
 	pthread_cond_t  cv;        /* sleeps here when idle */
