@@ -688,7 +688,8 @@ sch_find_runnable(sli_worker *w)
 		    memory_order_relaxed) + 1;
 		atomic_store_explicit(&w->tick, tick, memory_order_relaxed);
 		if ((tick & 15) == 0 || sch_runq_empty(w)) {
-			if (sli_timers_next() <= sl_now())
+			int64_t next = sli_timers_next();
+			if (next != INT64_MAX && next <= sl_now())
 				sli_timers_run(sl_now());
 		}
 		if ((tick % 61) == 0 &&
@@ -758,7 +759,8 @@ sch_find_runnable(sli_worker *w)
 				}
 			}
 		}
-		if (sli_timers_next() <= sl_now() && sli_timers_run(sl_now()))
+		if (sli_timers_pending() && sli_timers_next() <= sl_now() &&
+		    sli_timers_run(sl_now()))
 			continue;
 
 		/* Go idle. */

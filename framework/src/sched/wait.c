@@ -96,9 +96,11 @@ void
 sli_wait_wake(sli_wait *w)
 {
 	if (w->g != NULL) {
-		int expect = SLI_WS_RUNNING;
+		int    expect = SLI_WS_RUNNING;
 		sli_g *g = w->g; /* w may be gone once the CAS succeeds */
-		if (atomic_compare_exchange_strong(&w->woken, &expect,
+		if (atomic_load_explicit(&w->woken, memory_order_acquire) !=
+		    SLI_WS_PARKED &&
+		    atomic_compare_exchange_strong(&w->woken, &expect,
 		    SLI_WS_WOKEN))
 			return; /* its commit step will see WOKEN */
 		sli_ready(g);
@@ -122,6 +124,7 @@ wt_timer_fire(sli_timer *t)
 }
 
 typedef struct wt_commit {
+	bool      lockonly; /* only holders of unlock's lock can wake w */
 	sli_wait *w;
 	void    (*unlock)(void *);
 	void     *arg;
@@ -135,6 +138,14 @@ wt_commit_fn(sli_g *g, void *p)
 	int        expect = SLI_WS_RUNNING;
 
 	(void) g;
+	if (c->lockonly) {
+		/* Every source that can end this wait takes the lock that
+		 * unlock releases, so none can have come yet: no race. */
+		atomic_store_explicit(&w->woken, SLI_WS_PARKED,
+		    memory_order_relaxed);
+		c->unlock(c->arg);
+		return (true);
+	}
 	if (c->unlock != NULL)
 		c->unlock(c->arg);
 	/* After this CAS, w belongs to whoever wakes us. */
@@ -193,7 +204,8 @@ sli_wait_block(sli_wait *w, sl_ctx *ctx, int64_t deadline,
 		if (unlock != NULL)
 			unlock(arg);
 	} else if (w->g != NULL) {
-		wt_commit c = { .w = w, .unlock = unlock, .arg = arg };
+		wt_commit c = { .w = w, .unlock = unlock, .arg = arg,
+			.lockonly = unlock != NULL && !watched && !timed };
 		sli_park(reason, obj, wt_commit_fn, &c);
 	} else {
 		if (unlock != NULL)

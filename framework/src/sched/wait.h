@@ -98,6 +98,11 @@ sli_wait_claim(sli_wait *w, int source)
 void sli_wait_wake(sli_wait *w);
 
 /*
+ * Contract for unlock: when it is non-NULL, every source that can end the
+ * wait other than ctx and deadline must hold the lock that unlock releases
+ * while it claims and wakes (true of all wait queues).  Waits with no such
+ * lock (a thread pool job) pass unlock NULL.
+ *
  * Arms the deadline (SL_FOREVER: none) and the context (NULL: none), calls
  * unlock(arg) once the caller is safely parked, and sleeps until some
  * source claims w.  Returns the winning source.  If ctx is already done or
