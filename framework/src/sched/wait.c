@@ -186,7 +186,8 @@ sli_wait_block(sli_wait *w, sl_ctx *ctx, int64_t deadline,
 		if (sli_ctx_watch(ctx, &w->cw) != 0)
 			sli_wait_claim(w, SLI_WAIT_CANCELED);
 		else
-			watched = __atomic_load_n(&w->cw.ctx, __ATOMIC_ACQUIRE) != NULL;
+			watched = __atomic_load_n(&w->cw.ctx,
+			    __ATOMIC_ACQUIRE) != NULL;
 	}
 	if (deadline != SL_FOREVER &&
 	    atomic_load(&w->fired) == SLI_WAIT_PENDING) {
