@@ -141,11 +141,27 @@ sl_chan_release(sl_chan *ch)
 
 /* ---- the operations ---------------------------------------------------- */
 
+/* Element copy; the common word sizes avoid a call to memcpy. */
 static inline void
 ch_copy(void *dst, const void *src, size_t n)
 {
-	if (n != 0 && dst != NULL)
+	if (dst == NULL)
+		return;
+	switch (n) {
+	case 0:
+		return;
+	case 8:
+		memcpy(dst, src, 8);
+		return;
+	case 4:
+		memcpy(dst, src, 4);
+		return;
+	case 16:
+		memcpy(dst, src, 16);
+		return;
+	default:
 		memcpy(dst, src, n);
+	}
 }
 
 bool
