@@ -123,6 +123,22 @@ typedef struct sli_waiter {
 	bool               queued; /* still linked in the queue */
 } sli_waiter;
 
+/*
+ * Wakes collected under an object's lock and delivered after it is
+ * released: a woken party may free the object (a WaitGroup on its stack,
+ * a mutex inside a struct) as soon as it runs, so the waker must not touch
+ * the object after the wake.  Entries must already be off their queue and
+ * claimed.
+ */
+typedef struct sli_wakelist {
+	sli_waiter *head;
+	sli_waiter *tail;
+} sli_wakelist;
+
+#define SLI_WAKELIST_INIT { NULL, NULL }
+void sli_wakelist_add(sli_wakelist *l, sli_waiter *e);
+void sli_wakelist_wake(sli_wakelist *l);
+
 struct sli_waitq;
 void        sli_waitq_push(struct sli_waitq *q, sli_waiter *e);
 sli_waiter *sli_waitq_pop(struct sli_waitq *q); /* NULL if empty */

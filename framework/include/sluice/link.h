@@ -1,0 +1,150 @@
+/*
+ * sluice/link.h — links: Go channel semantics between stage processes.
+ *
+ * A link joins an output port of an upstream stage to an input port of a
+ * downstream stage over NNG (ipc://, tcp:// or tls+tcp://).  To the code
+ * in a stage a link is a channel of sl_msg:
+ *
+ *	upstream:   sl_chan_send(sl_link_chan(out), &msg) ... sl_chan_close()
+ *	downstream: while (sl_chan_recv(sl_link_chan(in), &msg) == 0) {
+ *	                ...; sl_msg_done(&msg);
+ *	            }
+ *
+ * What the link adds to a plain channel (docs/link-protocol.md has the
+ * protocol and the exact guarantees):
+ *  - backpressure: credit windows in messages and bytes; a slow consumer
+ *    slows the producer and no queue grows without bound;
+ *  - end of stream: closing the output channel delivers everything sent
+ *    before, then the input channel closes (after all its upstreams);
+ *  - cancellation both ways: the link watches the stage's context and
+ *    carries a cancel with its cause to the peers, and cancels the stage's
+ *    context when a peer cancels;
+ *  - no loss: the upstream keeps each message until the downstream called
+ *    sl_msg_done on it, and sends it again after a reconnect;
+ *  - no duplicates: resent messages the receiver already has are dropped
+ *    by sequence number, and an input with dedup_lineage drops messages
+ *    whose lineage (origin source + seq) it has already seen.
+ *
+ * Ownership of sl_msg: a message sent into an output channel belongs to
+ * the link from then on; one received from an input channel belongs to
+ * the receiver, who must call sl_msg_done (acknowledge and free) or
+ * sl_msg_derive + send the derived message (then the input message is
+ * acknowledged once the derived one is).
+ */
+#ifndef SLUICE_LINK_H
+#define SLUICE_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/chan.h"
+#include "sluice/context.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sl_link sl_link;
+typedef struct sli_delivery sli_delivery;
+
+/* One message crossing a link.  Copied by value through channels. */
+typedef struct sl_msg {
+	void         *data;     /* packed protobuf payload (malloc'd) */
+	size_t        len;      /* its length in bytes */
+	uint64_t      lin_src;  /* lineage: origin source id (0: none) */
+	uint64_t      lin_seq;  /* lineage: sequence number at the origin */
+	sli_delivery *parent;   /* internal: what to acknowledge once this
+	                           message is acknowledged (sl_msg_derive) */
+} sl_msg;
+
+/* Makes m own a copy of data[0..len) (no lineage).  0 or SL_ENOMEM. */
+int sl_msg_init(sl_msg *m, const void *data, size_t len);
+
+/*
+ * For 1:1 stages: makes out (whose data the caller set) a result of in:
+ * out takes in's lineage, and in is acknowledged upstream only when out
+ * has been acknowledged downstream.  in's payload is freed; in must not
+ * be used afterwards except to read its lineage.
+ */
+void sl_msg_derive(sl_msg *out, sl_msg *in);
+
+/* Finished with a received message: acknowledge it and free its data.
+ * Also frees a message that was never sent.  NULL data is fine. */
+void sl_msg_done(sl_msg *m);
+
+typedef struct sl_link_opts {
+	const char *stage;        /* this stage's name (unique per replica) */
+	const char *port;         /* this port's name, e.g. "out", "in" */
+	const char *type;         /* payload protobuf full type name */
+	uint32_t    window_msgs;  /* credit window in messages; default 1024 */
+	uint64_t    window_bytes; /* credit window in payload bytes; 8 MiB */
+	size_t      max_payload;  /* largest payload accepted; default 4 MiB */
+	int         upstreams;    /* input: upstreams that must close before
+	                             the input closes; default 1 */
+	bool        dedup_lineage; /* input: drop already-seen lineages */
+	uint64_t    source_id;    /* output of a source: lineage source id
+	                             stamped on messages without lineage (0:
+	                             none) */
+	int64_t     heartbeat;    /* ns between heartbeats; default 500 ms */
+	int64_t     peer_timeout; /* ns of silence that drops a peer; 5 s */
+	const char *tls_cert;     /* tls+tcp://: PEM certificate file */
+	const char *tls_key;      /* tls+tcp://: PEM private key file */
+	const char *tls_ca;       /* tls+tcp://: PEM CA file to verify peers */
+	const char *tls_server_name; /* tls+tcp:// dialer: expected name */
+} sl_link_opts;
+
+/*
+ * An input port listening on url.  ctx is the stage's context: the link
+ * cancels it when an upstream cancels, and tells upstreams when it is
+ * canceled.  Returns 0 and *out, or SL_EINVAL (bad url/options, with a
+ * message on stderr), SL_ECONNREFUSED (address in use), SL_ENOMEM.
+ * Must be called from a goroutine.
+ */
+int sl_link_input(const char *url, const sl_link_opts *opts, sl_ctx *ctx,
+    sl_link **out);
+
+/*
+ * An output port dialing n downstream urls (replicas of one downstream
+ * stage, or one url); messages are spread by available credit.  Dials in
+ * the background and keeps redialing; sends block on credit meanwhile.
+ */
+int sl_link_output(const char *const *urls, size_t n,
+    const sl_link_opts *opts, sl_ctx *ctx, sl_link **out);
+
+/* The channel of sl_msg: receive from an input, send to an output (and
+ * close it to end the stream).  Owned by the link. */
+sl_chan *sl_link_chan(sl_link *l);
+
+/*
+ * Output: waits until everything sent was acknowledged and the stream
+ * end (channel closed) reached every downstream, or ctx is done.  Input:
+ * waits until the input channel closed.  0, SL_ECANCELED (with the cause
+ * in the stage context), or sl_ctx_err(ctx).
+ */
+int sl_link_wait(sl_link *l, sl_ctx *ctx);
+
+/* Stops the link and frees it; messages not yet acknowledged are lost
+ * to this process (they are resent to its successor).  NULL is fine. */
+void sl_link_free(sl_link *l);
+
+/* Counters, for metrics and tests. */
+typedef struct sl_link_stats {
+	uint64_t msgs;          /* messages sent (output) / delivered (input) */
+	uint64_t bytes;         /* payload bytes likewise */
+	uint64_t batches;       /* data frames */
+	uint64_t resent;        /* output: messages sent again after a drop */
+	uint64_t dup_seq;       /* input: duplicates dropped by sequence */
+	uint64_t dup_lineage;   /* input: duplicates dropped by lineage */
+	uint64_t bad_frames;    /* malformed / oversized / undecodable */
+	uint64_t refused;       /* connections refused (type, version) */
+	uint64_t connects;      /* connections made or accepted */
+	uint64_t drops;         /* connections dropped */
+} sl_link_stats;
+
+void sl_link_get_stats(sl_link *l, sl_link_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SLUICE_LINK_H */
