@@ -54,8 +54,10 @@ typedef struct sl_msg {
 	size_t        len;      /* its length in bytes */
 	uint64_t      lin_src;  /* lineage: origin source id (0: none) */
 	uint64_t      lin_seq;  /* lineage: sequence number at the origin */
-	sli_delivery *parent;   /* internal: what to acknowledge once this
-	                           message is acknowledged (sl_msg_derive) */
+	sli_delivery *parent;   /* internal: the input session to
+	                           acknowledge once this message is finished
+	                           with (received, or via sl_msg_derive) */
+	uint64_t      parent_seq; /* internal: its sequence number there */
 } sl_msg;
 
 /* Makes m own a copy of data[0..len) (no lineage).  0 or SL_ENOMEM. */
@@ -115,6 +117,15 @@ int sl_link_output(const char *const *urls, size_t n,
 /* The channel of sl_msg: receive from an input, send to an output (and
  * close it to end the stream).  Owned by the link. */
 sl_chan *sl_link_chan(sl_link *l);
+
+/*
+ * Conveniences: sl_chan_send_ctx / sl_chan_recv_ctx on the link's channel
+ * with the stage context given at creation, so a canceled stage (or a
+ * downstream that canceled it) makes them return SL_ECANCELED.  send takes
+ * ownership of m on success only.
+ */
+int sl_link_send(sl_link *l, sl_msg *m);
+int sl_link_recv(sl_link *l, sl_msg *m);
 
 /*
  * Output: waits until everything sent was acknowledged and the stream

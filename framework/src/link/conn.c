@@ -1,0 +1,266 @@
+/*
+ * conn.c — frames over an NNG byte stream, from goroutines.  See conn.h.
+ *
+ * Wire format: each frame is a 4-byte little-endian length followed by
+ * that many bytes of packed sluice.link.Frame.  A length above the link's
+ * max_frame is refused before any byte of the frame is buffered.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "link/conn.h"
+#include "sluice/error.h"
+
+#define CONN_HDR      4
+#define CONN_READ_MIN (64 * 1024)
+
+/* ---- aio ---------------------------------------------------------------- */
+
+static void
+aio_cb(void *arg)
+{
+	sli_aio *a = arg;
+
+	if (sli_wait_claim(&a->w, 0))
+		sli_wait_wake(&a->w);
+}
+
+int
+sli_aio_init(sli_aio *a)
+{
+	return (nng_aio_alloc(&a->aio, aio_cb, a) == 0 ? 0 : SL_ENOMEM);
+}
+
+void
+sli_aio_fini(sli_aio *a)
+{
+	if (a->aio != NULL)
+		nng_aio_free(a->aio);
+	a->aio = NULL;
+}
+
+void
+sli_aio_begin(sli_aio *a)
+{
+	sli_wait_init(&a->w);
+	sl_sched_hold(); /* I/O in flight can still wake us: no deadlock */
+}
+
+int
+sli_aio_end(sli_aio *a)
+{
+	sli_wait_block(&a->w, NULL, SL_FOREVER, "link I/O", a, NULL, NULL);
+	sl_sched_release();
+	return (nng_aio_result(a->aio));
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+sli_conn *
+sli_conn_new(nng_stream *st, const sli_frame_limits *lim)
+{
+	sli_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL || sli_aio_init(&c->rd) != 0 ||
+	    sli_aio_init(&c->wr) != 0) {
+		if (c != NULL) {
+			sli_aio_fini(&c->rd);
+			free(c);
+		}
+		nng_stream_close(st);
+		nng_stream_free(st);
+		return (NULL);
+	}
+	c->st = st;
+	c->lim = lim;
+	atomic_init(&c->refs, 1);
+	atomic_init(&c->last_rx, sl_now());
+	atomic_init(&c->last_tx, sl_now());
+	strcpy(c->peer, "a peer");
+	return (c);
+}
+
+sli_conn *
+sli_conn_ref(sli_conn *c)
+{
+	atomic_fetch_add(&c->refs, 1);
+	return (c);
+}
+
+void
+sli_conn_close(sli_conn *c)
+{
+	if (!atomic_exchange(&c->closed, true))
+		nng_stream_close(c->st);
+}
+
+void
+sli_conn_unref(sli_conn *c)
+{
+	if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
+		return;
+	sli_conn_close(c);
+	sli_aio_fini(&c->rd);
+	sli_aio_fini(&c->wr);
+	nng_stream_free(c->st);
+	free(c->rbuf);
+	free(c);
+}
+
+static uint32_t
+conn_get32(const uint8_t *p)
+{
+	return ((uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 |
+	    (uint32_t) p[3] << 24);
+}
+
+static void
+conn_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t) v;
+	p[1] = (uint8_t) (v >> 8);
+	p[2] = (uint8_t) (v >> 16);
+	p[3] = (uint8_t) (v >> 24);
+}
+
+int
+sli_conn_read(sli_conn *c, sli_frame **fp, int timeout_ms)
+{
+	*fp = NULL;
+	for (;;) {
+		size_t need = CONN_HDR;
+
+		if (c->rlen >= CONN_HDR) {
+			uint32_t len = conn_get32(c->rbuf + c->roff);
+			if (len > c->lim->max_frame) {
+				snprintf(c->err, sizeof(c->err), "frame of %u "
+				    "bytes exceeds the limit of %zu bytes", len,
+				    c->lim->max_frame);
+				return (SL_ETOOBIG);
+			}
+			need = CONN_HDR + (size_t) len;
+			if (c->rlen >= need) {
+				int r = sli_frame_decode(
+				    c->rbuf + c->roff + CONN_HDR, len, c->lim,
+				    fp, c->err, sizeof(c->err));
+				c->roff += need;
+				c->rlen -= need;
+				return (r);
+			}
+		}
+		/* Need more bytes: compact, grow, read. */
+		if (c->roff > 0 && c->rlen > 0)
+			memmove(c->rbuf, c->rbuf + c->roff, c->rlen);
+		c->roff = 0;
+		size_t want = need > CONN_READ_MIN ? need : CONN_READ_MIN;
+		if (c->rcap < want) {
+			uint8_t *n = realloc(c->rbuf, want);
+			if (n == NULL)
+				return (SL_ENOMEM);
+			c->rbuf = n;
+			c->rcap = want;
+		}
+		nng_iov iov = { .iov_buf = c->rbuf + c->rlen,
+			.iov_len = c->rcap - c->rlen };
+		nng_aio_set_iov(c->rd.aio, 1, &iov);
+		nng_aio_set_timeout(c->rd.aio, timeout_ms);
+		sli_aio_begin(&c->rd);
+		nng_stream_recv(c->st, c->rd.aio);
+		int rv = sli_aio_end(&c->rd);
+		if (rv == NNG_ETIMEDOUT)
+			return (SL_ETIMEDOUT);
+		if (rv != 0)
+			return (SL_ECONNSHUT);
+		size_t n = nng_aio_count(c->rd.aio);
+		if (n == 0)
+			return (SL_ECONNSHUT);
+		c->rlen += n;
+		atomic_store(&c->last_rx, sl_now());
+	}
+}
+
+int
+sli_conn_write_raw(sli_conn *c, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	int            r = 0;
+
+	sl_mutex_lock(&c->wmu);
+	while (len > 0) {
+		if (atomic_load(&c->closed)) {
+			r = SL_ECONNSHUT;
+			break;
+		}
+		nng_iov iov = { .iov_buf = (void *) (uintptr_t) p,
+			.iov_len = len };
+		nng_aio_set_iov(c->wr.aio, 1, &iov);
+		nng_aio_set_timeout(c->wr.aio, NNG_DURATION_INFINITE);
+		sli_aio_begin(&c->wr);
+		nng_stream_send(c->st, c->wr.aio);
+		if (sli_aio_end(&c->wr) != 0) {
+			r = SL_ECONNSHUT;
+			break;
+		}
+		size_t n = nng_aio_count(c->wr.aio);
+		p += n;
+		len -= n;
+	}
+	atomic_store(&c->last_tx, sl_now());
+	sl_mutex_unlock(&c->wmu);
+	return (r);
+}
+
+int
+sli_frame_append(const sli_frame *f, const sli_frame_limits *lim,
+    uint8_t **buf, size_t *len, size_t *cap, char *err, size_t errsz)
+{
+	size_t sz = sli_frame_size(f), n;
+	int    r;
+
+	if (sz > lim->max_frame) {
+		snprintf(err, errsz, "%s frame of %zu bytes exceeds the limit "
+		    "of %zu bytes", sli_frame_kind_name(f), sz, lim->max_frame);
+		return (SL_ETOOBIG);
+	}
+	if (*cap - *len < CONN_HDR + sz) {
+		size_t ncap = *cap ? *cap : 4096;
+		while (ncap - *len < CONN_HDR + sz)
+			ncap *= 2;
+		uint8_t *nb = realloc(*buf, ncap);
+		if (nb == NULL)
+			return (SL_ENOMEM);
+		*buf = nb;
+		*cap = ncap;
+	}
+	r = sli_frame_encode(f, lim, *buf + *len + CONN_HDR, sz, &n, err,
+	    errsz);
+	if (r != 0)
+		return (r);
+	conn_put32(*buf + *len, (uint32_t) n);
+	*len += CONN_HDR + n;
+	return (0);
+}
+
+int
+sli_conn_write(sli_conn *c, const sli_frame *f)
+{
+	uint8_t small[512], *buf = NULL;
+	size_t  len = 0, cap = 0;
+	char    err[SLI_FRAME_ERRSZ];
+	int     r;
+
+	/* Control frames are small: encode on the stack when they fit. */
+	if (sli_frame_size(f) + CONN_HDR <= sizeof(small)) {
+		size_t n;
+		if ((r = sli_frame_encode(f, c->lim, small + CONN_HDR,
+		    sizeof(small) - CONN_HDR, &n, err, sizeof(err))) != 0)
+			return (r);
+		conn_put32(small, (uint32_t) n);
+		return (sli_conn_write_raw(c, small, n + CONN_HDR));
+	}
+	if ((r = sli_frame_append(f, c->lim, &buf, &len, &cap, err,
+	    sizeof(err))) == 0)
+		r = sli_conn_write_raw(c, buf, len);
+	free(buf);
+	return (r);
+}

@@ -1,0 +1,80 @@
+/*
+ * conn.h — one connection of a link: an NNG byte stream carrying
+ * length-prefixed frames, driven from goroutines (internal).
+ *
+ * Every NNG operation runs on an nng_aio whose callback (on an NNG thread)
+ * wakes the goroutine parked on it, so no worker thread ever blocks in NNG.
+ * A connection has one reader (the goroutine that owns it) and any number
+ * of writers, serialised by a goroutine mutex.  Closing the stream ends
+ * every pending operation with an error, which is how link goroutines are
+ * stopped.
+ */
+#ifndef SLI_LINK_CONN_H
+#define SLI_LINK_CONN_H
+
+#include <nng/nng.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "link/frame.h"
+#include "sched/wait.h"
+#include "sluice/sync.h"
+
+/* An aio a goroutine can park on. */
+typedef struct sli_aio {
+	nng_aio *aio;
+	sli_wait w; /* armed by sli_aio_begin */
+} sli_aio;
+
+int  sli_aio_init(sli_aio *a);
+void sli_aio_fini(sli_aio *a);
+/* Call before starting the NNG operation, then sli_aio_end to park until
+ * it completes; returns the NNG result. */
+void sli_aio_begin(sli_aio *a);
+int  sli_aio_end(sli_aio *a);
+
+typedef struct sli_conn {
+	nng_stream        *st;      /* the byte stream */
+	const sli_frame_limits *lim; /* frame limits of the link */
+	sli_aio            rd;      /* reader's aio */
+	sli_aio            wr;      /* writers' aio (under wmu) */
+	sl_mutex           wmu;     /* one frame written at a time */
+	uint8_t           *rbuf;    /* read buffer */
+	size_t             rcap;    /* its size */
+	size_t             roff;    /* first unparsed byte */
+	size_t             rlen;    /* unparsed bytes */
+	_Atomic int64_t    last_rx; /* sl_now() of the last byte read */
+	_Atomic int64_t    last_tx; /* of the last frame written */
+	atomic_bool        closed;  /* sli_conn_close was called */
+	atomic_int         refs;    /* owner + borrowed writers */
+	char               peer[192]; /* "stage 'x' port 'y'" once known */
+	char               err[SLI_FRAME_ERRSZ]; /* last decode error */
+} sli_conn;
+
+/* Wraps st (taking ownership).  NULL if out of memory (st is closed). */
+sli_conn *sli_conn_new(nng_stream *st, const sli_frame_limits *lim);
+sli_conn *sli_conn_ref(sli_conn *c);
+/* Drops a reference; the last one frees the stream.  NULL is fine. */
+void      sli_conn_unref(sli_conn *c);
+/* Closes the stream: pending and later I/O fail.  Idempotent. */
+void      sli_conn_close(sli_conn *c);
+
+/*
+ * Reads the next frame, waiting at most timeout_ms for more bytes
+ * (NNG_DURATION_INFINITE: no limit).  Returns 0 and *fp (sli_frame_free
+ * it); SL_ECONNSHUT if the stream ended or failed; SL_ETIMEDOUT; or a
+ * decode error (SL_EPROTO, SL_ETOOBIG, SL_EVERSION) with c->err set.
+ */
+int sli_conn_read(sli_conn *c, sli_frame **fp, int timeout_ms);
+
+/* Encodes and writes f.  0, SL_ECONNSHUT, or an encode error. */
+int sli_conn_write(sli_conn *c, const sli_frame *f);
+
+/* Writes bytes already framed (with their 4-byte length prefixes). */
+int sli_conn_write_raw(sli_conn *c, const void *buf, size_t len);
+
+/* Appends f, framed, to *buf (grown with realloc).  0 or an error. */
+int sli_frame_append(const sli_frame *f, const sli_frame_limits *lim,
+    uint8_t **buf, size_t *len, size_t *cap, char *err, size_t errsz);
+
+#endif /* SLI_LINK_CONN_H */

@@ -1,0 +1,1856 @@
+/*
+ * link.c — links: channel semantics between processes.  See sluice/link.h
+ * for the contract and docs/link-protocol.md for the protocol.
+ *
+ * Goroutines of an output link:
+ *   pump      takes messages from the stage's channel, numbers them, puts
+ *             them in the unacked window of the peer with most room, and
+ *             writes them as batches (as many as are ready: the batch is
+ *             flushed as soon as the channel runs dry);
+ *   dialer    one per downstream url: connects (with backoff), exchanges
+ *             hellos, resends what the receiver does not have, then reads
+ *             acks, credit, close replies and cancels until the connection
+ *             drops, and starts over;
+ *   ticker    heartbeats and dead-peer detection.
+ * Goroutines of an input link:
+ *   acceptor  accepts connections and starts a reader for each;
+ *   reader    one per connection: hello, then batches into the stage's
+ *             channel, dropping what it already has;
+ *   acker     one per upstream session: sends cumulative acks as the
+ *             stage finishes messages, and the close reply;
+ *   ticker    as above.
+ * One more goroutine per link waits for the stage context to be done and
+ * tells every peer (Cancel frame).
+ *
+ * Locks: l->mu guards peers and the session list; s->mu guards a session.
+ * Order: l->mu before s->mu; neither is held across network writes.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
+
+#include "link/conn.h"
+#include "sched/wait.h"
+#include "sluice/error.h"
+#include "sluice/link.h"
+
+#define LK_BACKOFF_MIN  (10 * SL_MILLISECOND)
+#define LK_BACKOFF_MAX  (1 * SL_SECOND)
+#define LK_ACK_DELAY    (2 * SL_MILLISECOND)
+
+typedef struct lk_session lk_session;
+
+/* One downstream replica of an output link. */
+typedef struct lk_peer {
+	sl_link           *link;
+	char              *url;
+	nng_stream_dialer *dialer;
+	sli_conn          *conn;      /* live connection, NULL if none */
+	sl_mutex           smu;       /* one flush at a time, so batches go
+	                                 out in sequence order */
+	sl_msg            *ring;      /* unacked, at seq % cap */
+	uint32_t           cap;       /* ring size (our window) */
+	uint64_t           next_seq;  /* seq of the next new message */
+	uint64_t           acked;     /* cumulative ack */
+	uint64_t           sent;      /* highest seq written on conn */
+	uint64_t           bytes;     /* payload bytes unacked */
+	uint32_t           win_msgs;  /* receiver's window */
+	uint64_t           win_bytes;
+	bool               closed;    /* close reply received */
+	uint64_t           assigned;  /* messages given to this peer */
+} lk_peer;
+
+/* One upstream sender of an input link (stage + port). */
+struct lk_session {
+	lk_session  *next;       /* in l->sessions (under l->mu) */
+	sl_link     *link;       /* NULL once the link is gone */
+	char        *stage;
+	char        *port;
+	uint64_t     incarnation;
+	atomic_int   refs;       /* list + outstanding deliveries + acker */
+	sl_mutex     mu;         /* guards the fields below */
+	sli_conn    *conn;       /* live connection, NULL if none */
+	uint64_t     received;   /* highest seq delivered to the channel */
+	uint64_t     done;       /* contiguous seq finished with */
+	uint64_t     ack_sent;   /* highest seq acked to the sender */
+	uint8_t     *donebits;   /* finished marks, at seq % cap */
+	uint32_t     cap;
+	bool         closing;    /* Close received */
+	uint64_t     final_seq;
+	bool         closed;     /* close reply sent */
+	bool         stale;      /* replaced by a new incarnation */
+	sl_chan     *kick;       /* wakes the acker */
+};
+
+/* Lineage sets for dedup: per source, everything <= low was seen, plus a
+ * hash set of seen seqs above it. */
+typedef struct lk_linset {
+	uint64_t  source;
+	uint64_t  low;
+	uint64_t *slots; /* open addressing, 0 = empty */
+	size_t    cap, n;
+} lk_linset;
+
+struct sl_link {
+	bool              output;
+	char             *stage, *port, *type, *url;
+	sl_link_opts      o;
+	sli_frame_limits  lim;
+	uint64_t          incarnation;
+	sl_ctx           *ctx;   /* the stage's context */
+	sl_ctx           *lctx;  /* the link's: child of ctx, canceled by free */
+	sl_chan          *ch;    /* the stage's channel of sl_msg */
+	sl_chan          *kick;  /* cap 1: the pump has room again */
+	sl_chan          *done;  /* closed when the stream completed */
+	atomic_bool       done_closed;
+	sl_mutex          mu;
+	sl_waitgroup      wg;    /* the link's goroutines */
+	sl_afterfunc     *af;    /* cancel watcher */
+	nng_tls_config   *tls;
+	/* output */
+	lk_peer          *peers;
+	size_t            npeers;
+	uint64_t          lin_next;
+	bool              eos;   /* the stage closed the channel */
+	/* input */
+	nng_stream_listener *lst;
+	lk_session       *sessions;
+	int               nclosed;
+	lk_linset        *linsets;
+	size_t            nlinsets;
+	sli_conn        **conns; /* accepted, for shutdown */
+	size_t            nconns, capconns;
+	/* counters */
+	_Atomic uint64_t  st[10];
+};
+
+enum { ST_MSGS, ST_BYTES, ST_BATCHES, ST_RESENT, ST_DUPSEQ, ST_DUPLIN,
+	ST_BAD, ST_REFUSED, ST_CONNECTS, ST_DROPS };
+
+#define LK_COUNT(l, i, n) atomic_fetch_add_explicit(&(l)->st[i], (n), \
+    memory_order_relaxed)
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void
+lk_log(sl_link *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+lk_log(sl_link *l, const char *fmt, ...)
+{
+	char    msg[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "sluice: link %s (stage '%s' port '%s'): %s\n",
+	    l->output ? "out" : "in", l->stage, l->port, msg);
+}
+
+static char *
+lk_strdup(const char *s)
+{
+	return (s != NULL ? strdup(s) : NULL);
+}
+
+static void
+lk_bytes_str(ProtobufCBinaryData b, char *out, size_t n)
+{
+	size_t k = b.len < n - 1 ? b.len : n - 1;
+
+	if (k > 0)
+		memcpy(out, b.data, k);
+	out[k] = '\0';
+}
+
+static uint64_t
+lk_random64(void)
+{
+	uint64_t x = 0;
+	FILE    *f = fopen("/dev/urandom", "rb");
+
+	if (f != NULL) {
+		if (fread(&x, sizeof(x), 1, f) != 1)
+			x = 0;
+		fclose(f);
+	}
+	x ^= (uint64_t) sl_now() * 0x9e3779b97f4a7c15ULL;
+	return (x != 0 ? x : 1);
+}
+
+static void
+lk_hello_init(sl_link *l, sli_hello *h, int role)
+{
+	sluice__link__hello__init(h);
+	h->version = SLI_LINK_VERSION;
+	h->stage = sli_bytes(l->stage);
+	h->port = sli_bytes(l->port);
+	h->payload_type = sli_bytes(l->type);
+	h->role = role;
+	h->incarnation = l->incarnation;
+	h->max_frame = (uint32_t) l->lim.max_frame;
+}
+
+static void
+lk_mark_done(sl_link *l)
+{
+	if (!atomic_exchange(&l->done_closed, true))
+		sl_chan_close(l->done);
+}
+
+/* ---- messages ----------------------------------------------------------- */
+
+int
+sl_msg_init(sl_msg *m, const void *data, size_t len)
+{
+	memset(m, 0, sizeof(*m));
+	if (len > 0) {
+		if ((m->data = malloc(len)) == NULL)
+			return (SL_ENOMEM);
+		memcpy(m->data, data, len);
+	}
+	m->len = len;
+	return (0);
+}
+
+static void lk_session_done(lk_session *s, uint64_t seq);
+
+void
+sl_msg_derive(sl_msg *out, sl_msg *in)
+{
+	out->lin_src = in->lin_src;
+	out->lin_seq = in->lin_seq;
+	out->parent = in->parent;
+	out->parent_seq = in->parent_seq;
+	in->parent = NULL;
+	free(in->data);
+	in->data = NULL;
+	in->len = 0;
+}
+
+void
+sl_msg_done(sl_msg *m)
+{
+	if (m->parent != NULL)
+		lk_session_done((lk_session *) m->parent, m->parent_seq);
+	m->parent = NULL;
+	free(m->data);
+	m->data = NULL;
+	m->len = 0;
+}
+
+/* ---- sessions (input) --------------------------------------------------- */
+
+static void
+lk_session_unref(lk_session *s)
+{
+	if (atomic_fetch_sub(&s->refs, 1) != 1)
+		return;
+	sli_conn_unref(s->conn);
+	sl_chan_release(s->kick);
+	free(s->donebits);
+	free(s->stage);
+	free(s->port);
+	free(s);
+}
+
+/* The stage finished with message seq of session s. */
+static void
+lk_session_done(lk_session *s, uint64_t seq)
+{
+	bool kick = false;
+
+	sl_mutex_lock(&s->mu);
+	if (!s->stale && s->link != NULL && seq > s->done &&
+	    seq <= s->received) {
+		s->donebits[seq % s->cap] = 1;
+		while (s->done < s->received &&
+		    s->donebits[(s->done + 1) % s->cap]) {
+			s->donebits[(s->done + 1) % s->cap] = 0;
+			s->done++;
+		}
+		/* Ack in chunks, or at once when the sender waits on us. */
+		uint64_t unacked = s->done - s->ack_sent;
+		kick = unacked >= s->cap / 4 || s->done == s->received;
+	}
+	sl_mutex_unlock(&s->mu);
+	if (kick)
+		(void) sl_chan_trysend(s->kick, NULL);
+	lk_session_unref(s);
+}
+
+/* ---- lineage dedup ------------------------------------------------------ */
+
+static bool
+lk_linset_add(lk_linset *ls, uint64_t seq)
+{
+	if (seq <= ls->low)
+		return (false);
+	if (seq == ls->low + 1) {
+		ls->low++;
+		/* Pull later seqs down into the low mark. */
+		for (;;) {
+			size_t i, m = ls->cap - 1;
+			bool   found = false;
+			if (ls->n == 0)
+				break;
+			for (i = (ls->low + 1) * 0x9e3779b97f4a7c15ULL >> 7 & m;
+			    ls->slots[i] != 0; i = (i + 1) & m) {
+				if (ls->slots[i] == ls->low + 1) {
+					found = true;
+					break;
+				}
+			}
+			if (!found)
+				break;
+			/* Remove slot i (backward-shift deletion). */
+			ls->slots[i] = 0;
+			ls->n--;
+			for (size_t j = (i + 1) & m; ls->slots[j] != 0;
+			    j = (j + 1) & m) {
+				uint64_t v = ls->slots[j];
+				ls->slots[j] = 0;
+				ls->n--;
+				size_t k = v * 0x9e3779b97f4a7c15ULL >> 7 & m;
+				while (ls->slots[k] != 0)
+					k = (k + 1) & m;
+				ls->slots[k] = v;
+				ls->n++;
+			}
+			ls->low++;
+		}
+		return (true);
+	}
+	if (ls->n * 2 >= ls->cap) {
+		size_t    ncap = ls->cap ? ls->cap * 2 : 64;
+		uint64_t *ns = calloc(ncap, sizeof(*ns));
+		if (ns == NULL)
+			return (true); /* cannot remember: deliver */
+		for (size_t i = 0; i < ls->cap; i++) {
+			if (ls->slots[i] == 0)
+				continue;
+			size_t k = ls->slots[i] * 0x9e3779b97f4a7c15ULL >> 7 &
+			    (ncap - 1);
+			while (ns[k] != 0)
+				k = (k + 1) & (ncap - 1);
+			ns[k] = ls->slots[i];
+		}
+		free(ls->slots);
+		ls->slots = ns;
+		ls->cap = ncap;
+	}
+	size_t m = ls->cap - 1, i;
+	for (i = seq * 0x9e3779b97f4a7c15ULL >> 7 & m; ls->slots[i] != 0;
+	    i = (i + 1) & m)
+		if (ls->slots[i] == seq)
+			return (false);
+	ls->slots[i] = seq;
+	ls->n++;
+	return (true);
+}
+
+/* true if (source, seq) is new; remembers it.  l->mu held. */
+static bool
+lk_lineage_new(sl_link *l, uint64_t source, uint64_t seq)
+{
+	lk_linset *ls = NULL;
+
+	for (size_t i = 0; i < l->nlinsets; i++)
+		if (l->linsets[i].source == source)
+			ls = &l->linsets[i];
+	if (ls == NULL) {
+		lk_linset *n = realloc(l->linsets,
+		    (l->nlinsets + 1) * sizeof(*n));
+		if (n == NULL)
+			return (true);
+		l->linsets = n;
+		ls = &l->linsets[l->nlinsets++];
+		memset(ls, 0, sizeof(*ls));
+		ls->source = source;
+	}
+	return (lk_linset_add(ls, seq));
+}
+
+/* ---- cancellation ------------------------------------------------------- */
+
+/* Runs (as a goroutine) once the stage context is done: tells peers. */
+static void
+lk_on_cancel(void *arg)
+{
+	sl_link         *l = arg;
+	const char      *why = NULL;
+	int              code = sl_ctx_cause(l->ctx, &why);
+	char             text[512];
+	sli_frame        f;
+	sli_cancel       c;
+	sli_conn        *conns[64];
+	size_t           n = 0;
+
+	if (code == 0)
+		code = SL_ECANCELED;
+	snprintf(text, sizeof(text), "%s", why ? why : sl_strerror(code));
+	sluice__link__frame__init(&f);
+	sluice__link__cancel__init(&c);
+	c.code = (uint32_t) code;
+	c.text = sli_bytes(text);
+	c.direction = l->output ? SLUICE__LINK__DIRECTION__DIRECTION_DOWNSTREAM :
+	    SLUICE__LINK__DIRECTION__DIRECTION_UPSTREAM;
+	f.kind_case = SLUICE__LINK__FRAME__KIND_CANCEL;
+	f.cancel = &c;
+
+	sl_mutex_lock(&l->mu);
+	if (l->output) {
+		for (size_t i = 0; i < l->npeers && n < 64; i++)
+			if (l->peers[i].conn != NULL)
+				conns[n++] = sli_conn_ref(l->peers[i].conn);
+	} else {
+		for (lk_session *s = l->sessions; s != NULL && n < 64;
+		    s = s->next) {
+			sl_mutex_lock(&s->mu);
+			if (s->conn != NULL)
+				conns[n++] = sli_conn_ref(s->conn);
+			sl_mutex_unlock(&s->mu);
+		}
+	}
+	sl_mutex_unlock(&l->mu);
+	for (size_t i = 0; i < n; i++) {
+		(void) sli_conn_write(conns[i], &f);
+		sli_conn_unref(conns[i]);
+	}
+	sl_waitgroup_done(&l->wg);
+}
+
+/* A peer canceled: cancel the stage with a cause naming it. */
+static void
+lk_peer_canceled(sl_link *l, sli_conn *c, const sli_cancel *cc)
+{
+	char text[256], msg[600];
+
+	lk_bytes_str(cc->text, text, sizeof(text));
+	snprintf(msg, sizeof(msg), "%s stage %s canceled: %s",
+	    l->output ? "downstream" : "upstream", c->peer, text);
+	lk_log(l, "%s", msg);
+	sl_ctx_cancel_cause(l->ctx, SL_ECANCELED, msg);
+}
+
+/* ---- output: sending ---------------------------------------------------- */
+
+/* Appends batches for seqs [from, to] of p to *buf.  l->mu held. */
+static int
+lk_encode_range(sl_link *l, lk_peer *p, uint64_t from, uint64_t to,
+    uint8_t **buf, size_t *len, size_t *cap)
+{
+	sli_msg      *ms = NULL, **mp = NULL;
+	sli_lineage  *ln = NULL;
+	size_t        max = l->lim.max_batch;
+	int           r = 0;
+	char          err[SLI_FRAME_ERRSZ];
+
+	if (from > to)
+		return (0);
+	size_t want = (size_t) (to - from + 1) < max ? (size_t) (to - from + 1) :
+	    max;
+	ms = calloc(want, sizeof(*ms));
+	mp = calloc(want, sizeof(*mp));
+	ln = calloc(want, sizeof(*ln));
+	if (ms == NULL || mp == NULL || ln == NULL) {
+		r = SL_ENOMEM;
+		goto out;
+	}
+	while (from <= to) {
+		sli_frame f;
+		sli_batch b;
+		size_t    n = 0, bytes = 64;
+
+		sluice__link__frame__init(&f);
+		sluice__link__batch__init(&b);
+		while (from <= to && n < want) {
+			sl_msg *m = &p->ring[from % p->cap];
+			/* Keep frames well under the limit. */
+			if (n > 0 && bytes + m->len + 64 > l->lim.max_frame / 2)
+				break;
+			sluice__link__message__init(&ms[n]);
+			ms[n].seq = from;
+			ms[n].payload.data = m->data;
+			ms[n].payload.len = m->len;
+			if (m->lin_src != 0 && m->lin_seq != 0) {
+				sluice__link__lineage__init(&ln[n]);
+				ln[n].source = m->lin_src;
+				ln[n].seq = m->lin_seq;
+				ms[n].lineage = &ln[n];
+			}
+			mp[n] = &ms[n];
+			bytes += m->len + 32;
+			n++;
+			from++;
+		}
+		b.n_messages = n;
+		b.messages = mp;
+		f.kind_case = SLUICE__LINK__FRAME__KIND_BATCH;
+		f.batch = &b;
+		if ((r = sli_frame_append(&f, &l->lim, buf, len, cap, err,
+		    sizeof(err))) != 0) {
+			lk_log(l, "cannot encode a batch: %s", err);
+			break;
+		}
+		LK_COUNT(l, ST_BATCHES, 1);
+	}
+out:
+	free(ms);
+	free(mp);
+	free(ln);
+	return (r);
+}
+
+/* Room in p's window for a message of len bytes?  l->mu held. */
+static bool
+lk_peer_room(const lk_peer *p, size_t len)
+{
+	uint64_t inflight = p->next_seq - 1 - p->acked;
+
+	if (p->win_msgs == 0)
+		return (false); /* never connected: no window yet */
+	if (inflight >= p->win_msgs || inflight >= p->cap)
+		return (false);
+	return (inflight == 0 || p->bytes + len <= p->win_bytes);
+}
+
+/* The peer to give the next message to: the one with most free window.
+ * l->mu held. */
+static lk_peer *
+lk_pick(sl_link *l, size_t len)
+{
+	lk_peer *best = NULL;
+	uint64_t bestfree = 0;
+
+	for (size_t i = 0; i < l->npeers; i++) {
+		lk_peer *p = &l->peers[i];
+		if (p->closed || !lk_peer_room(p, len))
+			continue;
+		uint64_t free_ = p->win_msgs - (p->next_seq - 1 - p->acked);
+		/* Prefer connected peers: a disconnected one may be gone. */
+		if (p->conn != NULL)
+			free_ += (uint64_t) 1 << 40;
+		if (best == NULL || free_ > bestfree) {
+			best = p;
+			bestfree = free_;
+		}
+	}
+	return (best);
+}
+
+static void
+lk_enqueue(sl_link *l, lk_peer *p, sl_msg *m)
+{
+	uint64_t seq = p->next_seq++;
+
+	p->ring[seq % p->cap] = *m;
+	p->bytes += m->len;
+	p->assigned++;
+	LK_COUNT(l, ST_MSGS, 1);
+	LK_COUNT(l, ST_BYTES, m->len);
+}
+
+static void
+lk_send_close(sli_conn *c, uint64_t final_seq)
+{
+	sli_frame f;
+	sli_close cl;
+
+	sluice__link__frame__init(&f);
+	sluice__link__close__init(&cl);
+	cl.final_seq = final_seq;
+	f.kind_case = SLUICE__LINK__FRAME__KIND_CLOSE;
+	f.close = &cl;
+	(void) sli_conn_write(c, &f);
+}
+
+/*
+ * Writes every message of p not yet written on its connection, and the
+ * Close if the stream ended.  Callers: the pump after queueing, the dialer
+ * after reconnecting.  p->smu keeps concurrent flushes in order.  A write
+ * error closes the connection (its dialer then reconnects and resends).
+ */
+static void
+lk_flush(sl_link *l, lk_peer *p, uint8_t **buf, size_t *cap)
+{
+	sli_conn *c = NULL;
+	size_t    len = 0;
+	bool      sendclose = false;
+	uint64_t  fin = 0;
+
+	sl_mutex_lock(&p->smu);
+	sl_mutex_lock(&l->mu);
+	if (p->conn != NULL) {
+		uint64_t from = p->sent + 1, to = p->next_seq - 1;
+		if (from <= to &&
+		    lk_encode_range(l, p, from, to, buf, &len, cap) == 0)
+			p->sent = to;
+		if (l->eos && !p->closed && p->sent == p->next_seq - 1) {
+			sendclose = true;
+			fin = p->next_seq - 1;
+		}
+		if (len > 0 || sendclose)
+			c = sli_conn_ref(p->conn);
+	}
+	sl_mutex_unlock(&l->mu);
+	if (c != NULL) {
+		if (len > 0 && sli_conn_write_raw(c, *buf, len) != 0)
+			sli_conn_close(c);
+		else if (sendclose)
+			lk_send_close(c, fin);
+		sli_conn_unref(c);
+	}
+	sl_mutex_unlock(&p->smu);
+}
+
+static void
+lk_stamp(sl_link *l, sl_msg *m)
+{
+	if (m->lin_src == 0 && l->o.source_id != 0) {
+		m->lin_src = l->o.source_id;
+		m->lin_seq = ++l->lin_next;
+	}
+}
+
+static void
+lk_pump(void *arg)
+{
+	sl_link *l = arg;
+	uint8_t *buf = NULL;
+	size_t   cap = 0;
+	sl_msg   m;
+	bool     have = false;
+	int      r;
+
+	for (;;) {
+		lk_peer *p;
+
+		if (!have) {
+			r = sl_chan_recv_ctx(l->ch, &m, l->lctx, SL_FOREVER);
+			if (r == SL_ECLOSED)
+				break;
+			if (r != 0)
+				goto out;
+			lk_stamp(l, &m);
+			have = true;
+		}
+		sl_mutex_lock(&l->mu);
+		if ((p = lk_pick(l, m.len)) == NULL) {
+			sl_mutex_unlock(&l->mu);
+			if (sl_chan_recv_ctx(l->kick, NULL, l->lctx,
+			    SL_FOREVER) != 0)
+				goto out;
+			continue;
+		}
+		uint64_t from = p->next_seq;
+		lk_enqueue(l, p, &m);
+		have = false;
+		/* Batch whatever else is ready, while p has room. */
+		while (lk_peer_room(p, 0) &&
+		    p->next_seq - from < l->lim.max_batch &&
+		    sl_chan_tryrecv(l->ch, &m) == 0) {
+			lk_stamp(l, &m);
+			have = true;
+			if (!lk_peer_room(p, m.len))
+				break; /* keep m for the next round */
+			lk_enqueue(l, p, &m);
+			have = false;
+		}
+		sl_mutex_unlock(&l->mu);
+		lk_flush(l, p, &buf, &cap);
+	}
+
+	/* End of stream: Close goes to each peer after its last message. */
+	sl_mutex_lock(&l->mu);
+	l->eos = true;
+	bool all = true;
+	for (size_t i = 0; i < l->npeers; i++)
+		if (!l->peers[i].closed)
+			all = false;
+	sl_mutex_unlock(&l->mu);
+	for (size_t i = 0; i < l->npeers; i++)
+		lk_flush(l, &l->peers[i], &buf, &cap);
+	if (all)
+		lk_mark_done(l);
+out:
+	if (have)
+		sl_msg_done(&m);
+	free(buf);
+	sl_waitgroup_done(&l->wg);
+}
+
+/* ---- output: acks and the dialer ---------------------------------------- */
+
+typedef struct lk_parent {
+	lk_session *s;
+	uint64_t    seq;
+} lk_parent;
+
+/* Cumulative ack of seq from p's receiver.  0 or SL_EPROTO. */
+static int
+lk_on_ack(sl_link *l, lk_peer *p, uint64_t seq)
+{
+	lk_parent *ps = NULL;
+	size_t     np = 0;
+
+	sl_mutex_lock(&l->mu);
+	if (seq > p->next_seq - 1) {
+		sl_mutex_unlock(&l->mu);
+		lk_log(l, "ack of seq %" PRIu64 " from %s, beyond the last sent "
+		    "(%" PRIu64 ")", seq, p->url, p->next_seq - 1);
+		return (SL_EPROTO);
+	}
+	if (seq > p->acked)
+		ps = malloc((size_t) (seq - p->acked) * sizeof(*ps));
+	while (p->acked < seq) {
+		sl_msg *m = &p->ring[++p->acked % p->cap];
+		p->bytes -= m->len;
+		if (m->parent != NULL && ps != NULL) {
+			ps[np].s = (lk_session *) m->parent;
+			ps[np++].seq = m->parent_seq;
+		} else if (m->parent != NULL) {
+			lk_session_done((lk_session *) m->parent,
+			    m->parent_seq);
+		}
+		free(m->data);
+		memset(m, 0, sizeof(*m));
+	}
+	if (p->sent < p->acked)
+		p->sent = p->acked;
+	sl_mutex_unlock(&l->mu);
+	/* Upstream acks only now that downstream has them (1:1 stages). */
+	for (size_t i = 0; i < np; i++)
+		lk_session_done(ps[i].s, ps[i].seq);
+	free(ps);
+	(void) sl_chan_trysend(l->kick, NULL);
+	return (0);
+}
+
+static void
+lk_send_refuse(sli_conn *c, int code, const char *text)
+{
+	sli_frame  f;
+	sli_refuse rf;
+
+	sluice__link__frame__init(&f);
+	sluice__link__refuse__init(&rf);
+	rf.code = (uint32_t) code;
+	rf.text = sli_bytes(text);
+	f.kind_case = SLUICE__LINK__FRAME__KIND_REFUSE;
+	f.refuse = &rf;
+	(void) sli_conn_write(c, &f);
+}
+
+/* Checks a hello from c; refuses it (frame + log) on mismatch.  On
+ * success names the peer in c->peer.  0, or the mismatch error. */
+static int
+lk_check_hello(sl_link *l, sli_conn *c, const sli_hello *peer, int role)
+{
+	sli_hello ours;
+	char      err[SLI_FRAME_ERRSZ];
+	char      st[72], pt[72];
+	int       r;
+
+	lk_hello_init(l, &ours, role);
+	lk_bytes_str(peer->stage, st, sizeof(st));
+	lk_bytes_str(peer->port, pt, sizeof(pt));
+	snprintf(c->peer, sizeof(c->peer), "'%s' (port '%s')", st, pt);
+	if ((r = sli_hello_match(&ours, peer, err, sizeof(err))) != 0) {
+		lk_log(l, "refusing %s: %s", c->peer, err);
+		LK_COUNT(l, ST_REFUSED, 1);
+		lk_send_refuse(c, r, err);
+	}
+	return (r);
+}
+
+/* The stage cannot work with this peer (type or version): give up. */
+static void
+lk_fatal_refusal(sl_link *l, int code, const char *text)
+{
+	sl_ctx_cancel_cause(l->ctx, code, text);
+}
+
+/* Hello exchange on a new outgoing connection.  0: established; SL_ETYPE,
+ * SL_EVERSION, SL_EPROTO from a refusal (fatal); other: retry. */
+static int
+lk_out_handshake(sl_link *l, lk_peer *p, sli_conn *c)
+{
+	sli_frame  f, *in = NULL;
+	sli_hello  h;
+	int        r;
+	char       text[600];
+
+	lk_hello_init(l, &h, SLUICE__LINK__ROLE__ROLE_SENDER);
+	sl_mutex_lock(&l->mu);
+	h.last_seq = p->acked;
+	sl_mutex_unlock(&l->mu);
+	sluice__link__frame__init(&f);
+	f.kind_case = SLUICE__LINK__FRAME__KIND_HELLO;
+	f.hello = &h;
+	if ((r = sli_conn_write(c, &f)) != 0)
+		return (r);
+	r = sli_conn_read(c, &in, (int) (l->o.peer_timeout / SL_MILLISECOND));
+	if (r != 0) {
+		if (r != SL_ECONNSHUT && r != SL_ETIMEDOUT) {
+			lk_log(l, "bad frame from %s: %s", p->url, c->err);
+			LK_COUNT(l, ST_BAD, 1);
+		}
+		return (SL_ECONNSHUT);
+	}
+	if (in->kind_case == SLUICE__LINK__FRAME__KIND_REFUSE) {
+		char t[SLI_FRAME_ERRSZ];
+		lk_bytes_str(in->refuse->text, t, sizeof(t));
+		snprintf(text, sizeof(text), "refused by %s: %s", p->url, t);
+		lk_log(l, "%s", text);
+		LK_COUNT(l, ST_REFUSED, 1);
+		r = (int) in->refuse->code;
+		if (r <= 0 || r >= SL_ERR_COUNT)
+			r = SL_EPROTO;
+		lk_fatal_refusal(l, r, text);
+		sli_frame_free(in);
+		return (r);
+	}
+	if (in->kind_case != SLUICE__LINK__FRAME__KIND_HELLO) {
+		lk_log(l, "expected hello from %s, got %s", p->url,
+		    sli_frame_kind_name(in));
+		LK_COUNT(l, ST_BAD, 1);
+		sli_frame_free(in);
+		return (SL_ECONNSHUT);
+	}
+	if ((r = lk_check_hello(l, c, in->hello,
+	    SLUICE__LINK__ROLE__ROLE_SENDER)) != 0) {
+		snprintf(text, sizeof(text), "link to %s refused: payload or "
+		    "protocol mismatch (see log)", p->url);
+		lk_fatal_refusal(l, r, text);
+		sli_frame_free(in);
+		return (r);
+	}
+	sl_mutex_lock(&l->mu);
+	p->win_msgs = in->hello->credit_messages;
+	p->win_bytes = in->hello->credit_bytes;
+	uint64_t have = in->hello->last_seq;
+	if (have > p->next_seq - 1)
+		have = p->next_seq - 1; /* it cannot have more than we sent */
+	if (have < p->acked)
+		have = p->acked;
+	if (p->next_seq - 1 > have && p->sent > 0)
+		LK_COUNT(l, ST_RESENT, p->next_seq - 1 - have);
+	p->sent = have;
+	p->conn = sli_conn_ref(c);
+	sl_mutex_unlock(&l->mu);
+	sli_frame_free(in);
+	return (0);
+}
+
+static void
+lk_on_close_reply(sl_link *l, lk_peer *p, uint64_t final_seq)
+{
+	bool all = true;
+
+	(void) lk_on_ack(l, p, final_seq);
+	sl_mutex_lock(&l->mu);
+	if (l->eos && final_seq == p->next_seq - 1)
+		p->closed = true;
+	for (size_t i = 0; i < l->npeers; i++)
+		if (!l->peers[i].closed)
+			all = false;
+	sl_mutex_unlock(&l->mu);
+	if (all)
+		lk_mark_done(l);
+}
+
+/* Frames from a receiver until the connection ends. */
+static void
+lk_out_read_loop(sl_link *l, lk_peer *p, sli_conn *c)
+{
+	for (;;) {
+		sli_frame *f;
+		int        r = sli_conn_read(c, &f, NNG_DURATION_INFINITE);
+
+		if (r != 0) {
+			if (r != SL_ECONNSHUT && r != SL_ETIMEDOUT) {
+				lk_log(l, "bad frame from %s: %s", c->peer,
+				    c->err);
+				LK_COUNT(l, ST_BAD, 1);
+			}
+			return;
+		}
+		switch (f->kind_case) {
+		case SLUICE__LINK__FRAME__KIND_ACK:
+			r = lk_on_ack(l, p, f->ack->seq);
+			if (r == 0 && f->ack->credit != NULL) {
+				sl_mutex_lock(&l->mu);
+				p->win_msgs += f->ack->credit->messages;
+				p->win_bytes += f->ack->credit->bytes;
+				sl_mutex_unlock(&l->mu);
+			}
+			break;
+		case SLUICE__LINK__FRAME__KIND_CREDIT:
+			sl_mutex_lock(&l->mu);
+			p->win_msgs += f->credit->messages;
+			p->win_bytes += f->credit->bytes;
+			sl_mutex_unlock(&l->mu);
+			(void) sl_chan_trysend(l->kick, NULL);
+			break;
+		case SLUICE__LINK__FRAME__KIND_CLOSE:
+			lk_on_close_reply(l, p, f->close->final_seq);
+			break;
+		case SLUICE__LINK__FRAME__KIND_CANCEL:
+			lk_peer_canceled(l, c, f->cancel);
+			break;
+		case SLUICE__LINK__FRAME__KIND_HEARTBEAT:
+			break;
+		case SLUICE__LINK__FRAME__KIND_REFUSE: {
+			char t[SLI_FRAME_ERRSZ];
+			lk_bytes_str(f->refuse->text, t, sizeof(t));
+			lk_log(l, "refused by %s: %s", c->peer, t);
+			r = SL_EPROTO;
+			break;
+		}
+		default:
+			lk_log(l, "unexpected %s frame from %s",
+			    sli_frame_kind_name(f), c->peer);
+			LK_COUNT(l, ST_BAD, 1);
+			r = SL_EPROTO;
+		}
+		sli_frame_free(f);
+		if (r != 0)
+			return;
+	}
+}
+
+static void
+lk_dialer(void *arg)
+{
+	lk_peer *p = arg;
+	sl_link *l = p->link;
+	sli_aio  a = { 0 };
+	uint8_t *buf = NULL;
+	size_t   cap = 0;
+	int64_t  backoff = LK_BACKOFF_MIN;
+
+	if (sli_aio_init(&a) != 0)
+		goto out;
+	while (sl_ctx_err(l->lctx) == 0) {
+		sli_aio_begin(&a);
+		nng_stream_dialer_dial(p->dialer, a.aio);
+		if (sli_aio_end(&a) != 0) {
+			if (sl_sleep_ctx(l->lctx, backoff) != 0)
+				break;
+			backoff = backoff * 2 > LK_BACKOFF_MAX ?
+			    LK_BACKOFF_MAX : backoff * 2;
+			continue;
+		}
+		sli_conn *c = sli_conn_new(nng_aio_get_output(a.aio, 0),
+		    &l->lim);
+		if (c == NULL)
+			continue;
+		LK_COUNT(l, ST_CONNECTS, 1);
+		int r = lk_out_handshake(l, p, c);
+		if (r == 0) {
+			backoff = LK_BACKOFF_MIN;
+			(void) sl_chan_trysend(l->kick, NULL);
+			lk_flush(l, p, &buf, &cap);
+			lk_out_read_loop(l, p, c);
+			sl_mutex_lock(&l->mu);
+			if (p->conn == c) {
+				p->conn = NULL;
+				sli_conn_unref(c);
+			}
+			bool done = p->closed;
+			sl_mutex_unlock(&l->mu);
+			sli_conn_close(c);
+			sli_conn_unref(c);
+			if (done)
+				break;
+			LK_COUNT(l, ST_DROPS, 1);
+			continue;
+		}
+		sli_conn_close(c);
+		sli_conn_unref(c);
+		if (r == SL_ETYPE || r == SL_EVERSION || r == SL_EPROTO)
+			break; /* refused: the stage was canceled */
+		if (sl_sleep_ctx(l->lctx, backoff) != 0)
+			break;
+	}
+out:
+	sli_aio_fini(&a);
+	free(buf);
+	sl_waitgroup_done(&l->wg);
+}
+
+/* ---- input -------------------------------------------------------------- */
+
+static void lk_acker(void *arg);
+
+/* Finds or makes the session of the sender that said hello h on c, and
+ * makes c its connection.  l->mu held.  NULL if out of memory. */
+static lk_session *
+lk_session_for(sl_link *l, sli_conn *c, const sli_hello *h, bool *resumed)
+{
+	char        st[256], pt[256];
+	lk_session *s, **pp;
+
+	lk_bytes_str(h->stage, st, sizeof(st));
+	lk_bytes_str(h->port, pt, sizeof(pt));
+	*resumed = false;
+	for (pp = &l->sessions; (s = *pp) != NULL; pp = &s->next) {
+		if (strcmp(s->stage, st) != 0 || strcmp(s->port, pt) != 0)
+			continue;
+		if (s->incarnation == h->incarnation) {
+			sli_conn *old;
+			sl_mutex_lock(&s->mu);
+			old = s->conn;
+			s->conn = sli_conn_ref(c);
+			s->ack_sent = 0; /* re-ack on the new connection */
+			sl_mutex_unlock(&s->mu);
+			if (old != NULL) {
+				sli_conn_close(old);
+				sli_conn_unref(old);
+			}
+			*resumed = true;
+			return (s);
+		}
+		/* A new incarnation (the sender restarted): its messages
+		 * start from seq 1 again; forget the old one. */
+		sl_mutex_lock(&s->mu);
+		s->stale = true;
+		if (s->conn != NULL)
+			sli_conn_close(s->conn);
+		sl_mutex_unlock(&s->mu);
+		(void) sl_chan_trysend(s->kick, NULL);
+		*pp = s->next;
+		lk_session_unref(s);
+		break;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return (NULL);
+	s->link = l;
+	s->stage = strdup(st);
+	s->port = strdup(pt);
+	s->incarnation = h->incarnation;
+	s->cap = l->o.window_msgs;
+	s->donebits = calloc(s->cap, 1);
+	s->kick = sl_chan_make(0, 1);
+	if (s->stage == NULL || s->port == NULL || s->donebits == NULL ||
+	    s->kick == NULL) {
+		sl_chan_release(s->kick);
+		free(s->donebits);
+		free(s->stage);
+		free(s->port);
+		free(s);
+		return (NULL);
+	}
+	atomic_init(&s->refs, 2); /* the list, the acker */
+	s->conn = sli_conn_ref(c);
+	s->next = l->sessions;
+	l->sessions = s;
+	sl_waitgroup_add(&l->wg, 1);
+	if (sl_go(lk_acker, s) != 0) {
+		sl_waitgroup_done(&l->wg);
+		atomic_fetch_sub(&s->refs, 1);
+	}
+	return (s);
+}
+
+/* Delivers a batch from s into the stage's channel.  0 or an error that
+ * drops the connection. */
+static int
+lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_batch *b)
+{
+	for (size_t i = 0; i < b->n_messages; i++) {
+		const sli_msg *bm = b->messages[i];
+		sl_msg         m;
+
+		sl_mutex_lock(&s->mu);
+		if (bm->seq <= s->received) {
+			sl_mutex_unlock(&s->mu);
+			LK_COUNT(l, ST_DUPSEQ, 1);
+			continue;
+		}
+		if (bm->seq != s->received + 1 ||
+		    s->received - s->done >= s->cap) {
+			uint64_t want = s->received + 1;
+			sl_mutex_unlock(&s->mu);
+			lk_log(l, "protocol error from %s: message seq %" PRIu64
+			    " (expected %" PRIu64 ") or window exceeded",
+			    c->peer, bm->seq, want);
+			LK_COUNT(l, ST_BAD, 1);
+			return (SL_EPROTO);
+		}
+		s->received = bm->seq;
+		sl_mutex_unlock(&s->mu);
+
+		memset(&m, 0, sizeof(m));
+		if (bm->lineage != NULL) {
+			m.lin_src = bm->lineage->source;
+			m.lin_seq = bm->lineage->seq;
+		}
+		atomic_fetch_add(&s->refs, 1);
+		if (l->o.dedup_lineage && m.lin_src != 0) {
+			sl_mutex_lock(&l->mu);
+			bool fresh = lk_lineage_new(l, m.lin_src, m.lin_seq);
+			sl_mutex_unlock(&l->mu);
+			if (!fresh) {
+				LK_COUNT(l, ST_DUPLIN, 1);
+				lk_session_done(s, bm->seq);
+				continue;
+			}
+		}
+		if (sl_msg_init(&m, bm->payload.data, bm->payload.len) != 0) {
+			lk_session_unref(s);
+			return (SL_ENOMEM);
+		}
+		if (bm->lineage != NULL) {
+			m.lin_src = bm->lineage->source;
+			m.lin_seq = bm->lineage->seq;
+		}
+		m.parent = (sli_delivery *) s;
+		m.parent_seq = bm->seq;
+		if (sl_chan_send_ctx(l->ch, &m, l->lctx, SL_FOREVER) != 0) {
+			free(m.data);
+			lk_session_unref(s);
+			return (SL_ECANCELED);
+		}
+		LK_COUNT(l, ST_MSGS, 1);
+		LK_COUNT(l, ST_BYTES, m.len);
+	}
+	LK_COUNT(l, ST_BATCHES, 1);
+	return (0);
+}
+
+/* Sends acks and the close reply of one upstream session. */
+static void
+lk_acker(void *arg)
+{
+	lk_session *s = arg;
+	sl_link    *l = s->link;
+
+	while (sl_chan_recv_ctx(s->kick, NULL, l->lctx, SL_FOREVER) == 0) {
+		sli_conn *c = NULL;
+		uint64_t  ack = 0, fin = 0;
+		bool      reply = false, stale;
+
+		sl_mutex_lock(&s->mu);
+		stale = s->stale;
+		if (!stale && s->conn != NULL) {
+			c = sli_conn_ref(s->conn);
+			if (s->done > s->ack_sent || (s->ack_sent == 0 &&
+			    s->done > 0)) {
+				ack = s->done;
+				s->ack_sent = s->done;
+			}
+			if (s->closing && !s->closed &&
+			    s->done == s->final_seq &&
+			    s->received == s->final_seq) {
+				reply = true;
+				fin = s->final_seq;
+				s->closed = true;
+			}
+		}
+		sl_mutex_unlock(&s->mu);
+		if (stale)
+			break;
+		if (c != NULL) {
+			if (ack != 0) {
+				sli_frame f;
+				sli_ack   a;
+				sluice__link__frame__init(&f);
+				sluice__link__ack__init(&a);
+				a.seq = ack;
+				f.kind_case = SLUICE__LINK__FRAME__KIND_ACK;
+				f.ack = &a;
+				(void) sli_conn_write(c, &f);
+			}
+			if (reply)
+				lk_send_close(c, fin);
+			sli_conn_unref(c);
+		}
+		if (reply) {
+			bool all;
+			sl_mutex_lock(&l->mu);
+			all = ++l->nclosed >= l->o.upstreams;
+			sl_mutex_unlock(&l->mu);
+			if (all) {
+				sl_chan_close(l->ch);
+				lk_mark_done(l);
+			}
+		}
+	}
+	lk_session_unref(s);
+	sl_waitgroup_done(&l->wg);
+}
+
+typedef struct lk_rd_arg {
+	sl_link  *l;
+	sli_conn *c;
+} lk_rd_arg;
+
+static void
+lk_forget_conn(sl_link *l, sli_conn *c)
+{
+	sl_mutex_lock(&l->mu);
+	for (size_t i = 0; i < l->nconns; i++) {
+		if (l->conns[i] == c) {
+			l->conns[i] = l->conns[--l->nconns];
+			sli_conn_unref(c);
+			break;
+		}
+	}
+	sl_mutex_unlock(&l->mu);
+}
+
+/* One accepted connection: hello, then frames until it ends. */
+static void
+lk_reader(void *arg)
+{
+	lk_rd_arg  *ra = arg;
+	sl_link    *l = ra->l;
+	sli_conn   *c = ra->c;
+	lk_session *s = NULL;
+	sli_frame  *f = NULL;
+	bool        resumed;
+	int         r;
+
+	free(ra);
+	r = sli_conn_read(c, &f, (int) (l->o.peer_timeout / SL_MILLISECOND));
+	if (r != 0) {
+		if (r == SL_ETIMEDOUT)
+			lk_log(l, "no hello from a new connection within "
+			    "%" PRId64 " ms: dropping it",
+			    l->o.peer_timeout / SL_MILLISECOND);
+		else if (r != SL_ECONNSHUT)
+			lk_log(l, "bad frame from a new connection: %s",
+			    c->err);
+		if (r != SL_ECONNSHUT)
+			LK_COUNT(l, ST_BAD, 1);
+		goto out;
+	}
+	if (f->kind_case != SLUICE__LINK__FRAME__KIND_HELLO) {
+		lk_log(l, "expected hello from a new connection, got %s",
+		    sli_frame_kind_name(f));
+		LK_COUNT(l, ST_BAD, 1);
+		goto out;
+	}
+	if (lk_check_hello(l, c, f->hello,
+	    SLUICE__LINK__ROLE__ROLE_RECEIVER) != 0)
+		goto out;
+
+	sl_mutex_lock(&l->mu);
+	s = lk_session_for(l, c, f->hello, &resumed);
+	if (s != NULL)
+		atomic_fetch_add(&s->refs, 1);
+	sl_mutex_unlock(&l->mu);
+	if (s == NULL)
+		goto out;
+	LK_COUNT(l, ST_CONNECTS, 1);
+
+	sli_frame fo;
+	sli_hello h;
+	lk_hello_init(l, &h, SLUICE__LINK__ROLE__ROLE_RECEIVER);
+	h.credit_messages = l->o.window_msgs;
+	h.credit_bytes = l->o.window_bytes;
+	sl_mutex_lock(&s->mu);
+	h.last_seq = s->received;
+	if (!resumed && f->hello->last_seq > 0 && s->received == 0) {
+		/* We are new, the sender is not: it starts after what it
+		 * had acked, which we take as received and finished. */
+		s->received = s->done = s->ack_sent = f->hello->last_seq;
+		h.last_seq = s->received;
+	}
+	sl_mutex_unlock(&s->mu);
+	sli_frame_free(f);
+	f = NULL;
+	sluice__link__frame__init(&fo);
+	fo.kind_case = SLUICE__LINK__FRAME__KIND_HELLO;
+	fo.hello = &h;
+	if (sli_conn_write(c, &fo) != 0)
+		goto out;
+	(void) sl_chan_trysend(s->kick, NULL); /* re-ack on resume */
+
+	for (;;) {
+		r = sli_conn_read(c, &f, NNG_DURATION_INFINITE);
+		if (r != 0) {
+			if (r != SL_ECONNSHUT && r != SL_ETIMEDOUT) {
+				lk_log(l, "bad frame from %s: %s", c->peer,
+				    c->err);
+				LK_COUNT(l, ST_BAD, 1);
+			}
+			break;
+		}
+		switch (f->kind_case) {
+		case SLUICE__LINK__FRAME__KIND_BATCH:
+			r = lk_on_batch(l, s, c, f->batch);
+			break;
+		case SLUICE__LINK__FRAME__KIND_CLOSE:
+			sl_mutex_lock(&s->mu);
+			s->closing = true;
+			s->final_seq = f->close->final_seq;
+			sl_mutex_unlock(&s->mu);
+			(void) sl_chan_trysend(s->kick, NULL);
+			break;
+		case SLUICE__LINK__FRAME__KIND_CANCEL:
+			lk_peer_canceled(l, c, f->cancel);
+			break;
+		case SLUICE__LINK__FRAME__KIND_HEARTBEAT:
+			break;
+		default:
+			lk_log(l, "unexpected %s frame from %s",
+			    sli_frame_kind_name(f), c->peer);
+			LK_COUNT(l, ST_BAD, 1);
+			r = SL_EPROTO;
+		}
+		sli_frame_free(f);
+		f = NULL;
+		if (r != 0)
+			break;
+	}
+	LK_COUNT(l, ST_DROPS, 1);
+out:
+	sli_frame_free(f);
+	if (s != NULL) {
+		sl_mutex_lock(&s->mu);
+		if (s->conn == c) {
+			s->conn = NULL;
+			sli_conn_unref(c);
+		}
+		sl_mutex_unlock(&s->mu);
+		lk_session_unref(s);
+	}
+	sli_conn_close(c);
+	lk_forget_conn(l, c);
+	sli_conn_unref(c);
+	sl_waitgroup_done(&l->wg);
+}
+
+static void
+lk_acceptor(void *arg)
+{
+	sl_link *l = arg;
+	sli_aio  a = { 0 };
+
+	if (sli_aio_init(&a) != 0)
+		goto out;
+	while (sl_ctx_err(l->lctx) == 0) {
+		sli_aio_begin(&a);
+		nng_stream_listener_accept(l->lst, a.aio);
+		int rv = sli_aio_end(&a);
+		if (rv == NNG_ECLOSED || sl_ctx_err(l->lctx) != 0)
+			break;
+		if (rv != 0) {
+			(void) sl_sleep_ctx(l->lctx, 10 * SL_MILLISECOND);
+			continue;
+		}
+		sli_conn  *c = sli_conn_new(nng_aio_get_output(a.aio, 0),
+		    &l->lim);
+		lk_rd_arg *ra = malloc(sizeof(*ra));
+		if (c == NULL || ra == NULL) {
+			free(ra);
+			sli_conn_unref(c);
+			continue;
+		}
+		sl_mutex_lock(&l->mu);
+		if (l->nconns == l->capconns) {
+			size_t     ncap = l->capconns ? l->capconns * 2 : 8;
+			sli_conn **n = realloc(l->conns, ncap * sizeof(*n));
+			if (n == NULL) {
+				sl_mutex_unlock(&l->mu);
+				free(ra);
+				sli_conn_unref(c);
+				continue;
+			}
+			l->conns = n;
+			l->capconns = ncap;
+		}
+		l->conns[l->nconns++] = sli_conn_ref(c);
+		sl_mutex_unlock(&l->mu);
+		ra->l = l;
+		ra->c = c;
+		sl_waitgroup_add(&l->wg, 1);
+		if (sl_go(lk_reader, ra) != 0) {
+			sl_waitgroup_done(&l->wg);
+			free(ra);
+			lk_forget_conn(l, c);
+			sli_conn_unref(c);
+		}
+	}
+out:
+	sli_aio_fini(&a);
+	sl_waitgroup_done(&l->wg);
+}
+
+/* ---- heartbeats and dead peers ------------------------------------------ */
+
+static void
+lk_ticker(void *arg)
+{
+	sl_link *l = arg;
+
+	while (sl_sleep_ctx(l->lctx, l->o.heartbeat) == 0) {
+		sli_conn *cs[128];
+		size_t    n = 0;
+
+		sl_mutex_lock(&l->mu);
+		if (l->output) {
+			for (size_t i = 0; i < l->npeers && n < 128; i++)
+				if (l->peers[i].conn != NULL)
+					cs[n++] = sli_conn_ref(
+					    l->peers[i].conn);
+		} else {
+			for (size_t i = 0; i < l->nconns && n < 128; i++)
+				cs[n++] = sli_conn_ref(l->conns[i]);
+		}
+		sl_mutex_unlock(&l->mu);
+		for (size_t i = 0; i < n; i++) {
+			sli_conn *c = cs[i];
+			int64_t   now = sl_now();
+			if (now - atomic_load(&c->last_rx) > l->o.peer_timeout) {
+				lk_log(l, "nothing from %s for %" PRId64 " ms: "
+				    "dropping the connection", c->peer,
+				    (now - atomic_load(&c->last_rx)) /
+				    SL_MILLISECOND);
+				sli_conn_close(c);
+			} else if (now - atomic_load(&c->last_tx) >=
+			    l->o.heartbeat) {
+				sli_frame     f;
+				sli_heartbeat hb;
+				sluice__link__frame__init(&f);
+				sluice__link__heartbeat__init(&hb);
+				hb.time_ns = (uint64_t) now;
+				f.kind_case = SLUICE__LINK__FRAME__KIND_HEARTBEAT;
+				f.heartbeat = &hb;
+				(void) sli_conn_write(c, &f);
+			}
+			sli_conn_unref(c);
+		}
+	}
+	sl_waitgroup_done(&l->wg);
+}
+
+/* ---- construction and teardown ------------------------------------------ */
+
+static char *
+lk_read_file(const char *path)
+{
+	FILE  *f = fopen(path, "rb");
+	char  *buf = NULL;
+	long   n;
+
+	if (f == NULL)
+		return (NULL);
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t) n + 1)) != NULL) {
+		if (fread(buf, 1, (size_t) n, f) != (size_t) n) {
+			free(buf);
+			buf = NULL;
+		} else {
+			buf[n] = '\0';
+		}
+	}
+	fclose(f);
+	return (buf);
+}
+
+/* TLS for tls+tcp:// urls.  0 or SL_EINVAL (message printed). */
+static int
+lk_tls_setup(sl_link *l, bool server)
+{
+	nng_tls_config *cfg;
+	int             rv;
+
+	if ((rv = nng_tls_config_alloc(&cfg, server ? NNG_TLS_MODE_SERVER :
+	    NNG_TLS_MODE_CLIENT)) != 0) {
+		lk_log(l, "TLS: %s", nng_strerror(rv));
+		return (SL_EINVAL);
+	}
+	l->tls = cfg;
+	if (l->o.tls_cert != NULL || l->o.tls_key != NULL) {
+		char *cert = l->o.tls_cert ? lk_read_file(l->o.tls_cert) : NULL;
+		char *key = l->o.tls_key ? lk_read_file(l->o.tls_key) : NULL;
+		if (cert == NULL || key == NULL) {
+			lk_log(l, "TLS: cannot read certificate '%s' or key "
+			    "'%s'", l->o.tls_cert ? l->o.tls_cert : "(none)",
+			    l->o.tls_key ? l->o.tls_key : "(none)");
+			free(cert);
+			free(key);
+			return (SL_EINVAL);
+		}
+		rv = nng_tls_config_own_cert(cfg, cert, key, NULL);
+		free(cert);
+		free(key);
+		if (rv != 0) {
+			lk_log(l, "TLS: bad certificate or key: %s",
+			    nng_strerror(rv));
+			return (SL_EINVAL);
+		}
+	} else if (server) {
+		lk_log(l, "TLS: a tls+tcp:// input needs tls_cert and tls_key");
+		return (SL_EINVAL);
+	}
+	if (l->o.tls_ca != NULL) {
+		if ((rv = nng_tls_config_ca_file(cfg, l->o.tls_ca)) != 0) {
+			lk_log(l, "TLS: bad CA file '%s': %s", l->o.tls_ca,
+			    nng_strerror(rv));
+			return (SL_EINVAL);
+		}
+		(void) nng_tls_config_auth_mode(cfg,
+		    NNG_TLS_AUTH_MODE_REQUIRED);
+	} else {
+		(void) nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_NONE);
+	}
+	if (!server && l->o.tls_server_name != NULL)
+		(void) nng_tls_config_server_name(cfg, l->o.tls_server_name);
+	return (0);
+}
+
+static bool
+lk_is_tls(const char *url)
+{
+	return (strncmp(url, "tls+tcp://", 10) == 0);
+}
+
+static void lk_free_mem(sl_link *l);
+
+static int
+lk_new(bool output, const sl_link_opts *o, sl_ctx *ctx, sl_link **out)
+{
+	sl_link *l;
+
+	*out = NULL;
+	if (o == NULL || o->stage == NULL || o->port == NULL ||
+	    o->type == NULL || *o->stage == '\0' || *o->port == '\0' ||
+	    *o->type == '\0') {
+		fprintf(stderr, "sluice: link: options need stage, port and "
+		    "payload type names\n");
+		return (SL_EINVAL);
+	}
+	if (sl_goid() == 0) {
+		fprintf(stderr, "sluice: link: must be created from a "
+		    "goroutine (inside sl_main)\n");
+		return (SL_ESTATE);
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return (SL_ENOMEM);
+	l->output = output;
+	l->o = *o;
+	l->stage = strdup(o->stage);
+	l->port = strdup(o->port);
+	l->type = strdup(o->type);
+	l->o.stage = l->stage;
+	l->o.port = l->port;
+	l->o.type = l->type;
+	l->o.tls_cert = lk_strdup(o->tls_cert);
+	l->o.tls_key = lk_strdup(o->tls_key);
+	l->o.tls_ca = lk_strdup(o->tls_ca);
+	l->o.tls_server_name = lk_strdup(o->tls_server_name);
+	if (l->o.window_msgs == 0)
+		l->o.window_msgs = 1024;
+	if (l->o.window_bytes == 0)
+		l->o.window_bytes = 8u << 20;
+	if (l->o.max_payload == 0)
+		l->o.max_payload = SLI_PAYLOAD_MAX_DEFAULT;
+	if (l->o.upstreams <= 0)
+		l->o.upstreams = 1;
+	if (l->o.heartbeat <= 0)
+		l->o.heartbeat = 500 * SL_MILLISECOND;
+	if (l->o.peer_timeout <= 0)
+		l->o.peer_timeout = 5 * SL_SECOND;
+	l->lim = sli_frame_limits_default;
+	l->lim.max_payload = l->o.max_payload;
+	if (l->lim.max_frame < 2 * l->o.max_payload + 4096)
+		l->lim.max_frame = 2 * l->o.max_payload + 4096;
+	l->incarnation = lk_random64();
+	l->ctx = sl_ctx_retain(ctx != NULL ? ctx : sl_ctx_background());
+	if (l->stage == NULL || l->port == NULL || l->type == NULL ||
+	    sl_ctx_with_cancel(l->ctx, &l->lctx) != 0 ||
+	    (l->ch = sl_chan_make(sizeof(sl_msg), l->o.window_msgs)) == NULL ||
+	    (l->kick = sl_chan_make(0, 1)) == NULL ||
+	    (l->done = sl_chan_make(0, 0)) == NULL) {
+		lk_free_mem(l);
+		return (SL_ENOMEM);
+	}
+	*out = l;
+	return (0);
+}
+
+/* Starts fn as a link goroutine counted in l->wg. */
+static int
+lk_go(sl_link *l, sl_fn fn, void *arg)
+{
+	sl_waitgroup_add(&l->wg, 1);
+	if (sl_go(fn, arg) != 0) {
+		sl_waitgroup_done(&l->wg);
+		return (SL_ENOMEM);
+	}
+	return (0);
+}
+
+static int
+lk_start_common(sl_link *l)
+{
+	sl_waitgroup_add(&l->wg, 1);
+	if (sl_ctx_after_func(l->ctx, lk_on_cancel, l, &l->af) != 0) {
+		sl_waitgroup_done(&l->wg);
+		l->af = NULL;
+		return (SL_ENOMEM);
+	}
+	return (lk_go(l, lk_ticker, l));
+}
+
+int
+sl_link_input(const char *url, const sl_link_opts *opts, sl_ctx *ctx,
+    sl_link **out)
+{
+	sl_link *l;
+	int      r, rv;
+
+	if (url == NULL || *url == '\0') {
+		fprintf(stderr, "sluice: link: an input needs a url\n");
+		return (SL_EINVAL);
+	}
+	if ((r = lk_new(false, opts, ctx, &l)) != 0)
+		return (r);
+	l->url = strdup(url);
+	if ((rv = nng_stream_listener_alloc(&l->lst, url)) != 0) {
+		lk_log(l, "cannot listen on '%s': %s", url, nng_strerror(rv));
+		sl_link_free(l);
+		return (SL_EINVAL);
+	}
+	if (lk_is_tls(url)) {
+		if ((r = lk_tls_setup(l, true)) != 0 ||
+		    (rv = nng_stream_listener_set_ptr(l->lst,
+		    NNG_OPT_TLS_CONFIG, l->tls)) != 0) {
+			sl_link_free(l);
+			return (SL_EINVAL);
+		}
+	}
+	if ((rv = nng_stream_listener_listen(l->lst)) != 0) {
+		lk_log(l, "cannot listen on '%s': %s", url, nng_strerror(rv));
+		sl_link_free(l);
+		return (rv == NNG_EADDRINUSE ? SL_ECONNREFUSED : SL_EINVAL);
+	}
+	if ((r = lk_start_common(l)) != 0 ||
+	    (r = lk_go(l, lk_acceptor, l)) != 0) {
+		sl_link_free(l);
+		return (r);
+	}
+	*out = l;
+	return (0);
+}
+
+int
+sl_link_output(const char *const *urls, size_t n, const sl_link_opts *opts,
+    sl_ctx *ctx, sl_link **out)
+{
+	sl_link *l;
+	int      r, rv;
+
+	if (urls == NULL || n == 0) {
+		fprintf(stderr, "sluice: link: an output needs at least one "
+		    "url\n");
+		return (SL_EINVAL);
+	}
+	if ((r = lk_new(true, opts, ctx, &l)) != 0)
+		return (r);
+	if ((l->peers = calloc(n, sizeof(*l->peers))) == NULL) {
+		sl_link_free(l);
+		return (SL_ENOMEM);
+	}
+	l->npeers = n;
+	for (size_t i = 0; i < n; i++) {
+		lk_peer *p = &l->peers[i];
+		p->link = l;
+		p->cap = l->o.window_msgs;
+		p->next_seq = 1;
+		p->url = urls[i] ? strdup(urls[i]) : NULL;
+		p->ring = calloc(p->cap, sizeof(*p->ring));
+		if (p->url == NULL || p->ring == NULL) {
+			sl_link_free(l);
+			return (SL_ENOMEM);
+		}
+		if ((rv = nng_stream_dialer_alloc(&p->dialer, p->url)) != 0) {
+			lk_log(l, "cannot dial '%s': %s", p->url,
+			    nng_strerror(rv));
+			sl_link_free(l);
+			return (SL_EINVAL);
+		}
+		if (lk_is_tls(p->url)) {
+			if ((l->tls == NULL && lk_tls_setup(l, false) != 0) ||
+			    nng_stream_dialer_set_ptr(p->dialer,
+			    NNG_OPT_TLS_CONFIG, l->tls) != 0) {
+				sl_link_free(l);
+				return (SL_EINVAL);
+			}
+		}
+	}
+	if ((r = lk_start_common(l)) != 0 || (r = lk_go(l, lk_pump, l)) != 0) {
+		sl_link_free(l);
+		return (r);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if ((r = lk_go(l, lk_dialer, &l->peers[i])) != 0) {
+			sl_link_free(l);
+			return (r);
+		}
+	}
+	*out = l;
+	return (0);
+}
+
+sl_chan *
+sl_link_chan(sl_link *l)
+{
+	return (l != NULL ? l->ch : NULL);
+}
+
+int
+sl_link_send(sl_link *l, sl_msg *m)
+{
+	return (sl_chan_send_ctx(l->ch, m, l->ctx, SL_FOREVER));
+}
+
+int
+sl_link_recv(sl_link *l, sl_msg *m)
+{
+	return (sl_chan_recv_ctx(l->ch, m, l->ctx, SL_FOREVER));
+}
+
+int
+sl_link_wait(sl_link *l, sl_ctx *ctx)
+{
+	sl_case cs[2] = {
+		SL_CASE_RECV(l->done, NULL),
+		SL_CASE_RECV(sl_ctx_done(l->ctx), NULL),
+	};
+	int     chosen, r;
+
+	r = sl_select(cs, 2, ctx, SL_FOREVER, &chosen);
+	if (r != 0)
+		return (r);
+	if (chosen == 0 && sl_ctx_err(l->ctx) == 0)
+		return (0);
+	/* Completed and canceled at once: completion wins. */
+	if (atomic_load(&l->done_closed))
+		return (0);
+	return (SL_ECANCELED);
+}
+
+void
+sl_link_get_stats(sl_link *l, sl_link_stats *st)
+{
+	st->msgs = atomic_load(&l->st[ST_MSGS]);
+	st->bytes = atomic_load(&l->st[ST_BYTES]);
+	st->batches = atomic_load(&l->st[ST_BATCHES]);
+	st->resent = atomic_load(&l->st[ST_RESENT]);
+	st->dup_seq = atomic_load(&l->st[ST_DUPSEQ]);
+	st->dup_lineage = atomic_load(&l->st[ST_DUPLIN]);
+	st->bad_frames = atomic_load(&l->st[ST_BAD]);
+	st->refused = atomic_load(&l->st[ST_REFUSED]);
+	st->connects = atomic_load(&l->st[ST_CONNECTS]);
+	st->drops = atomic_load(&l->st[ST_DROPS]);
+}
+
+/* Frees what lk_new and the constructors allocated (no goroutines). */
+static void
+lk_free_mem(sl_link *l)
+{
+	sl_msg m;
+
+	for (size_t i = 0; i < l->npeers; i++) {
+		lk_peer *p = &l->peers[i];
+		if (p->ring != NULL) {
+			for (uint64_t s = p->acked + 1; s < p->next_seq; s++) {
+				sl_msg *um = &p->ring[s % p->cap];
+				if (um->parent != NULL)
+					lk_session_unref(
+					    (lk_session *) um->parent);
+				free(um->data);
+			}
+		}
+		free(p->ring);
+		if (p->dialer != NULL)
+			nng_stream_dialer_free(p->dialer);
+		sli_conn_unref(p->conn);
+		free(p->url);
+	}
+	free(l->peers);
+	while (l->sessions != NULL) {
+		lk_session *s = l->sessions;
+		l->sessions = s->next;
+		sl_mutex_lock(&s->mu);
+		s->link = NULL;
+		s->stale = true;
+		sl_mutex_unlock(&s->mu);
+		lk_session_unref(s);
+	}
+	if (l->ch != NULL) {
+		while (sl_chan_tryrecv(l->ch, &m) == 0) {
+			/* Not finished: the upstream resends it. */
+			if (m.parent != NULL)
+				lk_session_unref((lk_session *) m.parent);
+			free(m.data);
+		}
+	}
+	for (size_t i = 0; i < l->nconns; i++)
+		sli_conn_unref(l->conns[i]);
+	free(l->conns);
+	for (size_t i = 0; i < l->nlinsets; i++)
+		free(l->linsets[i].slots);
+	free(l->linsets);
+	if (l->lst != NULL)
+		nng_stream_listener_free(l->lst);
+	if (l->tls != NULL)
+		nng_tls_config_free(l->tls);
+	sl_chan_release(l->ch);
+	sl_chan_release(l->kick);
+	sl_chan_release(l->done);
+	sl_ctx_release(l->lctx);
+	sl_ctx_release(l->ctx);
+	free((char *) l->o.tls_cert);
+	free((char *) l->o.tls_key);
+	free((char *) l->o.tls_ca);
+	free((char *) l->o.tls_server_name);
+	free(l->stage);
+	free(l->port);
+	free(l->type);
+	free(l->url);
+	free(l);
+}
+
+void
+sl_link_free(sl_link *l)
+{
+	if (l == NULL)
+		return;
+	if (l->lctx != NULL)
+		sl_ctx_cancel(l->lctx);
+	if (l->af != NULL && sl_ctx_stop(l->af))
+		sl_waitgroup_done(&l->wg);
+	l->af = NULL;
+	if (l->lst != NULL)
+		nng_stream_listener_close(l->lst);
+	for (size_t i = 0; i < l->npeers; i++)
+		if (l->peers[i].dialer != NULL)
+			nng_stream_dialer_close(l->peers[i].dialer);
+	sl_mutex_lock(&l->mu);
+	for (size_t i = 0; i < l->npeers; i++)
+		if (l->peers[i].conn != NULL)
+			sli_conn_close(l->peers[i].conn);
+	for (lk_session *s = l->sessions; s != NULL; s = s->next) {
+		sl_mutex_lock(&s->mu);
+		if (s->conn != NULL)
+			sli_conn_close(s->conn);
+		sl_mutex_unlock(&s->mu);
+	}
+	for (size_t i = 0; i < l->nconns; i++)
+		sli_conn_close(l->conns[i]);
+	sl_mutex_unlock(&l->mu);
+	sl_waitgroup_wait(&l->wg);
+	lk_free_mem(l);
+}
