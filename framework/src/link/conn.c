@@ -73,6 +73,7 @@ sli_conn_new(nng_stream *st, const sli_frame_limits *lim)
 	}
 	c->st = st;
 	c->lim = lim;
+	c->write_timeout_ms = NNG_DURATION_INFINITE;
 	atomic_init(&c->refs, 1);
 	atomic_init(&c->last_rx, sl_now());
 	atomic_init(&c->last_tx, sl_now());
@@ -194,7 +195,7 @@ sli_conn_write_raw(sli_conn *c, const void *buf, size_t len)
 		nng_iov iov = { .iov_buf = (void *) (uintptr_t) p,
 			.iov_len = len };
 		nng_aio_set_iov(c->wr.aio, 1, &iov);
-		nng_aio_set_timeout(c->wr.aio, NNG_DURATION_INFINITE);
+		nng_aio_set_timeout(c->wr.aio, c->write_timeout_ms);
 		sli_aio_begin(&c->wr);
 		nng_stream_send(c->st, c->wr.aio);
 		if (sli_aio_end(&c->wr) != 0) {

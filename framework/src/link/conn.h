@@ -47,6 +47,8 @@ typedef struct sli_conn {
 	_Atomic int64_t    last_tx; /* of the last frame written */
 	atomic_bool        closed;  /* sli_conn_close was called */
 	atomic_int         refs;    /* owner + borrowed writers */
+	int                write_timeout_ms; /* a write stuck this long
+	                                        fails (peer not reading) */
 	char               peer[192]; /* "stage 'x' port 'y'" once known */
 	char               err[SLI_FRAME_ERRSZ]; /* last decode error */
 } sli_conn;

@@ -404,19 +404,8 @@ lk_on_cancel(void *arg)
 	f.cancel = &c;
 
 	sl_mutex_lock(&l->mu);
-	if (l->output) {
-		for (size_t i = 0; i < l->npeers && n < 64; i++)
-			if (l->peers[i].conn != NULL)
-				conns[n++] = sli_conn_ref(l->peers[i].conn);
-	} else {
-		for (lk_session *s = l->sessions; s != NULL && n < 64;
-		    s = s->next) {
-			sl_mutex_lock(&s->mu);
-			if (s->conn != NULL)
-				conns[n++] = sli_conn_ref(s->conn);
-			sl_mutex_unlock(&s->mu);
-		}
-	}
+	for (size_t i = 0; i < l->nconns && n < 64; i++)
+		conns[n++] = sli_conn_ref(l->conns[i]);
 	sl_mutex_unlock(&l->mu);
 	for (size_t i = 0; i < n; i++) {
 		(void) sli_conn_write(conns[i], &f);
@@ -925,6 +914,9 @@ lk_out_read_loop(sl_link *l, lk_peer *p, sli_conn *c)
 	}
 }
 
+static int lk_track_conn(sl_link *l, sli_conn *c);
+static void lk_forget_conn(sl_link *l, sli_conn *c);
+
 static void
 lk_dialer(void *arg)
 {
@@ -951,6 +943,11 @@ lk_dialer(void *arg)
 		    &l->lim);
 		if (c == NULL)
 			continue;
+		c->write_timeout_ms = (int) (l->o.peer_timeout / SL_MILLISECOND);
+		if (lk_track_conn(l, c) != 0) {
+			sli_conn_unref(c);
+			continue;
+		}
 		LK_COUNT(l, ST_CONNECTS, 1);
 		int r = lk_out_handshake(l, p, c);
 		if (r == 0) {
@@ -966,6 +963,7 @@ lk_dialer(void *arg)
 			bool done = p->closed;
 			sl_mutex_unlock(&l->mu);
 			sli_conn_close(c);
+			lk_forget_conn(l, c);
 			sli_conn_unref(c);
 			if (done)
 				break;
@@ -973,6 +971,7 @@ lk_dialer(void *arg)
 			continue;
 		}
 		sli_conn_close(c);
+		lk_forget_conn(l, c);
 		sli_conn_unref(c);
 		if (r == SL_ETYPE || r == SL_EVERSION || r == SL_EPROTO)
 			break; /* refused: the stage was canceled */
@@ -1192,6 +1191,27 @@ typedef struct lk_rd_arg {
 	sli_conn *c;
 } lk_rd_arg;
 
+/* Every connection of a link is in l->conns, so that sl_link_free can
+ * close each one, whoever is blocked on it. */
+static int
+lk_track_conn(sl_link *l, sli_conn *c)
+{
+	sl_mutex_lock(&l->mu);
+	if (l->nconns == l->capconns) {
+		size_t     ncap = l->capconns ? l->capconns * 2 : 8;
+		sli_conn **n = realloc(l->conns, ncap * sizeof(*n));
+		if (n == NULL) {
+			sl_mutex_unlock(&l->mu);
+			return (SL_ENOMEM);
+		}
+		l->conns = n;
+		l->capconns = ncap;
+	}
+	l->conns[l->nconns++] = sli_conn_ref(c);
+	sl_mutex_unlock(&l->mu);
+	return (0);
+}
+
 static void
 lk_forget_conn(sl_link *l, sli_conn *c)
 {
@@ -1355,21 +1375,12 @@ lk_acceptor(void *arg)
 			sli_conn_unref(c);
 			continue;
 		}
-		sl_mutex_lock(&l->mu);
-		if (l->nconns == l->capconns) {
-			size_t     ncap = l->capconns ? l->capconns * 2 : 8;
-			sli_conn **n = realloc(l->conns, ncap * sizeof(*n));
-			if (n == NULL) {
-				sl_mutex_unlock(&l->mu);
-				free(ra);
-				sli_conn_unref(c);
-				continue;
-			}
-			l->conns = n;
-			l->capconns = ncap;
+		c->write_timeout_ms = (int) (l->o.peer_timeout / SL_MILLISECOND);
+		if (lk_track_conn(l, c) != 0) {
+			free(ra);
+			sli_conn_unref(c);
+			continue;
 		}
-		l->conns[l->nconns++] = sli_conn_ref(c);
-		sl_mutex_unlock(&l->mu);
 		ra->l = l;
 		ra->c = c;
 		sl_waitgroup_add(&l->wg, 1);
@@ -1397,15 +1408,8 @@ lk_ticker(void *arg)
 		size_t    n = 0;
 
 		sl_mutex_lock(&l->mu);
-		if (l->output) {
-			for (size_t i = 0; i < l->npeers && n < 128; i++)
-				if (l->peers[i].conn != NULL)
-					cs[n++] = sli_conn_ref(
-					    l->peers[i].conn);
-		} else {
-			for (size_t i = 0; i < l->nconns && n < 128; i++)
-				cs[n++] = sli_conn_ref(l->conns[i]);
-		}
+		for (size_t i = 0; i < l->nconns && n < 128; i++)
+			cs[n++] = sli_conn_ref(l->conns[i]);
 		sl_mutex_unlock(&l->mu);
 		for (size_t i = 0; i < n; i++) {
 			sli_conn *c = cs[i];

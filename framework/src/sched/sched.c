@@ -550,6 +550,20 @@ sch_dump_one(sli_g *g, void *arg)
 		    (unsigned long long) g->id, sch_state_name(s));
 }
 
+/* For debuggers: `call sli_stack_foreach(sch_dump_fn, 0)` prints each
+ * goroutine's body address. */
+void sch_dump_fn(sli_g *g, void *arg);
+void
+sch_dump_fn(sli_g *g, void *arg)
+{
+	void *fn;
+
+	(void) arg;
+	memcpy(&fn, &g->fn, sizeof(fn));
+	fprintf(stderr, "goroutine %llu fn %p\n", (unsigned long long) g->id,
+	    fn);
+}
+
 void
 sl_dump_goroutines(FILE *out)
 {
