@@ -1827,11 +1827,44 @@ lk_free_mem(sl_link *l)
 	free(l);
 }
 
+/* Sends the acks still owed, so that a graceful stop does not make the
+ * upstream resend what this stage already finished. */
+static void
+lk_flush_acks(sl_link *l)
+{
+	sl_mutex_lock(&l->mu);
+	for (lk_session *s = l->sessions; s != NULL; s = s->next) {
+		sli_conn *c = NULL;
+		uint64_t  ack = 0;
+
+		sl_mutex_lock(&s->mu);
+		if (s->conn != NULL && s->done > s->ack_sent) {
+			ack = s->ack_sent = s->done;
+			c = sli_conn_ref(s->conn);
+		}
+		sl_mutex_unlock(&s->mu);
+		if (c != NULL) {
+			sli_frame f;
+			sli_ack   a;
+			sluice__link__frame__init(&f);
+			sluice__link__ack__init(&a);
+			a.seq = ack;
+			f.kind_case = SLUICE__LINK__FRAME__KIND_ACK;
+			f.ack = &a;
+			(void) sli_conn_write(c, &f);
+			sli_conn_unref(c);
+		}
+	}
+	sl_mutex_unlock(&l->mu);
+}
+
 void
 sl_link_free(sl_link *l)
 {
 	if (l == NULL)
 		return;
+	if (!l->output)
+		lk_flush_acks(l);
 	if (l->lctx != NULL)
 		sl_ctx_cancel(l->lctx);
 	if (l->af != NULL && sl_ctx_stop(l->af))
