@@ -67,6 +67,22 @@ sel_rand(void)
 	return ((uint32_t) (s >> 32));
 }
 
+/* Can case c proceed now?  Its channel's lock is held.  A queued waiter
+ * counts, though it may prove stale when claimed. */
+static bool
+sel_ready(const sl_case *c)
+{
+	const sl_chan *ch = c->ch;
+
+	if (ch == NULL)
+		return (false);
+	if (ch->closed)
+		return (true);
+	if (c->op == SL_RECV)
+		return (ch->len > 0 || ch->sendq.head != NULL);
+	return (ch->len < ch->cap || ch->recvq.head != NULL);
+}
+
 static int
 sel_run(sl_case *cases, size_t n, sl_ctx *ctx, int64_t deadline,
     int *chosen, size_t *order, sl_chan **chans, sli_chwaiter *ws)
@@ -83,17 +99,24 @@ sel_run(sl_case *cases, size_t n, sl_ctx *ctx, int64_t deadline,
 	if (ctx != NULL && (r = sl_ctx_err(ctx)) != 0)
 		return (r);
 
-	/* Random poll order (Fisher-Yates); distinct channels sorted. */
-	for (size_t i = 0; i < n; i++) {
-		size_t j = sel_rand() % (i + 1);
-		if (j != i)
-			order[i] = order[j];
-		order[j] = i;
+	/* The distinct channels, sorted by address: the lock order. */
+	for (size_t i = 0; i < n; i++)
 		if (cases[i].ch != NULL)
 			chans[l.n++] = cases[i].ch;
-	}
 	if (l.n > 1) {
-		qsort(chans, l.n, sizeof(*chans), sel_cmp);
+		if (l.n <= 16) {
+			/* Insertion sort: a few compares, no calls. */
+			for (size_t i = 1; i < l.n; i++) {
+				sl_chan *c = chans[i];
+				size_t   k = i;
+				for (; k > 0 && (uintptr_t) chans[k - 1] >
+				    (uintptr_t) c; k--)
+					chans[k] = chans[k - 1];
+				chans[k] = c;
+			}
+		} else {
+			qsort(chans, l.n, sizeof(*chans), sel_cmp);
+		}
 		size_t k = 1;
 		for (size_t i = 1; i < l.n; i++)
 			if (chans[i] != chans[k - 1])
@@ -102,12 +125,20 @@ sel_run(sl_case *cases, size_t n, sl_ctx *ctx, int64_t deadline,
 	}
 
 	sel_lock_all(&l);
-	for (size_t k = 0; k < n; k++) {
-		sl_case *c = &cases[order[k]];
+	/* Which cases look ready?  Pick one of them uniformly at random
+	 * (Go's promise); (r * m) >> 32 maps r to [0, m) with no division.
+	 * A queued waiter may turn out stale (its select already ended):
+	 * then that case was not ready after all and we try the others. */
+	size_t nready = 0;
+	for (size_t i = 0; i < n; i++)
+		if (sel_ready(&cases[i]))
+			order[nready++] = i;
+	while (nready > 0) {
+		size_t   k = (size_t) (((uint64_t) sel_rand() * nready) >> 32);
+		size_t   i = order[k];
+		sl_case *c = &cases[i];
 		bool     ok, done;
 
-		if (c->ch == NULL)
-			continue;
 		if (c->op == SL_RECV)
 			done = sli_chan_recv_locked(c->ch, c->buf, &ok);
 		else
@@ -115,11 +146,12 @@ sel_run(sl_case *cases, size_t n, sl_ctx *ctx, int64_t deadline,
 		if (done) {
 			sel_unlock_all(&l);
 			c->ok = ok;
-			*chosen = (int) order[k];
+			*chosen = (int) i;
 			if (!ok && c->op == SL_SEND)
 				sli_chan_misuse("send on closed channel");
 			return (0);
 		}
+		order[k] = order[--nready];
 	}
 	if (deadline == 0) {
 		sel_unlock_all(&l);

@@ -39,6 +39,9 @@
 #if SLUICE_HAVE_VALGRIND_H
 #include <valgrind/valgrind.h>
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include "core/lock.h"
 #include "sched/sched.h"
@@ -99,6 +102,12 @@ sli_stack_fini(void)
 {
 	for (int i = 0; i < st.nslabs; i++) {
 		sli_slab *s = st.slabs[i];
+#if defined(__SANITIZE_ADDRESS__)
+		/* Frames of abandoned goroutines stay poisoned in ASan's
+		 * shadow, which outlives the mapping: clear it, or a later
+		 * mapping at the same address trips ASan. */
+		__asan_unpoison_memory_region(s->base, s->len);
+#endif
 #if SLUICE_HAVE_VALGRIND_H
 		for (int j = 0; j < s->carved; j++) {
 			sli_g *g = (sli_g *) (s->slots + (size_t) (j + 1) *

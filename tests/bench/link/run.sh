@@ -1,0 +1,208 @@
+#!/bin/sh
+#
+# run.sh — the link benchmark of issue 3: source -> map -> sink as three
+# processes over ipc:// with 64-byte sluice.example.Record payloads,
+# against two baselines measured in the same run:
+#
+#   raw NNG   push/pull between two processes, one 64-byte message per
+#             nng_send (tests/bench/link/bench_nng_raw.c)
+#   shell     yes LINE | head -n N | cat | wc -l  (64-byte lines)
+#
+# and the latency of the sluice pipeline at 1,000 msgs/s (the sink takes
+# sl_now() - Record.time_ns at delivery; one machine, one monotonic clock).
+# Prints a markdown table and writes it to $OUT.
+#
+#	tests/bench/link/run.sh
+#
+# Environment: BUILD (default build-bench; configured as a release build
+# if missing), N (sluice and shell messages, default 10000000), RAW_N
+# (raw NNG messages, default 200000: at the ~18,000 msgs/s the issue
+# measured, 10M would take ten minutes; a rate does not depend on N once
+# the run lasts seconds), LAT_N (latency run messages at 1,000/s, default
+# 5000), REPS (runs of each throughput measurement, default 3; the median
+# is reported), OUT (default tests/bench/link/RESULTS.md).
+#
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../../.." && pwd)
+cd "$top"
+
+BUILD=${BUILD:-build-bench}
+case $BUILD in /*) ;; *) BUILD=$top/$BUILD ;; esac
+N=${N:-10000000}
+RAW_N=${RAW_N:-200000}
+LAT_N=${LAT_N:-5000}
+REPS=${REPS:-3}
+OUT=${OUT:-$here/RESULTS.md}
+
+# ---- build -----------------------------------------------------------------
+
+if [ ! -f "$BUILD/build.ninja" ]; then
+	meson setup "$BUILD" --buildtype=release -Dtests=disabled \
+	    -Dbench=true >&2
+fi
+ninja -C "$BUILD" stages/sluice-source stages/sluice-map stages/sluice-sink \
+    >&2
+stages=$BUILD/stages
+rawbin=$BUILD/tests/bench/link/bench_nng_raw
+if ! ninja -C "$BUILD" tests/bench/link/bench_nng_raw >&2 2>/dev/null; then
+	# Not hooked into this build's meson files: build it by hand.
+	mkdir -p "$BUILD/tests/bench/link"
+	${CC:-cc} -O2 -o "$rawbin" "$here/bench_nng_raw.c" -lnng
+fi
+
+# ---- run -------------------------------------------------------------------
+
+work=$(mktemp -d /tmp/slbench-XXXXXX)
+pids=""
+cleanup() {
+	for p in $pids; do kill -9 "$p" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+# median of the numbers on stdin
+median() {
+	sort -g | awk '{ v[n++] = $1 } END {
+		if (n == 0) { print "-"; exit }
+		if (n % 2) print v[int(n / 2)];
+		else print (v[n / 2 - 1] + v[n / 2]) / 2 }'
+}
+
+# field KEY FILE: the value of KEY=... in FILE
+field() {
+	sed -n "s/.*[ :]$1=\([^ ]*\).*/\1/p" "$2" | head -n 1
+}
+
+# sluice_run N RATE TAG: source -> map -> sink; leaves the sink's summary
+# line in $work/TAG.sink.
+sluice_run() {
+	sock=$work/$3
+	"$stages/sluice-sink" --in "ipc://$sock.sink.ipc" --stage sink \
+	    --expect "$1" --timing >"$work/$3.sink" 2>"$work/$3.sink.err" &
+	sp=$!
+	"$stages/sluice-map" --in "ipc://$sock.map.ipc" --out "ipc://$sock.sink.ipc" \
+	    --stage map >/dev/null 2>"$work/$3.map.err" &
+	mp=$!
+	rate=""
+	[ "$2" != 0 ] && rate="--rate $2"
+	"$stages/sluice-source" --out "ipc://$sock.map.ipc" --n "$1" --size 64 \
+	    --stage src $rate >/dev/null 2>"$work/$3.src.err" &
+	cp=$!
+	pids="$sp $mp $cp"
+	ok=0
+	wait "$cp" || ok=1
+	wait "$mp" || ok=1
+	wait "$sp" || ok=1
+	pids=""
+	if [ "$ok" != 0 ]; then
+		echo "sluice run $3 failed:" >&2
+		cat "$work/$3".*err >&2
+		return 1
+	fi
+}
+
+echo "sluice: $REPS x $N messages" >&2
+sl_rates=""
+i=0
+while [ "$i" -lt "$REPS" ]; do
+	sluice_run "$N" 0 "t$i"
+	sl_rates="$sl_rates $(field rate "$work/t$i.sink")"
+	i=$((i + 1))
+done
+sl_rate=$(echo "$sl_rates" | tr ' ' '\n' | grep . | median)
+
+echo "sluice latency: $LAT_N messages at 1000/s" >&2
+sluice_run "$LAT_N" 1000 lat
+p50=$(field p50_us "$work/lat.sink")
+p99=$(field p99_us "$work/lat.sink")
+pmax=$(field max_us "$work/lat.sink")
+
+echo "raw NNG: $REPS x $RAW_N messages" >&2
+raw_rates=""
+i=0
+while [ "$i" -lt "$REPS" ]; do
+	"$rawbin" pull "ipc://$work/raw$i.ipc" "$RAW_N" >"$work/raw$i.out" &
+	pp=$!
+	"$rawbin" push "ipc://$work/raw$i.ipc" "$RAW_N" 64 &
+	qp=$!
+	pids="$pp $qp"
+	wait "$pp"
+	wait "$qp"
+	pids=""
+	raw_rates="$raw_rates $(field rate "$work/raw$i.out")"
+	i=$((i + 1))
+done
+raw_rate=$(echo "$raw_rates" | tr ' ' '\n' | grep . | median)
+
+echo "shell: $REPS x $N lines" >&2
+line=$(printf '%063d' 0) # 63 characters + newline = 64 bytes
+sh_rates=""
+i=0
+while [ "$i" -lt "$REPS" ]; do
+	t0=$(date +%s%N)
+	got=$(yes "$line" | head -n "$N" | cat | wc -l)
+	t1=$(date +%s%N)
+	[ "$got" -eq "$N" ] || { echo "shell moved $got of $N" >&2; exit 1; }
+	sh_rates="$sh_rates $(awk -v n="$N" -v d=$((t1 - t0)) \
+	    'BEGIN { printf "%.0f", n / (d / 1e9) }')"
+	i=$((i + 1))
+done
+sh_rate=$(echo "$sh_rates" | tr ' ' '\n' | grep . | median)
+
+# ---- report ----------------------------------------------------------------
+
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-";
+	    else printf "%.2f", a / b }'
+}
+ok() {
+	awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN {
+	    if ((dir == ">=" && v >= t) || (dir == "<" && v < t))
+		print "met"; else print "**missed**" }'
+}
+commas() {
+	printf '%.0f' "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'
+}
+
+vs_raw=$(ratio "$sl_rate" "$raw_rate")
+vs_sh=$(ratio "$sl_rate" "$sh_rate")
+{
+	echo "# Link benchmark"
+	echo
+	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs" \
+	    "($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1))," \
+	    "load $(cut -d' ' -f1-3 /proc/loadavg) at the end;" \
+	    "build $(basename "$BUILD"); median of $REPS runs." \
+	    "Produced by tests/bench/link/run.sh."
+	echo
+	echo "| pipeline | processes | messages | msgs/s | sluice is |"
+	echo "|---|---|---|---:|---:|"
+	echo "| sluice source → map → sink, ipc://, 64 B Record | 3 |" \
+	    "$(commas "$N") | $(commas "$sl_rate") | 1.00× |"
+	echo "| raw NNG push → pull, ipc://, 64 B per nng_send | 2 |" \
+	    "$(commas "$RAW_N") | $(commas "$raw_rate") | ${vs_raw}× |"
+	echo "| shell \`yes \| head \| cat \| wc -l\`, 64 B lines | 4 |" \
+	    "$(commas "$N") | $(commas "$sh_rate") | ${vs_sh}× |"
+	echo
+	echo "Latency through source → map → sink at 1,000 msgs/s" \
+	    "($(commas "$LAT_N") messages, Record.time_ns at the source to" \
+	    "delivery at the sink): p50 ${p50} µs, p99 ${p99} µs," \
+	    "max ${pmax} µs."
+	echo
+	echo "| target | measured | verdict |"
+	echo "|---|---:|---|"
+	echo "| ≥ 1,000,000 msgs/s through the sluice pipeline |" \
+	    "$(commas "$sl_rate") | $(ok "$sl_rate" 1000000 ">=") |"
+	echo "| ≥ 50× raw NNG | ${vs_raw}× | $(ok "$vs_raw" 50 ">=") |"
+	echo "| ≥ 0.3× the shell pipeline | ${vs_sh}× |" \
+	    "$(ok "$vs_sh" 0.3 ">=") |"
+	echo "| p99 < 1 ms at 1,000 msgs/s | ${p99} µs |" \
+	    "$(ok "$p99" 1000 "<") |"
+	echo
+	echo "Runs (msgs/s): sluice$sl_rates; raw NNG$raw_rates;" \
+	    "shell$sh_rates."
+} >"$work/report"
+cat "$work/report"
+cp "$work/report" "$OUT"

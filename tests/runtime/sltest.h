@@ -1,0 +1,396 @@
+/*
+ * sltest.h — small helpers shared by the cmocka runtime tests.
+ *
+ * What it holds:
+ *
+ *   SL_ASSERT_OK(expr)          expr must return 0; fatal otherwise.
+ *   SL_ASSERT_ERR(expr, code)   expr must return exactly code; fatal.
+ *   SL_CHECK(cond)              non-fatal check, usable anywhere.
+ *   SL_CHECK_OK(expr)           non-fatal: expr returns 0.
+ *   SL_CHECK_ERR(expr, code)    non-fatal: expr returns code.
+ *   SL_CHECK_EQ(a, b)           non-fatal: two integers are equal.
+ *
+ *   slt_run(fn, arg)            runs fn as sl_main's main goroutine, then
+ *                               asserts sl_main returned 0 and no SL_CHECK
+ *                               failed meanwhile.
+ *   slt_run_procs(p, fn, arg)   the same with p worker threads.
+ *   slt_fork(fn, arg, &res)     runs fn(arg) in a forked child, captures its
+ *                               wait status and stderr text.
+ *   slt_scale(), slt_scaled(n)  the SLUICE_TEST_SCALE factor (default 1)
+ *                               and n scaled by it (at least 1).
+ *   slt_big()                   true when SLUICE_TEST_BIG=1.
+ *   slt_max_goroutines()        cap on live goroutines (TSan's limit).
+ *   slt_rss_kib()               resident set size of this process.
+ *   slt_filter()                honours SLUICE_TEST_FILTER (call in main).
+ *
+ * Why two kinds of assertion: cmocka's failure path longjmps back to the
+ * test runner, which must not happen from a goroutine stack or from a
+ * foreign thread while a scheduler runs.  So the SL_ASSERT_* macros use
+ * cmocka when called from the test thread with no scheduler running, and
+ * otherwise print the failure to stderr and abort() the test program.  The
+ * SL_CHECK_* macros never stop the caller: they print and count the failure,
+ * and slt_run() (or slt_assert_no_failures()) turns the count into a cmocka
+ * failure once sl_main has returned.  Inside goroutines prefer SL_CHECK_*.
+ */
+#ifndef SLTEST_H
+#define SLTEST_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "sluice/sluice.h"
+
+/* ---- failure accounting ------------------------------------------------ */
+
+/* The process-wide count of failed SL_CHECK_* since the last reset. */
+static inline atomic_int *
+slt_failures(void)
+{
+	static atomic_int n;
+	return (&n);
+}
+
+/* true when a cmocka failure may longjmp from here (test thread, no
+ * scheduler running). */
+static inline bool
+slt_can_longjmp(void)
+{
+	return (sl_goid() == 0 && sl_procs() == 0);
+}
+
+/* Reports a failed check: prints it, counts it. */
+static inline void slt_check_failed(const char *file, int line,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static inline void
+slt_check_failed(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "%s:%d: check failed: ", file, line);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, " [goroutine %llu, worker %d]\n",
+	    (unsigned long long) sl_goid(), sl_worker_id());
+	va_end(ap);
+	fflush(stderr);
+	atomic_fetch_add(slt_failures(), 1);
+}
+
+/* Reports a failed assertion: a cmocka failure when that is safe, else
+ * prints it and aborts the whole test program. */
+#define SLT_FATAL(...)                                                      \
+	do {                                                                \
+		if (slt_can_longjmp()) {                                    \
+			fail_msg(__VA_ARGS__);                              \
+		} else {                                                    \
+			slt_check_failed(__FILE__, __LINE__, __VA_ARGS__);  \
+			fprintf(stderr, "fatal assertion inside the "       \
+			    "scheduler: aborting\n");                       \
+			abort();                                            \
+		}                                                           \
+	} while (0)
+
+#define SL_ASSERT_OK(expr)                                                  \
+	do {                                                                \
+		int slt_rv_ = (expr);                                       \
+		if (slt_rv_ != 0)                                           \
+			SLT_FATAL("%s returned %d %s (%s), expected 0",     \
+			    #expr, slt_rv_, sl_errname(slt_rv_),            \
+			    sl_strerror(slt_rv_));                          \
+	} while (0)
+
+#define SL_ASSERT_ERR(expr, code)                                           \
+	do {                                                                \
+		int slt_rv_ = (expr);                                       \
+		int slt_want_ = (code);                                     \
+		if (slt_rv_ != slt_want_)                                   \
+			SLT_FATAL("%s returned %d %s (%s), expected %s",    \
+			    #expr, slt_rv_, sl_errname(slt_rv_),            \
+			    sl_strerror(slt_rv_), sl_errname(slt_want_));   \
+	} while (0)
+
+#define SL_CHECK(cond)                                                      \
+	do {                                                                \
+		if (!(cond))                                                \
+			slt_check_failed(__FILE__, __LINE__, "%s", #cond);  \
+	} while (0)
+
+#define SL_CHECK_OK(expr)                                                   \
+	do {                                                                \
+		int slt_rv_ = (expr);                                       \
+		if (slt_rv_ != 0)                                           \
+			slt_check_failed(__FILE__, __LINE__,                \
+			    "%s returned %d %s (%s), expected 0", #expr,    \
+			    slt_rv_, sl_errname(slt_rv_),                   \
+			    sl_strerror(slt_rv_));                          \
+	} while (0)
+
+#define SL_CHECK_ERR(expr, code)                                            \
+	do {                                                                \
+		int slt_rv_ = (expr);                                       \
+		int slt_want_ = (code);                                     \
+		if (slt_rv_ != slt_want_)                                   \
+			slt_check_failed(__FILE__, __LINE__,                \
+			    "%s returned %d %s (%s), expected %s", #expr,   \
+			    slt_rv_, sl_errname(slt_rv_),                   \
+			    sl_strerror(slt_rv_), sl_errname(slt_want_));   \
+	} while (0)
+
+#define SL_CHECK_EQ(a, b)                                                   \
+	do {                                                                \
+		long long slt_a_ = (long long) (a);                         \
+		long long slt_b_ = (long long) (b);                         \
+		if (slt_a_ != slt_b_)                                       \
+			slt_check_failed(__FILE__, __LINE__,                \
+			    "%s == %s: %lld != %lld", #a, #b, slt_a_,       \
+			    slt_b_);                                        \
+	} while (0)
+
+/* Fails the current cmocka test if any SL_CHECK failed since the last
+ * call, and resets the count.  Call from the test thread only. */
+static inline void
+slt_assert_no_failures(void)
+{
+	int n = atomic_exchange(slt_failures(), 0);
+
+	if (n != 0)
+		fail_msg("%d check(s) failed (see stderr)", n);
+}
+
+/* ---- running a body under the scheduler ------------------------------- */
+
+/*
+ * Runs fn(arg) as the main goroutine of a fresh scheduler with procs
+ * workers (0: the default) and asserts that sl_main returned 0 and that no
+ * SL_CHECK failed.  Call from the cmocka test thread.
+ */
+static inline void
+slt_run_procs(int procs, sl_fn fn, void *arg)
+{
+	sl_opts o;
+	int rv;
+
+	memset(&o, 0, sizeof(o));
+	o.procs = procs;
+	atomic_store(slt_failures(), 0);
+	rv = sl_main_opts(&o, fn, arg);
+	if (rv != 0)
+		fail_msg("sl_main returned %d %s (%s)", rv, sl_errname(rv),
+		    sl_strerror(rv));
+	slt_assert_no_failures();
+}
+
+static inline void
+slt_run(sl_fn fn, void *arg)
+{
+	slt_run_procs(0, fn, arg);
+}
+
+/* ---- child processes -------------------------------------------------- */
+
+typedef struct slt_child {
+	int  status;     /* waitpid status */
+	char err[16384]; /* the child's stderr, NUL-terminated (truncated) */
+} slt_child;
+
+/* Which exit code a child's fn may use to report "all good". */
+#define SLT_CHILD_OK 0
+
+/*
+ * Runs fn(arg) in a forked child whose stderr goes into res->err; the
+ * child then exits with status SLT_CHILD_OK (fn may also _exit or die on
+ * its own).  Waits for it and stores its wait status.  Core dumps are
+ * disabled in the child.  Call from the test thread with no scheduler
+ * running.  Returns 0, or -1 if fork/pipe failed.
+ */
+static inline int
+slt_fork(void (*fn)(void *), void *arg, slt_child *res)
+{
+	int fds[2];
+	pid_t pid;
+	size_t len = 0;
+
+	memset(res, 0, sizeof(*res));
+	fflush(stdout);
+	fflush(stderr);
+	if (pipe(fds) != 0)
+		return (-1);
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return (-1);
+	}
+	if (pid == 0) {
+		struct rlimit rl = { 0, 0 };
+
+		(void) setrlimit(RLIMIT_CORE, &rl);
+		close(fds[0]);
+		(void) dup2(fds[1], 2);
+		close(fds[1]);
+		fn(arg);
+		fflush(stdout);
+		fflush(stderr);
+		_exit(SLT_CHILD_OK);
+	}
+	close(fds[1]);
+	for (;;) {
+		char junk[512];
+		char *dst = len < sizeof(res->err) - 1 ? res->err + len : junk;
+		size_t room = len < sizeof(res->err) - 1 ?
+		    sizeof(res->err) - 1 - len : sizeof(junk);
+		ssize_t n = read(fds[0], dst, room);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (dst != junk)
+			len += (size_t) n;
+	}
+	res->err[len] = '\0';
+	close(fds[0]);
+	while (waitpid(pid, &res->status, 0) < 0) {
+		if (errno != EINTR)
+			return (-1);
+	}
+	return (0);
+}
+
+/* Describes a wait status for failure messages. */
+static inline const char *
+slt_status_str(int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exited with %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d (%s)",
+		    WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "wait status 0x%x", status);
+	return (buf);
+}
+
+/* ---- scale and environment -------------------------------------------- */
+
+/* SLUICE_TEST_SCALE as a positive factor; 1 when unset or unparsable. */
+static inline double
+slt_scale(void)
+{
+	const char *s = getenv("SLUICE_TEST_SCALE");
+	char *end;
+	double f;
+
+	if (s == NULL || *s == '\0')
+		return (1.0);
+	f = strtod(s, &end);
+	if (end == s || !(f > 0.0))
+		return (1.0);
+	return (f);
+}
+
+/* n times the scale factor, at least 1. */
+static inline long
+slt_scaled(long n)
+{
+	double v = (double) n * slt_scale();
+
+	return (v < 1.0 ? 1 : (long) v);
+}
+
+/* n times the scale factor, at least min (for statistics that need a
+ * minimum sample). */
+static inline long
+slt_scaled_min(long n, long min)
+{
+	long v = slt_scaled(n);
+
+	return (v < min ? min : v);
+}
+
+/* true when SLUICE_TEST_BIG=1 asks for the very large cases. */
+static inline bool
+slt_big(void)
+{
+	const char *s = getenv("SLUICE_TEST_BIG");
+
+	return (s != NULL && strcmp(s, "1") == 0);
+}
+
+/* true when running under valgrind (LD_PRELOAD names its preload). */
+static inline bool
+slt_under_valgrind(void)
+{
+	const char *s = getenv("LD_PRELOAD");
+
+	return (s != NULL && strstr(s, "vgpreload") != NULL);
+}
+
+/*
+ * The most goroutines a test may have alive at once.  ThreadSanitizer
+ * counts every goroutine (a fiber) against its thread limit (8128), so
+ * under TSan big counts are capped; otherwise there is no cap.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define SLT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SLT_TSAN 1
+#endif
+#endif
+
+static inline long
+slt_max_goroutines(void)
+{
+#ifdef SLT_TSAN
+	return (4000);
+#else
+	return (LONG_MAX);
+#endif
+}
+
+/* Resident set size in KiB, from /proc/self/statm; 0 if unknown. */
+static inline long
+slt_rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	long size = 0, rss = 0;
+
+	if (f == NULL)
+		return (0);
+	if (fscanf(f, "%ld %ld", &size, &rss) != 2)
+		rss = 0;
+	fclose(f);
+	return (rss * (sysconf(_SC_PAGESIZE) / 1024));
+}
+
+/* Applies $SLUICE_TEST_FILTER (a cmocka name pattern, '*' wildcards) to
+ * the cases to run; call at the top of main(). */
+static inline void
+slt_filter(void)
+{
+	const char *f = getenv("SLUICE_TEST_FILTER");
+
+	if (f != NULL && *f != '\0')
+		cmocka_set_test_filter(f);
+}
+
+#endif /* SLTEST_H */

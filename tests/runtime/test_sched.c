@@ -1,0 +1,692 @@
+/*
+ * test_sched.c — goroutines and the M:N scheduler: spawning (from
+ * goroutines and foreign threads), goroutine ids, sl_numgoroutine, yield
+ * interleaving, worker counts (options and SLUICE_PROCS), work spreading
+ * over both cores, 100k (and, with SLUICE_TEST_BIG=1, 1M) parked
+ * goroutines released by close, abandoned goroutines, the API outside a
+ * scheduler, and sl_main re-entry.
+ */
+#include <pthread.h>
+
+#include "sltest.h"
+
+/* ---- spawning ------------------------------------------------------------ */
+
+struct count {
+	atomic_int   n;
+	sl_waitgroup wg;
+};
+
+static void
+count_one(void *arg)
+{
+	struct count *c = arg;
+
+	atomic_fetch_add(&c->n, 1);
+	sl_waitgroup_done(&c->wg);
+}
+
+/* Every spawned goroutine runs exactly once. */
+static void
+body_goroutines_run(void *arg)
+{
+	struct count c;
+
+	(void) arg;
+	memset(&c, 0, sizeof(c));
+	SL_CHECK_EQ(sl_numgoroutine(), 1);
+	sl_waitgroup_add(&c.wg, 1000);
+	for (int i = 0; i < 1000; i++)
+		SL_CHECK_OK(sl_go(count_one, &c));
+	sl_waitgroup_wait(&c.wg);
+	SL_CHECK_EQ(atomic_load(&c.n), 1000);
+}
+
+static void
+test_goroutines_run(void **state)
+{
+	slt_run(body_goroutines_run, *state);
+}
+
+/* ---- spawn tree --------------------------------------------------------- */
+
+struct tree {
+	atomic_int   n;
+	sl_waitgroup wg;
+};
+
+struct tree_node {
+	struct tree *t;
+	int          depth;
+};
+
+static void
+tree_spawn(void *arg);
+
+static void
+tree_child(struct tree *t, int depth)
+{
+	struct tree_node *n = malloc(sizeof(*n));
+
+	SL_CHECK(n != NULL);
+	n->t = t;
+	n->depth = depth;
+	sl_waitgroup_add(&t->wg, 1);
+	SL_CHECK_OK(sl_go(tree_spawn, n));
+}
+
+static void
+tree_spawn(void *arg)
+{
+	struct tree_node *n = arg;
+	struct tree *t = n->t;
+	int depth = n->depth;
+
+	free(n);
+	atomic_fetch_add(&t->n, 1);
+	if (depth > 0) {
+		tree_child(t, depth - 1);
+		tree_child(t, depth - 1);
+	}
+	sl_waitgroup_done(&t->wg);
+}
+
+/* Goroutines spawning goroutines: a binary tree of depth 10 makes exactly
+ * 2047 goroutines. */
+static void
+body_spawn_tree(void *arg)
+{
+	struct tree t;
+
+	(void) arg;
+	memset(&t, 0, sizeof(t));
+	tree_child(&t, 10);
+	sl_waitgroup_wait(&t.wg);
+	SL_CHECK_EQ(atomic_load(&t.n), 2047);
+}
+
+static void
+test_spawn_tree(void **state)
+{
+	slt_run(body_spawn_tree, *state);
+}
+
+/* ---- sl_go from a foreign thread ------------------------------------- */
+
+static void *
+foreign_spawner(void *arg)
+{
+	struct count *c = arg;
+
+	for (int i = 0; i < 200; i++)
+		SL_CHECK_OK(sl_go(count_one, c));
+	SL_CHECK_EQ(sl_goid(), 0);
+	SL_CHECK_EQ(sl_worker_id(), -1);
+	sl_yield(); /* a no-op outside goroutines */
+	sl_sched_release();
+	return (NULL);
+}
+
+static void
+join_thread(void *arg)
+{
+	SL_CHECK_EQ(pthread_join(*(pthread_t *) arg, NULL), 0);
+}
+
+/* A plain thread may start goroutines while sl_main runs. */
+static void
+body_go_from_thread(void *arg)
+{
+	struct count c;
+	pthread_t th;
+
+	(void) arg;
+	memset(&c, 0, sizeof(c));
+	sl_waitgroup_add(&c.wg, 200);
+	sl_sched_hold(); /* the thread may still wake us */
+	SL_CHECK_EQ(pthread_create(&th, NULL, foreign_spawner, &c), 0);
+	sl_waitgroup_wait(&c.wg);
+	SL_CHECK_EQ(atomic_load(&c.n), 200);
+	SL_CHECK_OK(sl_blocking(join_thread, &th));
+}
+
+static void
+test_go_from_thread(void **state)
+{
+	slt_run(body_go_from_thread, *state);
+}
+
+/* ---- goroutine ids --------------------------------------------------- */
+
+enum { GID_N = 1000 };
+
+struct gid {
+	uint64_t     ids[GID_N];
+	int          next;
+	sl_mutex     mu;
+	sl_waitgroup wg;
+};
+
+static void
+gid_record(void *arg)
+{
+	struct gid *g = arg;
+	uint64_t id = sl_goid();
+
+	SL_CHECK(id == sl_goid()); /* stable */
+	sl_yield();
+	SL_CHECK(id == sl_goid()); /* stable across a reschedule */
+	sl_mutex_lock(&g->mu);
+	g->ids[g->next++] = id;
+	sl_mutex_unlock(&g->mu);
+	sl_waitgroup_done(&g->wg);
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+
+	return (x < y ? -1 : x > y);
+}
+
+/* The main goroutine is 1; every other goroutine has a distinct id > 1. */
+static void
+body_goid_distinct(void *arg)
+{
+	struct gid *g = arg;
+
+	SL_CHECK_EQ(sl_goid(), 1);
+	sl_waitgroup_add(&g->wg, GID_N);
+	for (int i = 0; i < GID_N; i++)
+		SL_CHECK_OK(sl_go(gid_record, g));
+	sl_waitgroup_wait(&g->wg);
+	SL_CHECK_EQ(g->next, GID_N);
+	qsort(g->ids, GID_N, sizeof(g->ids[0]), cmp_u64);
+	SL_CHECK(g->ids[0] > 1);
+	for (int i = 1; i < GID_N; i++) {
+		if (g->ids[i] == g->ids[i - 1]) {
+			SL_CHECK(g->ids[i] != g->ids[i - 1]);
+			break;
+		}
+	}
+}
+
+static void
+test_goid_distinct(void **state)
+{
+	struct gid *g = calloc(1, sizeof(*g));
+
+	(void) state;
+	assert_non_null(g);
+	slt_run(body_goid_distinct, g);
+	free(g);
+}
+
+/* ---- yield --------------------------------------------------------------- */
+
+enum { YI_ROUNDS = 20 };
+
+struct yi {
+	char         log[2 * YI_ROUNDS + 1];
+	atomic_int   pos;
+	sl_waitgroup wg;
+	char         letter[2];
+};
+
+struct yi_arg {
+	struct yi *y;
+	char       letter;
+};
+
+static void
+yi_loop(void *arg)
+{
+	struct yi_arg *a = arg;
+
+	for (int i = 0; i < YI_ROUNDS; i++) {
+		a->y->log[atomic_fetch_add(&a->y->pos, 1)] = a->letter;
+		sl_yield();
+	}
+	sl_waitgroup_done(&a->y->wg);
+}
+
+/* On one worker, two goroutines that yield after every step strictly
+ * alternate. */
+static void
+body_yield_interleaving(void *arg)
+{
+	struct yi y;
+	struct yi_arg a = { &y, 'A' }, b = { &y, 'B' };
+	int same = 0;
+
+	(void) arg;
+	memset(&y, 0, sizeof(y));
+	SL_CHECK_EQ(sl_procs(), 1);
+	sl_waitgroup_add(&y.wg, 2);
+	SL_CHECK_OK(sl_go(yi_loop, &a));
+	SL_CHECK_OK(sl_go(yi_loop, &b));
+	sl_waitgroup_wait(&y.wg);
+	SL_CHECK_EQ(atomic_load(&y.pos), 2 * YI_ROUNDS);
+	for (int i = 1; i < 2 * YI_ROUNDS; i++)
+		same += y.log[i] == y.log[i - 1];
+	if (same != 0)
+		fprintf(stderr, "yield log: %s\n", y.log);
+	SL_CHECK_EQ(same, 0);
+}
+
+static void
+test_yield_interleaving(void **state)
+{
+	slt_run_procs(1, body_yield_interleaving, *state);
+}
+
+/* ---- yield fairness with more workers ----------------------------------- */
+
+struct spin {
+	atomic_int stop;
+	atomic_int progress;
+};
+
+static void
+spinner(void *arg)
+{
+	struct spin *s = arg;
+
+	while (!atomic_load(&s->stop)) {
+		atomic_fetch_add(&s->progress, 1);
+		sl_yield();
+	}
+}
+
+/* A goroutine that yields in a loop does not starve others on its worker:
+ * with one worker, the main goroutine still gets to run (and sleep). */
+static void
+body_yield_no_starvation(void *arg)
+{
+	struct spin s;
+
+	(void) arg;
+	memset(&s, 0, sizeof(s));
+	SL_CHECK_OK(sl_go(spinner, &s));
+	SL_CHECK_OK(sl_go(spinner, &s));
+	for (int i = 0; i < 10; i++)
+		sl_sleep(SL_MILLISECOND);
+	atomic_store(&s.stop, 1);
+	SL_CHECK(atomic_load(&s.progress) > 0);
+	while (sl_numgoroutine() > 1)
+		sl_yield();
+}
+
+static void
+test_yield_no_starvation(void **state)
+{
+	slt_run_procs(1, body_yield_no_starvation, *state);
+}
+
+/* ---- worker counts --------------------------------------------------- */
+
+static void
+body_procs(void *arg)
+{
+	int *procs = arg;
+
+	*procs = sl_procs();
+	SL_CHECK(sl_worker_id() >= 0 && sl_worker_id() < sl_procs());
+}
+
+/* sl_opts.procs and SLUICE_PROCS set the worker count; the default is the
+ * CPU count. */
+static void
+test_procs(void **state)
+{
+	const char *old = getenv("SLUICE_PROCS");
+	char *saved = old != NULL ? strdup(old) : NULL;
+	int procs = -1;
+
+	(void) state;
+	slt_run_procs(3, body_procs, &procs);
+	assert_int_equal(procs, 3);
+	slt_run_procs(1, body_procs, &procs);
+	assert_int_equal(procs, 1);
+
+	setenv("SLUICE_PROCS", "2", 1);
+	slt_run(body_procs, &procs);
+	assert_int_equal(procs, 2);
+	unsetenv("SLUICE_PROCS");
+	slt_run(body_procs, &procs);
+	assert_int_equal(procs, (int) sysconf(_SC_NPROCESSORS_ONLN));
+	if (saved != NULL) {
+		setenv("SLUICE_PROCS", saved, 1);
+		free(saved);
+	}
+	/* outside a scheduler */
+	assert_int_equal(sl_procs(), 0);
+	assert_int_equal(sl_worker_id(), -1);
+	assert_int_equal(sl_goid(), 0);
+}
+
+/* ---- spreading over cores ----------------------------------------------- */
+
+struct spread {
+	atomic_int stop;
+	atomic_int mask;   /* bit i: worker i ran a cruncher */
+	atomic_int procs;
+	atomic_int running;
+};
+
+static void
+cruncher(void *arg)
+{
+	struct spread *s = arg;
+	volatile uint64_t x = 1;
+
+	while (!atomic_load(&s->stop)) {
+		int w = sl_worker_id();
+
+		for (int i = 0; i < 200000; i++)
+			x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		if (w >= 0 && w < 30)
+			atomic_fetch_or(&s->mask, 1 << w);
+		sl_yield();
+	}
+	atomic_fetch_sub(&s->running, 1);
+}
+
+static void
+body_spread(void *arg)
+{
+	struct spread *s = arg;
+	int64_t until = sl_now() + 20 * SL_SECOND;
+
+	atomic_store(&s->procs, sl_procs());
+	if (sl_procs() < 2)
+		return;
+	atomic_store(&s->running, 8);
+	for (int i = 0; i < 8; i++)
+		SL_CHECK_OK(sl_go(cruncher, s));
+	while ((atomic_load(&s->mask) & 3) != 3 && sl_now() < until)
+		sl_sleep(2 * SL_MILLISECOND);
+	atomic_store(&s->stop, 1);
+	while (atomic_load(&s->running) > 0)
+		sl_sleep(SL_MILLISECOND);
+}
+
+/* CPU-bound goroutines are spread over the workers: workers 0 and 1 both
+ * run some, with default options and with procs = 2. */
+static void
+test_spread_over_cores(void **state)
+{
+	struct spread s;
+
+	(void) state;
+	if (getenv("SLUICE_PROCS") == NULL) {
+		memset(&s, 0, sizeof(s));
+		slt_run(body_spread, &s);
+		if (atomic_load(&s.procs) >= 2)
+			assert_int_equal(atomic_load(&s.mask) & 3, 3);
+	}
+	memset(&s, 0, sizeof(s));
+	slt_run_procs(2, body_spread, &s);
+	assert_int_equal(atomic_load(&s.procs), 2);
+	assert_int_equal(atomic_load(&s.mask) & 3, 3);
+}
+
+/* ---- many parked goroutines --------------------------------------------- */
+
+struct park {
+	sl_chan     *ch;
+	atomic_long  started;
+	atomic_long  closed;
+	sl_waitgroup wg;
+};
+
+static void
+parker(void *arg)
+{
+	struct park *p = arg;
+
+	atomic_fetch_add(&p->started, 1);
+	if (sl_chan_recv(p->ch, NULL) == SL_ECLOSED)
+		atomic_fetch_add(&p->closed, 1);
+	sl_waitgroup_done(&p->wg);
+}
+
+static void
+park_many(long n)
+{
+	struct park p;
+	int64_t until;
+
+	if (n > slt_max_goroutines())
+		n = slt_max_goroutines();
+	memset(&p, 0, sizeof(p));
+	p.ch = sl_chan_make(0, 0);
+	SL_CHECK(p.ch != NULL);
+	sl_waitgroup_add(&p.wg, n);
+	for (long i = 0; i < n; i++) {
+		int rv = sl_go(parker, &p);
+
+		if (rv != 0) {
+			SL_CHECK_OK(rv);
+			sl_waitgroup_add(&p.wg, -(n - i));
+			break;
+		}
+	}
+	until = sl_now() + 120 * SL_SECOND;
+	while (atomic_load(&p.started) < n && sl_now() < until)
+		sl_sleep(SL_MILLISECOND);
+	SL_CHECK_EQ(atomic_load(&p.started), n);
+	SL_CHECK_EQ(sl_numgoroutine(), (size_t) n + 1);
+	SL_CHECK_EQ(atomic_load(&p.closed), 0);
+
+	SL_CHECK_OK(sl_chan_close(p.ch));
+	sl_waitgroup_wait(&p.wg);
+	SL_CHECK_EQ(atomic_load(&p.closed), n);
+	/* the parkers return right after their done() */
+	until = sl_now() + 60 * SL_SECOND;
+	while (sl_numgoroutine() > 1 && sl_now() < until)
+		sl_sleep(SL_MILLISECOND);
+	SL_CHECK_EQ(sl_numgoroutine(), 1);
+	sl_chan_release(p.ch);
+}
+
+static void
+body_park_100k(void *arg)
+{
+	(void) arg;
+	park_many(slt_scaled(100000));
+}
+
+/* 100k goroutines park on one channel and are all released by close. */
+static void
+test_park_100k(void **state)
+{
+	slt_run(body_park_100k, *state);
+}
+
+static void
+body_park_1m(void *arg)
+{
+	(void) arg;
+	park_many(1000000);
+}
+
+/* The same with a million goroutines (only with SLUICE_TEST_BIG=1). */
+static void
+test_park_1m(void **state)
+{
+	(void) state;
+	if (!slt_big())
+		skip();
+	slt_run(body_park_1m, NULL);
+}
+
+/* ---- abandoned goroutines ------------------------------------------------- */
+
+static void
+sleep_forever(void *arg)
+{
+	(void) arg;
+	sl_sleep(3600 * SL_SECOND);
+}
+
+static void
+block_on_nil(void *arg)
+{
+	(void) arg;
+	(void) sl_chan_recv(NULL, NULL);
+}
+
+static void
+yield_forever(void *arg)
+{
+	(void) arg;
+	for (;;) {
+		sl_yield();
+		sl_sleep(SL_MILLISECOND);
+	}
+}
+
+/* sl_main returns when main returns, abandoning the rest (their stacks are
+ * freed: the leak checkers verify it). */
+static void
+body_abandon(void *arg)
+{
+	(void) arg;
+	for (int i = 0; i < 10; i++) {
+		SL_CHECK_OK(sl_go(sleep_forever, NULL));
+		SL_CHECK_OK(sl_go(block_on_nil, NULL));
+		SL_CHECK_OK(sl_go(yield_forever, NULL));
+	}
+	sl_sleep(5 * SL_MILLISECOND);
+	SL_CHECK_EQ(sl_numgoroutine(), 31);
+}
+
+static void
+test_abandon(void **state)
+{
+	int64_t t0 = sl_now();
+
+	slt_run(body_abandon, *state);
+	assert_true(sl_now() - t0 < 30 * SL_SECOND);
+	/* and a new scheduler starts clean */
+	slt_run(body_goroutines_run, NULL);
+}
+
+/* ---- outside / nested ---------------------------------------------------- */
+
+static void
+noop(void *arg)
+{
+	(void) arg;
+}
+
+static void
+body_nested_main(void *arg)
+{
+	(void) arg;
+	SL_CHECK_ERR(sl_main(noop, NULL), SL_ESTATE);
+}
+
+static void *
+thread_main(void *arg)
+{
+	int *rv = arg;
+
+	*rv = sl_main(noop, NULL);
+	return (NULL);
+}
+
+static void
+join_main_thread(void *arg)
+{
+	SL_CHECK_EQ(pthread_join(*(pthread_t *) arg, NULL), 0);
+}
+
+/* A second scheduler while one runs is refused (from a goroutine and from
+ * another thread). */
+static void
+body_second_main(void *arg)
+{
+	int rv = -1;
+	pthread_t th;
+
+	(void) arg;
+	SL_CHECK_EQ(pthread_create(&th, NULL, thread_main, &rv), 0);
+	SL_CHECK_OK(sl_blocking(join_main_thread, &th));
+	SL_CHECK_ERR(rv, SL_ESTATE);
+}
+
+/* Without a scheduler: sl_go is refused, the queries report "none", and a
+ * scheduler can be started nested or twice only sequentially. */
+static void
+test_outside_and_nested(void **state)
+{
+	(void) state;
+	assert_int_equal(sl_go(noop, NULL), SL_ESTATE);
+	assert_int_equal(sl_goid(), 0);
+	assert_int_equal(sl_procs(), 0);
+	assert_int_equal(sl_worker_id(), -1);
+	assert_int_equal(sl_numgoroutine(), 0);
+	sl_yield();
+	slt_run(body_nested_main, NULL);
+	slt_run(body_second_main, NULL);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(sl_main(noop, NULL), 0);
+}
+
+/* ---- dump --------------------------------------------------------------- */
+
+static void
+body_dump(void *arg)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	(void) arg;
+	SL_CHECK_OK(sl_go(block_on_nil, NULL));
+	sl_sleep(5 * SL_MILLISECOND);
+	f = open_memstream(&buf, &len);
+	SL_CHECK(f != NULL);
+	if (f == NULL)
+		return;
+	sl_dump_goroutines(f);
+	fclose(f);
+	/* two goroutines: at least two lines naming "goroutine" */
+	SL_CHECK(buf != NULL && strstr(buf, "goroutine") != NULL);
+	SL_CHECK(buf != NULL &&
+	    strstr(strstr(buf, "goroutine") + 1, "goroutine") != NULL);
+	free(buf);
+}
+
+/* sl_dump_goroutines lists the live goroutines. */
+static void
+test_dump(void **state)
+{
+	slt_run(body_dump, *state);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_goroutines_run),
+		cmocka_unit_test(test_spawn_tree),
+		cmocka_unit_test(test_go_from_thread),
+		cmocka_unit_test(test_goid_distinct),
+		cmocka_unit_test(test_yield_interleaving),
+		cmocka_unit_test(test_yield_no_starvation),
+		cmocka_unit_test(test_procs),
+		cmocka_unit_test(test_spread_over_cores),
+		cmocka_unit_test(test_park_100k),
+		cmocka_unit_test(test_park_1m),
+		cmocka_unit_test(test_abandon),
+		cmocka_unit_test(test_outside_and_nested),
+		cmocka_unit_test(test_dump),
+	};
+
+	slt_filter();
+	return (cmocka_run_group_tests(tests, NULL, NULL));
+}

@@ -1,0 +1,339 @@
+/*
+ * test_stack.c — goroutine stacks: the configured size (default, sl_opts,
+ * SLUICE_STACK_SIZE) as reported by sl_stack_size(), that a goroutine can
+ * use a good part of it, that stacks are pooled (spawning and finishing
+ * 10000 goroutines does not grow RSS without bound), and that overflowing
+ * a stack kills the process with a "stack overflow" report (in a child).
+ */
+#include "sltest.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SLT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SLT_ASAN 1
+#endif
+#endif
+
+/* ---- reported size ------------------------------------------------------- */
+
+static void
+body_stack_size(void *arg)
+{
+	size_t *out = arg;
+
+	*out = sl_stack_size();
+}
+
+struct sz {
+	size_t       main_sz;
+	size_t       child_sz;
+	sl_waitgroup wg;
+};
+
+static void
+child_stack_size(void *arg)
+{
+	struct sz *s = arg;
+
+	s->child_sz = sl_stack_size();
+	sl_waitgroup_done(&s->wg);
+}
+
+static void
+body_sizes(void *arg)
+{
+	struct sz *s = arg;
+
+	s->main_sz = sl_stack_size();
+	sl_waitgroup_add(&s->wg, 1);
+	SL_CHECK_OK(sl_go(child_stack_size, s));
+	sl_waitgroup_wait(&s->wg);
+}
+
+/* sl_stack_size reports the size from sl_opts, from SLUICE_STACK_SIZE, or
+ * the documented default. */
+static void
+test_stack_size(void **state)
+{
+	const char *old = getenv("SLUICE_STACK_SIZE");
+	char *saved = old != NULL ? strdup(old) : NULL;
+	sl_opts o;
+	struct sz s;
+	size_t got = 0;
+
+	(void) state;
+	memset(&o, 0, sizeof(o));
+	o.stack_size = 128 * 1024;
+	atomic_store(slt_failures(), 0);
+	assert_int_equal(sl_main_opts(&o, body_stack_size, &got), 0);
+	assert_int_equal(got, 128 * 1024);
+
+	o.stack_size = 512 * 1024;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(sl_main_opts(&o, body_sizes, &s), 0);
+	assert_int_equal(s.main_sz, 512 * 1024);
+	assert_int_equal(s.child_sz, 512 * 1024);
+	slt_assert_no_failures();
+
+	setenv("SLUICE_STACK_SIZE", "196608", 1);
+	slt_run(body_stack_size, &got);
+	assert_int_equal(got, 196608);
+
+	unsetenv("SLUICE_STACK_SIZE");
+	slt_run(body_stack_size, &got);
+#ifdef SLT_ASAN
+	assert_int_equal(got, 256 * 1024);
+#else
+	assert_int_equal(got, 64 * 1024);
+#endif
+	if (saved != NULL) {
+		setenv("SLUICE_STACK_SIZE", saved, 1);
+		free(saved);
+	}
+}
+
+/* ---- using the stack ---------------------------------------------------- */
+
+static volatile int depth_limit = 1 << 30;
+
+/* Recursion that cannot become a loop: a volatile array per frame and
+ * work after the call. */
+static int __attribute__((noinline))
+deep(int n, int stop)
+{
+	volatile char pad[1024];
+
+	pad[0] = (char) n;
+	pad[sizeof(pad) - 1] = (char) (n >> 8);
+	if (n >= stop || n >= depth_limit)
+		return (pad[0]);
+	return (deep(n + 1, stop) + pad[sizeof(pad) - 1] - (char) (n >> 8));
+}
+
+struct use {
+	int          frames;
+	int          result;
+	sl_waitgroup wg;
+};
+
+static void
+use_stack(void *arg)
+{
+	struct use *u = arg;
+
+	u->result = deep(0, u->frames);
+	sl_waitgroup_done(&u->wg);
+}
+
+/* A goroutine can use a large part of its stack (a quarter of it here,
+ * in 1 KiB frames). */
+static void
+body_use_stack(void *arg)
+{
+	struct use u;
+
+	(void) arg;
+	memset(&u, 0, sizeof(u));
+	u.frames = (int) (sl_stack_size() / 4 / 1024 / 2);
+	sl_waitgroup_add(&u.wg, 1);
+	SL_CHECK_OK(sl_go(use_stack, &u));
+	sl_waitgroup_wait(&u.wg);
+	SL_CHECK_EQ(u.result, (char) u.frames);
+	/* the main goroutine too */
+	SL_CHECK_EQ(deep(0, u.frames), (char) u.frames);
+}
+
+static void
+test_use_stack(void **state)
+{
+	sl_opts o;
+
+	(void) state;
+	memset(&o, 0, sizeof(o));
+	o.stack_size = 256 * 1024;
+	atomic_store(slt_failures(), 0);
+	assert_int_equal(sl_main_opts(&o, body_use_stack, NULL), 0);
+	slt_assert_no_failures();
+}
+
+/* ---- pooling ------------------------------------------------------------ */
+
+static void
+touch_and_signal(void *arg)
+{
+	sl_chan *done = arg;
+	volatile char buf[8192];
+
+	buf[0] = 1;
+	buf[sizeof(buf) - 1] = buf[0];
+	SL_CHECK_OK(sl_chan_send(done, NULL));
+}
+
+struct pool {
+	long n;
+	long rss_early;
+	long rss_late;
+};
+
+/* Spawn, finish, repeat: stacks are reused, so RSS after 10000 goroutines
+ * is about what it was after the first 100 (loose bound: 64 MiB). */
+static void
+body_pool_sequential(void *arg)
+{
+	struct pool *p = arg;
+	sl_chan *done = sl_chan_make(0, 0);
+
+	for (long i = 0; i < p->n; i++) {
+		SL_CHECK_OK(sl_go(touch_and_signal, done));
+		SL_CHECK_OK(sl_chan_recv(done, NULL));
+		if (i == 99)
+			p->rss_early = slt_rss_kib();
+	}
+	p->rss_late = slt_rss_kib();
+	while (sl_numgoroutine() > 1)
+		sl_yield();
+	sl_chan_release(done);
+}
+
+static void
+test_pool_sequential(void **state)
+{
+	struct pool p = { slt_scaled_min(10000, 200), 0, 0 };
+
+	(void) state;
+	slt_run(body_pool_sequential, &p);
+	print_message("rss after 100: %ld KiB, after %ld: %ld KiB\n",
+	    p.rss_early, p.n, p.rss_late);
+	assert_true(p.rss_early > 0);
+	assert_true(p.rss_late - p.rss_early < 64 * 1024);
+}
+
+/* Batches of 1000 concurrent goroutines, ten times: after the first batch
+ * RSS stays put (loose bound: 128 MiB more than after batch one). */
+static void
+body_pool_batches(void *arg)
+{
+	struct pool *p = arg;
+	sl_chan *done = sl_chan_make(0, 16);
+	long batch = slt_scaled_min(1000, 50);
+
+	for (int b = 0; b < 10; b++) {
+		for (long i = 0; i < batch; i++)
+			SL_CHECK_OK(sl_go(touch_and_signal, done));
+		for (long i = 0; i < batch; i++)
+			SL_CHECK_OK(sl_chan_recv(done, NULL));
+		while (sl_numgoroutine() > 1)
+			sl_yield();
+		if (b == 0)
+			p->rss_early = slt_rss_kib();
+	}
+	p->rss_late = slt_rss_kib();
+	sl_chan_release(done);
+}
+
+static void
+test_pool_batches(void **state)
+{
+	struct pool p = { 0, 0, 0 };
+
+	(void) state;
+	slt_run(body_pool_batches, &p);
+	print_message("rss after batch 1: %ld KiB, after 10: %ld KiB\n",
+	    p.rss_early, p.rss_late);
+	assert_true(p.rss_late - p.rss_early < 128 * 1024);
+}
+
+/* ---- overflow (child process) ------------------------------------------- */
+
+static void
+overflow_goroutine(void *arg)
+{
+	sl_chan *done = arg;
+
+	(void) deep(0, 1 << 30); /* never returns */
+	(void) sl_chan_send(done, NULL);
+}
+
+static void
+body_overflow_spawned(void *arg)
+{
+	sl_chan *done = sl_chan_make(0, 0);
+
+	(void) arg;
+	(void) sl_go(overflow_goroutine, done);
+	(void) sl_chan_recv(done, NULL);
+	sl_chan_release(done);
+}
+
+static void
+body_overflow_main(void *arg)
+{
+	(void) arg;
+	(void) deep(0, 1 << 30);
+}
+
+struct ov_arg {
+	sl_fn body;
+};
+
+static void
+overflow_child(void *arg)
+{
+	struct ov_arg *a = arg;
+	int rv = sl_main(a->body, NULL);
+
+	fprintf(stderr, "sl_main returned %s\n", sl_errname(rv));
+	_exit(3);
+}
+
+static void
+expect_overflow(sl_fn body)
+{
+	struct ov_arg a = { body };
+	slt_child res;
+	char sbuf[128];
+
+	assert_int_equal(slt_fork(overflow_child, &a, &res), 0);
+	if (!WIFSIGNALED(res.status) ||
+	    strstr(res.err, "stack overflow") == NULL) {
+		print_message("child %s; stderr:\n%s\n",
+		    slt_status_str(res.status, sbuf, sizeof(sbuf)), res.err);
+		fail_msg("expected death by signal with \"stack overflow\"");
+	}
+	assert_true(WTERMSIG(res.status) == SIGABRT ||
+	    WTERMSIG(res.status) == SIGSEGV || WTERMSIG(res.status) == SIGBUS);
+}
+
+/* A goroutine recursing without end kills the process with a "stack
+ * overflow" report instead of corrupting memory. */
+static void
+test_overflow_spawned(void **state)
+{
+	(void) state;
+	expect_overflow(body_overflow_spawned);
+}
+
+/* The same for the main goroutine. */
+static void
+test_overflow_main(void **state)
+{
+	(void) state;
+	expect_overflow(body_overflow_main);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_stack_size),
+		cmocka_unit_test(test_use_stack),
+		cmocka_unit_test(test_pool_sequential),
+		cmocka_unit_test(test_pool_batches),
+		cmocka_unit_test(test_overflow_spawned),
+		cmocka_unit_test(test_overflow_main),
+	};
+
+	slt_filter();
+	return (cmocka_run_group_tests(tests, NULL, NULL));
+}
