@@ -10,6 +10,7 @@
  * condition variable, with the deadline handled by pthread_cond_timedwait.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -153,6 +154,26 @@ wt_commit_fn(sli_g *g, void *p)
 	    SLI_WS_PARKED));
 }
 
+/* Waits (briefly) for the party that claimed w to finish sli_wait_wake. */
+static void
+wt_await_waker(sli_wait *w)
+{
+	if (w->g != NULL) {
+		for (unsigned spins = 0; atomic_load_explicit(&w->woken,
+		    memory_order_acquire) != SLI_WS_WOKEN; spins++) {
+			if (spins < 256)
+				sli_cpu_relax();
+			else
+				sched_yield();
+		}
+		return;
+	}
+	pthread_mutex_lock(w->tmu);
+	while (!atomic_load(&w->woken))
+		pthread_cond_wait(w->tcv, w->tmu);
+	pthread_mutex_unlock(w->tmu);
+}
+
 static void
 wt_thread_block(sli_wait *w, int64_t deadline)
 {
@@ -180,11 +201,11 @@ int
 sli_wait_block(sli_wait *w, sl_ctx *ctx, int64_t deadline,
     const char *reason, const void *obj, void (*unlock)(void *), void *arg)
 {
-	bool watched = false, timed = false;
+	bool watched = false, timed = false, self = false;
 
 	if (ctx != NULL) {
 		if (sli_ctx_watch(ctx, &w->cw) != 0)
-			sli_wait_claim(w, SLI_WAIT_CANCELED);
+			self = sli_wait_claim(w, SLI_WAIT_CANCELED);
 		else
 			watched = __atomic_load_n(&w->cw.ctx,
 			    __ATOMIC_ACQUIRE) != NULL;
@@ -192,7 +213,7 @@ sli_wait_block(sli_wait *w, sl_ctx *ctx, int64_t deadline,
 	if (deadline != SL_FOREVER &&
 	    atomic_load(&w->fired) == SLI_WAIT_PENDING) {
 		if (deadline <= sl_now()) {
-			sli_wait_claim(w, SLI_WAIT_TIMEOUT);
+			self = sli_wait_claim(w, SLI_WAIT_TIMEOUT);
 		} else if (w->g != NULL) {
 			w->timer.when = deadline;
 			w->timer.fn = wt_timer_fire;
@@ -204,6 +225,10 @@ sli_wait_block(sli_wait *w, sl_ctx *ctx, int64_t deadline,
 	if (atomic_load(&w->fired) != SLI_WAIT_PENDING) {
 		if (unlock != NULL)
 			unlock(arg);
+		/* Someone else claimed w and is about to wake us: it still
+		 * touches w, so wait for its wake before w can go away. */
+		if (!self)
+			wt_await_waker(w);
 	} else if (w->g != NULL) {
 		wt_commit c = { .w = w, .unlock = unlock, .arg = arg,
 			.lockonly = unlock != NULL && !watched && !timed };
