@@ -253,6 +253,26 @@ test_cancel_propagates_upstream(void **state)
 
 /* ---- garbage bytes at a listening input --------------------------------- */
 
+/* A plain Unix-socket connection to path, or -1. */
+static int
+lt_unix_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t             n = strlen(path);
+	int                fd;
+
+	if (n >= sizeof(sa.sun_path))
+		return (-1);
+	memcpy(sa.sun_path, path, n + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
+		return (-1);
+	if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0) {
+		close(fd);
+		return (-1);
+	}
+	return (fd);
+}
+
 typedef struct lt_junk {
 	const char *path;
 	int         rounds;
@@ -265,17 +285,11 @@ lt_throw_junk(void *arg)
 	uint64_t x = 0x12345678abcdefULL;
 
 	for (int r = 0; r < j->rounds; r++) {
-		struct sockaddr_un sa = { .sun_family = AF_UNIX };
-		uint8_t            junk[4096];
-		int                fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		uint8_t junk[4096];
+		int     fd = lt_unix_connect(j->path);
 
-		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", j->path);
-		if (fd < 0 || connect(fd, (struct sockaddr *) &sa,
-		    sizeof(sa)) != 0) {
-			if (fd >= 0)
-				close(fd);
+		if (fd < 0)
 			continue;
-		}
 		for (size_t i = 0; i < sizeof(junk); i++) {
 			x ^= x << 13;
 			x ^= x >> 7;
@@ -531,6 +545,64 @@ test_restarted_downstream_loses_nothing(void **state)
 	slt_run(body_restart, NULL);
 }
 
+/* ---- limits: oversized messages, silent peers ---------------------------- */
+
+static void
+body_limits(void *unused)
+{
+	char          url[300], path[300];
+	sl_link      *in, *out;
+	sl_link_opts  oi = lt_opts("sink", "in", "test.Long");
+	sl_link_opts  oo = lt_opts("src", "out", "test.Long");
+	const char   *urls[1] = { url };
+	sl_msg        m;
+	long          v = 42, count, sum;
+	char          big[4096];
+	sl_link_stats st;
+
+	(void) unused;
+	lt_url(url, sizeof(url), "limits");
+	snprintf(path, sizeof(path), "%s", url + strlen("ipc://"));
+	oi.peer_timeout = 200 * SL_MILLISECOND;
+	oi.heartbeat = 50 * SL_MILLISECOND;
+	oo.max_payload = 1024;
+	SL_ASSERT_OK(sl_link_input(url, &oi, NULL, &in));
+
+	/* A peer that connects and says nothing is dropped after the
+	 * peer timeout, with a log line and a count. */
+	int fd = lt_unix_connect(path);
+	SL_CHECK(fd >= 0);
+	sl_sleep(600 * SL_MILLISECOND);
+	sl_link_get_stats(in, &st);
+	SL_CHECK_EQ(st.bad_frames, 1);
+	if (fd >= 0)
+		close(fd);
+
+	/* An oversized payload is refused at the sender, nothing is sent,
+	 * and the link goes on working. */
+	SL_ASSERT_OK(sl_link_output(urls, 1, &oo, NULL, &out));
+	memset(big, 'x', sizeof(big));
+	SL_CHECK_OK(sl_msg_init(&m, big, sizeof(big)));
+	SL_CHECK_ERR(sl_link_send(out, &m), SL_ETOOBIG);
+	sl_msg_done(&m);
+	SL_CHECK_OK(sl_msg_init(&m, &v, sizeof(v)));
+	SL_CHECK_OK(sl_link_send(out, &m));
+	sl_chan_close(sl_link_chan(out));
+	lt_drain(in, &count, &sum);
+	SL_CHECK_EQ(count, 1);
+	SL_CHECK_EQ(sum, 42);
+	SL_CHECK_OK(sl_link_wait(out, NULL));
+	sl_link_free(out);
+	sl_link_free(in);
+}
+
+static void
+test_oversized_refused_and_silent_peer_dropped(void **state)
+{
+	(void) state;
+	slt_run(body_limits, NULL);
+}
+
 int
 main(void)
 {
@@ -544,6 +616,7 @@ main(void)
 		cmocka_unit_test(test_fan_in_closes_after_all_upstreams),
 		cmocka_unit_test(test_fan_out_balances_by_credit),
 		cmocka_unit_test(test_restarted_downstream_loses_nothing),
+		cmocka_unit_test(test_oversized_refused_and_silent_peer_dropped),
 	};
 
 	snprintf(lt_dir, sizeof(lt_dir), "/tmp/sluice-test-link-%d",

@@ -122,7 +122,10 @@ sl_chan *sl_link_chan(sl_link *l);
  * Conveniences: sl_chan_send_ctx / sl_chan_recv_ctx on the link's channel
  * with the stage context given at creation, so a canceled stage (or a
  * downstream that canceled it) makes them return SL_ECANCELED.  send takes
- * ownership of m on success only.
+ * ownership of m on success only, and refuses a payload above max_payload
+ * with SL_ETOOBIG (a message put into the channel directly past that
+ * check is dropped by the link with a log line and counted in
+ * bad_frames).
  */
 int sl_link_send(sl_link *l, sl_msg *m);
 int sl_link_recv(sl_link *l, sl_msg *m);

@@ -626,6 +626,17 @@ lk_pump(void *arg)
 				break;
 			if (r != 0)
 				goto out;
+			if (m.len > l->o.max_payload) {
+				/* Sent into the channel directly, past
+				 * sl_link_send's check: no peer would take
+				 * it, and resending it forever helps no one. */
+				lk_log(l, "dropping a message of %zu bytes: "
+				    "the limit is %zu bytes (max_payload)",
+				    m.len, l->o.max_payload);
+				LK_COUNT(l, ST_BAD, 1);
+				sl_msg_done(&m);
+				continue;
+			}
 			lk_stamp(l, &m);
 			have = true;
 		}
@@ -1716,6 +1727,11 @@ sl_link_chan(sl_link *l)
 int
 sl_link_send(sl_link *l, sl_msg *m)
 {
+	if (m->len > l->o.max_payload) {
+		lk_log(l, "message of %zu bytes refused: the limit is %zu "
+		    "bytes (max_payload)", m->len, l->o.max_payload);
+		return (SL_ETOOBIG);
+	}
 	return (sl_chan_send_ctx(l->ch, m, l->ctx, SL_FOREVER));
 }
 
