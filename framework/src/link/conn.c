@@ -166,8 +166,10 @@ sli_conn_read(sli_conn *c, sli_frame **fp, int timeout_ms)
 		nng_aio_set_iov(c->rd.aio, 1, &iov);
 		nng_aio_set_timeout(c->rd.aio, timeout_ms);
 		sli_aio_begin(&c->rd);
+		atomic_store(&c->reading, true);
 		nng_stream_recv(c->st, c->rd.aio);
 		int rv = sli_aio_end(&c->rd);
+		atomic_store(&c->reading, false);
 		if (rv == NNG_ETIMEDOUT)
 			return (SL_ETIMEDOUT);
 		if (rv != 0)
@@ -208,6 +210,10 @@ sli_conn_write_raw(sli_conn *c, const void *buf, size_t len)
 	}
 	atomic_store(&c->last_tx, sl_now());
 	sl_mutex_unlock(&c->wmu);
+	/* Part of a frame may be out: nothing can follow it on this
+	 * stream, so end it (the dialer reconnects and resends). */
+	if (r != 0)
+		sli_conn_close(c);
 	return (r);
 }
 

@@ -46,6 +46,9 @@ typedef struct sli_conn {
 	_Atomic int64_t    last_rx; /* sl_now() of the last byte read */
 	_Atomic int64_t    last_tx; /* of the last frame written */
 	atomic_bool        closed;  /* sli_conn_close was called */
+	atomic_bool        reading; /* the reader waits for bytes */
+	atomic_bool        hello;   /* handshake done (else the reader's own
+	                               hello timeout applies) */
 	atomic_int         refs;    /* owner + borrowed writers */
 	int                write_timeout_ms; /* a write stuck this long
 	                                        fails (peer not reading) */

@@ -1,7 +1,8 @@
 /*
  * frame.h — the frame codec of links (internal).
  *
- * One NNG message on a link is one packed sluice.link.Frame (see
+ * Each length-prefixed frame on a link's stream (conn.c) is one packed
+ * sluice.link.Frame (see
  * proto/sluice/link.proto and docs/link-protocol.md).  This codec turns
  * wire bytes into a frame that has been checked against explicit limits,
  * and a frame into wire bytes, refusing to emit one that its peer would

@@ -40,7 +40,6 @@
 
 #define LK_BACKOFF_MIN  (10 * SL_MILLISECOND)
 #define LK_BACKOFF_MAX  (1 * SL_SECOND)
-#define LK_ACK_DELAY    (2 * SL_MILLISECOND)
 
 typedef struct lk_session lk_session;
 
@@ -61,6 +60,7 @@ typedef struct lk_peer {
 	uint32_t           win_msgs;  /* receiver's window */
 	uint64_t           win_bytes;
 	bool               closed;    /* close reply received */
+	size_t             peer_max_frame; /* from the receiver's hello */
 	uint64_t           assigned;  /* messages given to this peer */
 } lk_peer;
 
@@ -81,7 +81,8 @@ struct lk_session {
 	uint32_t     cap;
 	bool         closing;    /* Close received */
 	uint64_t     final_seq;
-	bool         closed;     /* close reply sent */
+	bool         closed;     /* counted in l->nclosed (once) */
+	bool         reply_due;  /* a Close came: reply once all finished */
 	bool         stale;      /* replaced by a new incarnation */
 	sl_chan     *kick;       /* wakes the acker */
 };
@@ -376,6 +377,24 @@ lk_lineage_new(sl_link *l, uint64_t source, uint64_t seq)
 	return (lk_linset_add(ls, seq));
 }
 
+static int lk_track_conn(sl_link *l, sli_conn *c);
+static void lk_forget_conn(sl_link *l, sli_conn *c);
+
+/* References to every connection of l (free the array, unref each). */
+static sli_conn **
+lk_snapshot_conns(sl_link *l, size_t *np)
+{
+	sli_conn **cs;
+
+	sl_mutex_lock(&l->mu);
+	cs = calloc(l->nconns + 1, sizeof(*cs));
+	*np = 0;
+	for (size_t i = 0; cs != NULL && i < l->nconns; i++)
+		cs[(*np)++] = sli_conn_ref(l->conns[i]);
+	sl_mutex_unlock(&l->mu);
+	return (cs);
+}
+
 /* ---- cancellation ------------------------------------------------------- */
 
 /* Runs (as a goroutine) once the stage context is done: tells peers. */
@@ -388,7 +407,7 @@ lk_on_cancel(void *arg)
 	char             text[512];
 	sli_frame        f;
 	sli_cancel       c;
-	sli_conn        *conns[64];
+	sli_conn       **conns;
 	size_t           n = 0;
 
 	if (code == 0)
@@ -403,14 +422,12 @@ lk_on_cancel(void *arg)
 	f.kind_case = SLUICE__LINK__FRAME__KIND_CANCEL;
 	f.cancel = &c;
 
-	sl_mutex_lock(&l->mu);
-	for (size_t i = 0; i < l->nconns && n < 64; i++)
-		conns[n++] = sli_conn_ref(l->conns[i]);
-	sl_mutex_unlock(&l->mu);
+	conns = lk_snapshot_conns(l, &n);
 	for (size_t i = 0; i < n; i++) {
 		(void) sli_conn_write(conns[i], &f);
 		sli_conn_unref(conns[i]);
 	}
+	free(conns);
 	sl_waitgroup_done(&l->wg);
 }
 
@@ -460,8 +477,11 @@ lk_encode_range(sl_link *l, lk_peer *p, uint64_t from, uint64_t to,
 		sluice__link__batch__init(&b);
 		while (from <= to && n < want) {
 			sl_msg *m = &p->ring[from % p->cap];
-			/* Keep frames well under the limit. */
-			if (n > 0 && bytes + m->len + 64 > l->lim.max_frame / 2)
+			/* Keep frames well under both ends' limits. */
+			size_t lim = l->lim.max_frame;
+			if (p->peer_max_frame != 0 && p->peer_max_frame < lim)
+				lim = p->peer_max_frame;
+			if (n > 0 && bytes + m->len + 64 > lim / 2)
 				break;
 			sluice__link__message__init(&ms[n]);
 			ms[n].seq = from;
@@ -516,10 +536,18 @@ lk_pick(sl_link *l, size_t len)
 {
 	lk_peer *best = NULL;
 	uint64_t bestfree = 0;
+	bool     anyup = false;
 
+	for (size_t i = 0; i < l->npeers; i++)
+		if (l->peers[i].conn != NULL)
+			anyup = true;
 	for (size_t i = 0; i < l->npeers; i++) {
 		lk_peer *p = &l->peers[i];
 		if (p->closed || !lk_peer_room(p, len))
+			continue;
+		/* While some replica is up, a down one gets nothing new:
+		 * it may never come back. */
+		if (anyup && p->conn == NULL)
 			continue;
 		uint64_t free_ = p->win_msgs - (p->next_seq - 1 - p->acked);
 		/* Prefer connected peers: a disconnected one may be gone. */
@@ -655,6 +683,14 @@ lk_pump(void *arg)
 		while (lk_peer_room(p, 0) &&
 		    p->next_seq - from < l->lim.max_batch &&
 		    sl_chan_tryrecv(l->ch, &m) == 0) {
+			if (m.len > l->o.max_payload) {
+				lk_log(l, "dropping a message of %zu bytes: "
+				    "the limit is %zu bytes (max_payload)",
+				    m.len, l->o.max_payload);
+				LK_COUNT(l, ST_BAD, 1);
+				sl_msg_done(&m);
+				continue;
+			}
 			lk_stamp(l, &m);
 			have = true;
 			if (!lk_peer_room(p, m.len))
@@ -765,6 +801,8 @@ lk_check_hello(sl_link *l, sli_conn *c, const sli_hello *peer, int role)
 		lk_log(l, "refusing %s: %s", c->peer, err);
 		LK_COUNT(l, ST_REFUSED, 1);
 		lk_send_refuse(c, r, err);
+	} else {
+		atomic_store(&c->hello, true);
 	}
 	return (r);
 }
@@ -796,6 +834,14 @@ lk_out_handshake(sl_link *l, lk_peer *p, sli_conn *c)
 	if ((r = sli_conn_write(c, &f)) != 0)
 		return (r);
 	r = sli_conn_read(c, &in, (int) (l->o.peer_timeout / SL_MILLISECOND));
+	if (r == SL_EVERSION) {
+		snprintf(text, sizeof(text), "link to %s refused: %s", p->url,
+		    c->err);
+		lk_log(l, "%s", text);
+		LK_COUNT(l, ST_REFUSED, 1);
+		lk_fatal_refusal(l, SL_EVERSION, text);
+		return (SL_EVERSION);
+	}
 	if (r != 0) {
 		if (r != SL_ECONNSHUT && r != SL_ETIMEDOUT) {
 			lk_log(l, "bad frame from %s: %s", p->url, c->err);
@@ -834,13 +880,14 @@ lk_out_handshake(sl_link *l, lk_peer *p, sli_conn *c)
 	sl_mutex_lock(&l->mu);
 	p->win_msgs = in->hello->credit_messages;
 	p->win_bytes = in->hello->credit_bytes;
+	p->peer_max_frame = in->hello->max_frame;
 	uint64_t have = in->hello->last_seq;
 	if (have > p->next_seq - 1)
 		have = p->next_seq - 1; /* it cannot have more than we sent */
 	if (have < p->acked)
 		have = p->acked;
-	if (p->next_seq - 1 > have && p->sent > 0)
-		LK_COUNT(l, ST_RESENT, p->next_seq - 1 - have);
+	if (p->sent > have)
+		LK_COUNT(l, ST_RESENT, p->sent - have);
 	p->sent = have;
 	p->conn = sli_conn_ref(c);
 	sl_mutex_unlock(&l->mu);
@@ -925,9 +972,6 @@ lk_out_read_loop(sl_link *l, lk_peer *p, sli_conn *c)
 	}
 }
 
-static int lk_track_conn(sl_link *l, sli_conn *c);
-static void lk_forget_conn(sl_link *l, sli_conn *c);
-
 static void
 lk_dialer(void *arg)
 {
@@ -988,6 +1032,8 @@ lk_dialer(void *arg)
 			break; /* refused: the stage was canceled */
 		if (sl_sleep_ctx(l->lctx, backoff) != 0)
 			break;
+		backoff = backoff * 2 > LK_BACKOFF_MAX ? LK_BACKOFF_MAX :
+		    backoff * 2;
 	}
 out:
 	sli_aio_fini(&a);
@@ -1033,6 +1079,8 @@ lk_session_for(sl_link *l, sli_conn *c, const sli_hello *h, bool *resumed)
 		s->stale = true;
 		if (s->conn != NULL)
 			sli_conn_close(s->conn);
+		if (s->closed)
+			l->nclosed--; /* its successor will close again */
 		sl_mutex_unlock(&s->mu);
 		(void) sl_chan_trysend(s->kick, NULL);
 		*pp = s->next;
@@ -1156,12 +1204,13 @@ lk_acker(void *arg)
 				ack = s->done;
 				s->ack_sent = s->done;
 			}
-			if (s->closing && !s->closed &&
-			    s->done == s->final_seq &&
+			if (s->reply_due && s->done == s->final_seq &&
 			    s->received == s->final_seq) {
+				/* Replied on every Close: a reply lost with
+				 * a connection is asked for again. */
 				reply = true;
 				fin = s->final_seq;
-				s->closed = true;
+				s->reply_due = false;
 			}
 		}
 		sl_mutex_unlock(&s->mu);
@@ -1182,7 +1231,14 @@ lk_acker(void *arg)
 				lk_send_close(c, fin);
 			sli_conn_unref(c);
 		}
+		bool first = false;
 		if (reply) {
+			sl_mutex_lock(&s->mu);
+			first = !s->closed;
+			s->closed = true;
+			sl_mutex_unlock(&s->mu);
+		}
+		if (first) {
 			bool all;
 			sl_mutex_lock(&l->mu);
 			all = ++l->nclosed >= l->o.upstreams;
@@ -1251,6 +1307,14 @@ lk_reader(void *arg)
 
 	free(ra);
 	r = sli_conn_read(c, &f, (int) (l->o.peer_timeout / SL_MILLISECOND));
+	if (r == SL_EVERSION) {
+		/* The codec refuses other versions before we see the hello:
+		 * tell the peer, it cannot fix this by retrying. */
+		lk_log(l, "refusing a new connection: %s", c->err);
+		LK_COUNT(l, ST_REFUSED, 1);
+		lk_send_refuse(c, SL_EVERSION, c->err);
+		goto out;
+	}
 	if (r != 0) {
 		if (r == SL_ETIMEDOUT)
 			lk_log(l, "no hello from a new connection within "
@@ -1322,6 +1386,7 @@ lk_reader(void *arg)
 		case SLUICE__LINK__FRAME__KIND_CLOSE:
 			sl_mutex_lock(&s->mu);
 			s->closing = true;
+			s->reply_due = true;
 			s->final_seq = f->close->final_seq;
 			sl_mutex_unlock(&s->mu);
 			(void) sl_chan_trysend(s->kick, NULL);
@@ -1415,17 +1480,17 @@ lk_ticker(void *arg)
 	sl_link *l = arg;
 
 	while (sl_sleep_ctx(l->lctx, l->o.heartbeat) == 0) {
-		sli_conn *cs[128];
-		size_t    n = 0;
+		size_t     n = 0;
+		sli_conn **cs = lk_snapshot_conns(l, &n);
 
-		sl_mutex_lock(&l->mu);
-		for (size_t i = 0; i < l->nconns && n < 128; i++)
-			cs[n++] = sli_conn_ref(l->conns[i]);
-		sl_mutex_unlock(&l->mu);
 		for (size_t i = 0; i < n; i++) {
 			sli_conn *c = cs[i];
 			int64_t   now = sl_now();
-			if (now - atomic_load(&c->last_rx) > l->o.peer_timeout) {
+			/* Silent only counts while we wait to read: a reader
+			 * blocked on a full input channel is backpressure. */
+			if (atomic_load(&c->hello) &&
+			    atomic_load(&c->reading) &&
+			    now - atomic_load(&c->last_rx) > l->o.peer_timeout) {
 				lk_log(l, "nothing from %s for %" PRId64 " ms: "
 				    "dropping the connection", c->peer,
 				    (now - atomic_load(&c->last_rx)) /
@@ -1444,6 +1509,7 @@ lk_ticker(void *arg)
 			}
 			sli_conn_unref(c);
 		}
+		free(cs);
 	}
 	sl_waitgroup_done(&l->wg);
 }
@@ -1517,6 +1583,9 @@ lk_tls_setup(sl_link *l, bool server)
 		(void) nng_tls_config_auth_mode(cfg,
 		    NNG_TLS_AUTH_MODE_REQUIRED);
 	} else {
+		if (!server)
+			lk_log(l, "TLS: no tls_ca given: the server's "
+			    "certificate is not verified");
 		(void) nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_NONE);
 	}
 	if (!server && l->o.tls_server_name != NULL)
@@ -1848,30 +1917,38 @@ lk_free_mem(sl_link *l)
 static void
 lk_flush_acks(sl_link *l)
 {
-	sl_mutex_lock(&l->mu);
-	for (lk_session *s = l->sessions; s != NULL; s = s->next) {
-		sli_conn *c = NULL;
-		uint64_t  ack = 0;
+	size_t     n = 0, cap = 0;
+	sli_conn **cs = NULL;
+	uint64_t  *acks = NULL;
 
+	sl_mutex_lock(&l->mu);
+	for (lk_session *s = l->sessions; s != NULL; s = s->next)
+		cap++;
+	cs = calloc(cap + 1, sizeof(*cs));
+	acks = calloc(cap + 1, sizeof(*acks));
+	for (lk_session *s = l->sessions; s != NULL && cs && acks;
+	    s = s->next) {
 		sl_mutex_lock(&s->mu);
 		if (s->conn != NULL && s->done > s->ack_sent) {
-			ack = s->ack_sent = s->done;
-			c = sli_conn_ref(s->conn);
+			acks[n] = s->ack_sent = s->done;
+			cs[n++] = sli_conn_ref(s->conn);
 		}
 		sl_mutex_unlock(&s->mu);
-		if (c != NULL) {
-			sli_frame f;
-			sli_ack   a;
-			sluice__link__frame__init(&f);
-			sluice__link__ack__init(&a);
-			a.seq = ack;
-			f.kind_case = SLUICE__LINK__FRAME__KIND_ACK;
-			f.ack = &a;
-			(void) sli_conn_write(c, &f);
-			sli_conn_unref(c);
-		}
 	}
 	sl_mutex_unlock(&l->mu);
+	for (size_t i = 0; i < n; i++) {
+		sli_frame f;
+		sli_ack   a;
+		sluice__link__frame__init(&f);
+		sluice__link__ack__init(&a);
+		a.seq = acks[i];
+		f.kind_case = SLUICE__LINK__FRAME__KIND_ACK;
+		f.ack = &a;
+		(void) sli_conn_write(cs[i], &f);
+		sli_conn_unref(cs[i]);
+	}
+	free(cs);
+	free(acks);
 }
 
 void
