@@ -169,7 +169,12 @@ body_type_mismatch(void *unused)
 	sl_link_stats st;
 	sl_link_get_stats(in, &st);
 	SL_CHECK_EQ(st.refused, 1);
-	SL_CHECK_EQ(sl_ctx_err(cin), 0); /* the receiver keeps listening */
+	/* A configuration error: the receiving stage fails too. */
+	SL_CHECK_ERR(sl_chan_recv_ctx(sl_ctx_done(cin), NULL, NULL,
+	    sl_now() + 10 * SL_SECOND), SL_ECLOSED);
+	SL_CHECK_EQ(sl_ctx_cause(cin, &why), SL_ETYPE);
+	SL_CHECK(why != NULL && strstr(why, "test.Apple") != NULL &&
+	    strstr(why, "test.Orange") != NULL);
 	sl_link_free(out);
 	sl_link_free(in);
 	sl_ctx_release(cin);

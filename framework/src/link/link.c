@@ -111,6 +111,7 @@ struct sl_link {
 	sl_mutex          mu;
 	sl_waitgroup      wg;    /* the link's goroutines */
 	sl_afterfunc     *af;    /* cancel watcher */
+	sl_waitgroup      cwg;   /* the cancel watcher, until it is done */
 	nng_tls_config   *tls;
 	/* output */
 	lk_peer          *peers;
@@ -123,7 +124,8 @@ struct sl_link {
 	int               nclosed;
 	lk_linset        *linsets;
 	size_t            nlinsets;
-	sli_conn        **conns; /* accepted, for shutdown */
+	sli_conn        **conns; /* every live connection, for shutdown */
+	bool              stopping; /* sl_link_free began: no new conns */
 	size_t            nconns, capconns;
 	/* counters */
 	_Atomic uint64_t  st[10];
@@ -428,6 +430,7 @@ lk_on_cancel(void *arg)
 		sli_conn_unref(conns[i]);
 	}
 	free(conns);
+	sl_waitgroup_done(&l->cwg);
 	sl_waitgroup_done(&l->wg);
 }
 
@@ -798,6 +801,7 @@ lk_check_hello(sl_link *l, sli_conn *c, const sli_hello *peer, int role)
 	lk_bytes_str(peer->port, pt, sizeof(pt));
 	snprintf(c->peer, sizeof(c->peer), "'%s' (port '%s')", st, pt);
 	if ((r = sli_hello_match(&ours, peer, err, sizeof(err))) != 0) {
+		snprintf(c->err, sizeof(c->err), "%s", err);
 		lk_log(l, "refusing %s: %s", c->peer, err);
 		LK_COUNT(l, ST_REFUSED, 1);
 		lk_send_refuse(c, r, err);
@@ -871,8 +875,8 @@ lk_out_handshake(sl_link *l, lk_peer *p, sli_conn *c)
 	}
 	if ((r = lk_check_hello(l, c, in->hello,
 	    SLUICE__LINK__ROLE__ROLE_SENDER)) != 0) {
-		snprintf(text, sizeof(text), "link to %s refused: payload or "
-		    "protocol mismatch (see log)", p->url);
+		snprintf(text, sizeof(text), "link to %s refused: %s", p->url,
+		    c->err);
 		lk_fatal_refusal(l, r, text);
 		sli_frame_free(in);
 		return (r);
@@ -1264,6 +1268,12 @@ static int
 lk_track_conn(sl_link *l, sli_conn *c)
 {
 	sl_mutex_lock(&l->mu);
+	if (l->stopping) {
+		/* Made after free closed the others: nobody would. */
+		sl_mutex_unlock(&l->mu);
+		sli_conn_close(c);
+		return (SL_ECANCELED);
+	}
 	if (l->nconns == l->capconns) {
 		size_t     ncap = l->capconns ? l->capconns * 2 : 8;
 		sli_conn **n = realloc(l->conns, ncap * sizeof(*n));
@@ -1313,6 +1323,7 @@ lk_reader(void *arg)
 		lk_log(l, "refusing a new connection: %s", c->err);
 		LK_COUNT(l, ST_REFUSED, 1);
 		lk_send_refuse(c, SL_EVERSION, c->err);
+		lk_fatal_refusal(l, SL_EVERSION, c->err);
 		goto out;
 	}
 	if (r != 0) {
@@ -1333,9 +1344,16 @@ lk_reader(void *arg)
 		LK_COUNT(l, ST_BAD, 1);
 		goto out;
 	}
-	if (lk_check_hello(l, c, f->hello,
-	    SLUICE__LINK__ROLE__ROLE_RECEIVER) != 0)
+	if ((r = lk_check_hello(l, c, f->hello,
+	    SLUICE__LINK__ROLE__ROLE_RECEIVER)) != 0) {
+		/* A wrongly typed upstream is a configuration error: fail
+		 * loudly on both ends rather than wait for it forever. */
+		char text[SLI_FRAME_ERRSZ + 256];
+		snprintf(text, sizeof(text), "refused upstream %s: %s",
+		    c->peer, c->err);
+		lk_fatal_refusal(l, r, text);
 		goto out;
+	}
 
 	sl_mutex_lock(&l->mu);
 	s = lk_session_for(l, c, f->hello, &resumed);
@@ -1679,7 +1697,9 @@ static int
 lk_start_common(sl_link *l)
 {
 	sl_waitgroup_add(&l->wg, 1);
+	sl_waitgroup_add(&l->cwg, 1);
 	if (sl_ctx_after_func(l->ctx, lk_on_cancel, l, &l->af) != 0) {
+		sl_waitgroup_done(&l->cwg);
 		sl_waitgroup_done(&l->wg);
 		l->af = NULL;
 		return (SL_ENOMEM);
@@ -1960,8 +1980,17 @@ sl_link_free(sl_link *l)
 		lk_flush_acks(l);
 	if (l->lctx != NULL)
 		sl_ctx_cancel(l->lctx);
-	if (l->af != NULL && sl_ctx_stop(l->af))
-		sl_waitgroup_done(&l->wg);
+	if (l->af != NULL) {
+		if (sl_ctx_stop(l->af)) {
+			sl_waitgroup_done(&l->cwg);
+			sl_waitgroup_done(&l->wg);
+		} else {
+			/* The stage was canceled: let the Cancel frames go
+			 * out before the connections close (each write is
+			 * bounded by peer_timeout). */
+			sl_waitgroup_wait(&l->cwg);
+		}
+	}
 	l->af = NULL;
 	if (l->lst != NULL)
 		nng_stream_listener_close(l->lst);
@@ -1969,6 +1998,7 @@ sl_link_free(sl_link *l)
 		if (l->peers[i].dialer != NULL)
 			nng_stream_dialer_close(l->peers[i].dialer);
 	sl_mutex_lock(&l->mu);
+	l->stopping = true;
 	for (size_t i = 0; i < l->npeers; i++)
 		if (l->peers[i].conn != NULL)
 			sli_conn_close(l->peers[i].conn);
