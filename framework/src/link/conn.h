@@ -22,8 +22,9 @@
 
 /* An aio a goroutine can park on. */
 typedef struct sli_aio {
-	nng_aio *aio;
-	sli_wait w; /* armed by sli_aio_begin */
+	nng_aio   *aio;
+	sli_wait   w;     /* armed by sli_aio_begin */
+	atomic_int armed; /* release/acquire edge for ThreadSanitizer */
 } sli_aio;
 
 int  sli_aio_init(sli_aio *a);

@@ -20,7 +20,10 @@
 # measured, 10M would take ten minutes; a rate does not depend on N once
 # the run lasts seconds), LAT_N (latency run messages at 1,000/s, default
 # 5000), REPS (runs of each throughput measurement, default 3; the median
-# is reported), OUT (default tests/bench/link/RESULTS.md).
+# is reported), PROCS (SLUICE_PROCS, worker threads of each stage process,
+# default 1: three busy stage processes share the machine, and on a small
+# one more workers per process only contend), OUT (default
+# tests/bench/link/RESULTS.md).
 #
 set -eu
 
@@ -34,6 +37,7 @@ N=${N:-10000000}
 RAW_N=${RAW_N:-200000}
 LAT_N=${LAT_N:-5000}
 REPS=${REPS:-3}
+PROCS=${PROCS:-1}
 OUT=${OUT:-$here/RESULTS.md}
 
 # ---- build -----------------------------------------------------------------
@@ -54,6 +58,7 @@ fi
 
 # ---- run -------------------------------------------------------------------
 
+export SLUICE_PROCS="$PROCS"
 work=$(mktemp -d /tmp/slbench-XXXXXX)
 pids=""
 cleanup() {
@@ -174,7 +179,8 @@ vs_sh=$(ratio "$sl_rate" "$sh_rate")
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs" \
 	    "($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1))," \
 	    "load $(cut -d' ' -f1-3 /proc/loadavg) at the end;" \
-	    "build $(basename "$BUILD"); median of $REPS runs." \
+	    "build $(basename "$BUILD"); SLUICE_PROCS=$PROCS per stage;" \
+	    "median of $REPS runs." \
 	    "Produced by tests/bench/link/run.sh."
 	echo
 	echo "| pipeline | processes | messages | msgs/s | sluice is |"

@@ -1,0 +1,322 @@
+/*
+ * sink.c — sluice-sink: receives sluice.example.Record messages until the
+ * end of the stream and prints one summary line.
+ *
+ *	sluice-sink --in URL --stage NAME [--upstreams K] [--dedup]
+ *	    [--sleep-us U] [--expect N] [--timing] [common...]
+ *
+ * The summary, on stdout when the input closed (or the stage was
+ * canceled):
+ *
+ *	sink: count=C sum=S dups=D distinct=X
+ *
+ * C counts the messages delivered, S sums their ids, D counts deliveries
+ * of an id already seen (the sink's own duplicate check, independent of
+ * the link's), X the distinct ids.  --timing appends
+ * " elapsed_ms=E rate=R p50_us=A p99_us=B max_us=M": E from the earliest
+ * Record.time_ns seen to the end of the stream, R = C / E, and the
+ * percentiles of sl_now() - Record.time_ns at delivery (the source and
+ * the sink read the same monotonic clock).
+ *
+ * --dedup: the input drops messages whose lineage it has seen already.
+ * --upstreams K: the input closes after K upstreams closed.
+ * --sleep-us U: sleeps U microseconds per message (a slow consumer).
+ * --expect N: exit 1 unless C == N, X == N, D == 0 and S == N(N+1)/2.
+ *
+ * Exits 0 at the end of the stream; see stage.h for the other codes.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/stage.h"
+
+#define PROG "sluice-sink"
+
+/* Latency samples kept at most (the first ones). */
+#define SINK_MAX_SAMPLES (4u << 20)
+/* The largest id the duplicate check tracks; larger ones count as bad. */
+#define SINK_MAX_ID      (UINT64_C(1) << 34)
+
+/* The sink's configuration and tallies. */
+struct sink {
+	stage       st;         /* common options and the stage context */
+	const char *in_url;     /* --in */
+	uint64_t    upstreams;  /* --upstreams */
+	bool        dedup;      /* --dedup */
+	uint64_t    sleep_us;   /* --sleep-us */
+	uint64_t    expect;     /* --expect */
+	bool        have_expect; /* --expect given */
+	bool        timing;     /* --timing */
+	uint64_t    count;      /* messages delivered */
+	uint64_t    sum;        /* sum of their ids */
+	uint64_t    dups;       /* deliveries of an id seen before */
+	uint64_t    distinct;   /* distinct ids */
+	uint64_t    bad;        /* undecodable or out-of-range records */
+	uint64_t   *seen;       /* bitmap of ids seen */
+	uint64_t    seen_bits;  /* its size in bits */
+	int64_t     first_ns;   /* earliest Record.time_ns (timing) */
+	int64_t    *lat;        /* latency samples in ns (timing) */
+	size_t      nlat;       /* how many */
+	size_t      lat_cap;    /* allocated */
+	int         code;       /* exit code */
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: " PROG " --in URL --stage NAME [options]\n"
+	    "  --in URL                address to listen on\n"
+	    "  --upstreams K           upstreams feeding the input (default 1)\n"
+	    "  --dedup                 drop messages of an already-seen lineage\n"
+	    "  --sleep-us U            sleep U microseconds per message\n"
+	    "  --expect N              exit 1 unless exactly ids 1..N arrived\n"
+	    "  --timing                add rate and latency to the summary\n"
+	    STAGE_COMMON_USAGE);
+}
+
+/* Marks id seen: true if it was new.  false also for an id out of range
+ * or when the bitmap cannot grow (counted as bad). */
+static bool
+sink_mark(struct sink *s, uint64_t id, bool *ok)
+{
+	uint64_t bit;
+
+	*ok = true;
+	if (id >= SINK_MAX_ID) {
+		*ok = false;
+		return (false);
+	}
+	if (id >= s->seen_bits) {
+		uint64_t  bits = s->seen_bits != 0 ? s->seen_bits : 1024;
+		uint64_t *nv;
+
+		while (bits <= id)
+			bits *= 2;
+		nv = realloc(s->seen, bits / 8);
+		if (nv == NULL) {
+			*ok = false;
+			return (false);
+		}
+		memset((char *) nv + s->seen_bits / 8, 0,
+		    (bits - s->seen_bits) / 8);
+		s->seen = nv;
+		s->seen_bits = bits;
+	}
+	bit = UINT64_C(1) << (id % 64);
+	if (s->seen[id / 64] & bit)
+		return (false);
+	s->seen[id / 64] |= bit;
+	return (true);
+}
+
+/* Accounts one delivered record. */
+static void
+sink_take(struct sink *s, const stage_rec *r, int64_t now)
+{
+	bool ok;
+
+	s->count++;
+	s->sum += r->id;
+	if (sink_mark(s, r->id, &ok))
+		s->distinct++;
+	else if (ok)
+		s->dups++;
+	else
+		s->bad++;
+	if (!s->timing)
+		return;
+	if (s->first_ns == 0 || r->time_ns < s->first_ns)
+		s->first_ns = r->time_ns;
+	if (s->nlat == s->lat_cap && s->lat_cap < SINK_MAX_SAMPLES) {
+		size_t   cap = s->lat_cap != 0 ? s->lat_cap * 2 : 4096;
+		int64_t *nv = realloc(s->lat, cap * sizeof(*nv));
+
+		if (nv != NULL) {
+			s->lat = nv;
+			s->lat_cap = cap;
+		}
+	}
+	if (s->nlat < s->lat_cap)
+		s->lat[s->nlat++] = now - r->time_ns;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+
+	return (x < y ? -1 : x > y);
+}
+
+/* The p-th percentile (0..100) of the sorted samples, in microseconds. */
+static double
+sink_pct(const struct sink *s, double p)
+{
+	size_t i;
+
+	if (s->nlat == 0)
+		return (0);
+	i = (size_t) (p / 100.0 * (double) (s->nlat - 1) + 0.5);
+	return ((double) s->lat[i] / 1e3);
+}
+
+/* Prints the summary line. */
+static void
+sink_report(struct sink *s, int64_t end)
+{
+	printf("sink: count=%" PRIu64 " sum=%" PRIu64 " dups=%" PRIu64
+	    " distinct=%" PRIu64, s->count, s->sum, s->dups, s->distinct);
+	if (s->timing) {
+		double ms = s->first_ns != 0 ?
+		    (double) (end - s->first_ns) / 1e6 : 0;
+
+		qsort(s->lat, s->nlat, sizeof(*s->lat), cmp_i64);
+		printf(" elapsed_ms=%.1f rate=%.0f p50_us=%.1f p99_us=%.1f"
+		    " max_us=%.1f", ms, ms > 0 ? (double) s->count / ms * 1e3
+		    : 0, sink_pct(s, 50), sink_pct(s, 99), sink_pct(s, 100));
+	}
+	printf("\n");
+	fflush(stdout);
+}
+
+/* The main goroutine: runs the input, sets s->code. */
+static void
+sink_main(void *arg)
+{
+	struct sink *s = arg;
+	sl_link_opts o;
+	sl_link     *in = NULL;
+	sl_chan     *ch;
+	sl_msg       msg;
+	stage_rec    r;
+	int          rv;
+
+	s->code = STAGE_EXIT_FAIL;
+	stage_link_opts(&s->st, "in", &o);
+	o.upstreams = (int) s->upstreams;
+	o.dedup_lineage = s->dedup;
+	if ((rv = sl_link_input(s->in_url, &o, s->st.ctx, &in)) != 0) {
+		stage_error(&s->st, "input", rv);
+		return;
+	}
+	ch = sl_link_chan(in);
+	while ((rv = sl_chan_recv_ctx(ch, &msg, s->st.ctx, SL_FOREVER)) ==
+	    0) {
+		int64_t now = sl_now();
+
+		if (s->sleep_us != 0)
+			sl_sleep((int64_t) s->sleep_us * SL_MICROSECOND);
+		if (stage_rec_unpack(msg.data, msg.len, &r) != 0) {
+			if (s->bad++ == 0)
+				stage_error(&s->st, "undecodable payload",
+				    SL_EPROTO);
+		} else {
+			sink_take(s, &r, now);
+		}
+		sl_msg_done(&msg);
+	}
+	sink_report(s, sl_now());
+	if (rv != SL_ECLOSED) {
+		if (rv != SL_ECANCELED)
+			stage_error(&s->st, "receive", rv);
+		goto out;
+	}
+	if (s->bad != 0)
+		fprintf(stderr, PROG "[%s]: %" PRIu64 " bad records\n",
+		    s->st.name, s->bad);
+	if (s->have_expect && (s->count != s->expect ||
+	    s->distinct != s->expect || s->dups != 0 ||
+	    s->sum != s->expect * (s->expect + 1) / 2)) {
+		fprintf(stderr, PROG "[%s]: expected ids 1..%" PRIu64
+		    " once each\n", s->st.name, s->expect);
+		goto out;
+	}
+	s->code = STAGE_EXIT_OK;
+out:
+	stage_print_stats(&s->st, "in", in);
+	sl_link_free(in);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "in", required_argument, NULL, 'i' },
+		{ "upstreams", required_argument, NULL, 'u' },
+		{ "dedup", no_argument, NULL, 'D' },
+		{ "sleep-us", required_argument, NULL, 's' },
+		{ "expect", required_argument, NULL, 'e' },
+		{ "timing", no_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		STAGE_COMMON_LONGOPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sink s = { .upstreams = 1 };
+	int         c, rv;
+
+	stage_init(&s.st, PROG);
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			s.in_url = optarg;
+			break;
+		case 'u':
+			if (stage_parse_u64(PROG, "--upstreams", optarg, 1,
+			    1024, &s.upstreams) != 0)
+				return (STAGE_EXIT_USAGE);
+			break;
+		case 'D':
+			s.dedup = true;
+			break;
+		case 's':
+			if (stage_parse_u64(PROG, "--sleep-us", optarg, 0,
+			    60000000, &s.sleep_us) != 0)
+				return (STAGE_EXIT_USAGE);
+			break;
+		case 'e':
+			if (stage_parse_u64(PROG, "--expect", optarg, 0,
+			    SINK_MAX_ID - 1, &s.expect) != 0)
+				return (STAGE_EXIT_USAGE);
+			s.have_expect = true;
+			break;
+		case 't':
+			s.timing = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return (STAGE_EXIT_OK);
+		case '?':
+			usage(stderr);
+			return (STAGE_EXIT_USAGE);
+		default:
+			if (stage_common_option(&s.st, c, optarg) != 0)
+				return (STAGE_EXIT_USAGE);
+			break;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, PROG ": unexpected argument '%s'\n",
+		    argv[optind]);
+		return (STAGE_EXIT_USAGE);
+	}
+	if (s.in_url == NULL) {
+		fprintf(stderr, PROG ": --in URL is required\n");
+		return (STAGE_EXIT_USAGE);
+	}
+	if (stage_common_check(&s.st) != 0)
+		return (STAGE_EXIT_USAGE);
+	if (stage_start(&s.st) != 0)
+		return (STAGE_EXIT_FAIL);
+	if ((rv = stage_run(&s.st, sink_main, &s)) != 0) {
+		stage_error(&s.st, "sl_main", rv);
+		s.code = STAGE_EXIT_FAIL;
+	}
+	rv = stage_finish(&s.st, s.code);
+	free(s.seen);
+	free(s.lat);
+	fflush(stdout);
+	return (rv);
+}

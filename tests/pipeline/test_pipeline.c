@@ -1,0 +1,751 @@
+/*
+ * test_pipeline.c — links between real processes: every case starts the
+ * stage programs (sluice-source, sluice-map, sluice-sink from
+ * $SLUICE_STAGE_DIR) as separate processes joined by links over ipc://
+ * (tcp:// and tls+tcp:// in the transport cases), and checks exact
+ * counts and checksums from the sink's summary line
+ * "sink: count=C sum=S dups=D distinct=X".
+ *
+ * Nothing passes or fails on timing: every wait has a generous timeout
+ * (PT_TIMEOUT_MS) that only turns a hang into a failure.  Measured times
+ * (cancellation propagation) are printed.  Sizes scale with
+ * SLUICE_TEST_SCALE.  A failing case prints every process's stdout and
+ * stderr; SLUICE_TEST_KEEP=1 keeps the scratch directories.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "proc.h"
+
+/* How long any process may take to do what a case waits for; and to
+ * exit once a cancellation reached it (milliseconds are expected). */
+#define PT_TIMEOUT_MS        180000
+#define PT_CANCEL_TIMEOUT_MS 30000
+
+/* Exit codes of the stage programs (stages/common/stage.h). */
+#define EXIT_OK       0
+#define EXIT_FAIL     1
+#define EXIT_USAGE    2
+#define EXIT_CANCELED 3
+
+/* RSS bound of every process in the slow-sink case.  The sanitizers
+ * add shadow memory and allocator metadata on top of what the program
+ * keeps, so their builds get a larger (still constant) bound. */
+#ifdef PT_SANITIZED
+#define PT_RSS_BOUND_KIB (256L * 1024)
+#else
+#define PT_RSS_BOUND_KIB (64L * 1024)
+#endif
+
+/* Fails the case after printing every process's output. */
+#define PT_FAIL(...)                                                          \
+	do {                                                                  \
+		pt_dump_logs();                                               \
+		fail_msg(__VA_ARGS__);                                        \
+	} while (0)
+
+#define PT_CHECK(cond)                                                        \
+	do {                                                                  \
+		if (!(cond))                                                  \
+			PT_FAIL("%s:%d: check failed: %s", __FILE__,          \
+			    __LINE__, #cond);                                 \
+	} while (0)
+
+#define PT_CHECK_EQ(a, b)                                                     \
+	do {                                                                  \
+		uint64_t pt_a_ = (uint64_t) (a), pt_b_ = (uint64_t) (b);      \
+		if (pt_a_ != pt_b_)                                           \
+			PT_FAIL("%s:%d: %s == %" PRIu64 ", expected %s == %"  \
+			    PRIu64, __FILE__, __LINE__, #a, pt_a_, #b, pt_b_); \
+	} while (0)
+
+/* Waits up to ms for p to exit with exit code code. */
+static void
+expect_exit_within(pt_proc *p, int code, int ms)
+{
+	if (!pt_wait(p, ms))
+		PT_FAIL("%s did not exit within %d ms", p->name, ms);
+	if (pt_exit_code(p) != code)
+		PT_FAIL("%s exited with %d, expected %d", p->name,
+		    pt_exit_code(p), code);
+}
+
+/* Waits for p to exit (PT_TIMEOUT_MS) with exit code code. */
+static void
+expect_exit(pt_proc *p, int code)
+{
+	expect_exit_within(p, code, PT_TIMEOUT_MS);
+}
+
+/* The sink's summary must say: ids 1..n, each exactly once. */
+static void
+expect_exact(const pt_proc *sink, uint64_t n)
+{
+	pt_sink_summary s;
+
+	if (!pt_sink_parse(sink, &s))
+		PT_FAIL("%s printed no summary", sink->name);
+	PT_CHECK_EQ(s.count, n);
+	PT_CHECK_EQ(s.distinct, n);
+	PT_CHECK_EQ(s.dups, 0);
+	PT_CHECK_EQ(s.sum, n * (n + 1) / 2);
+}
+
+/* Prints the link counter lines of p's stderr (with --verbose). */
+static void
+print_counters(const pt_proc *p)
+{
+	char *e = pt_slurp(p->err), *line, *save = NULL;
+
+	for (line = strtok_r(e, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (strstr(line, " msgs=") != NULL)
+			fprintf(stdout, "# %s\n", line);
+	}
+	free(e);
+}
+
+/* Formats an unsigned number into a static rotating buffer. */
+static const char *
+num(uint64_t v)
+{
+	static char bufs[16][24];
+	static int  next;
+	char       *b = bufs[next++ % 16];
+
+	snprintf(b, sizeof(bufs[0]), "%" PRIu64, v);
+	return (b);
+}
+
+static int
+setup(void **state)
+{
+	(void) state;
+	pt_setup();
+	return (0);
+}
+
+static int
+teardown(void **state)
+{
+	(void) state;
+	if (pt_teardown() != 0) {
+		fprintf(stdout, "# a stage process was still running at "
+		    "teardown\n");
+		return (-1);
+	}
+	return (0);
+}
+
+/* ---- command lines ------------------------------------------------------ */
+
+static void
+test_bad_options_are_refused_with_a_clear_message(void **state)
+{
+	static const struct {
+		const char *prog;   /* program */
+		const char *args[6]; /* arguments */
+		const char *err;    /* exact stderr */
+	} cases[] = {
+		{ "sluice-source", { "--out", "ipc:///x", "--n", "abc",
+		    "--stage", "s" },
+		  "sluice-source: --n: not a non-negative integer: 'abc'\n" },
+		{ "sluice-source", { "--out", "ipc:///x", "--n", "5",
+		    "--rate", "0" },
+		  "sluice-source: --rate: not a positive integer: '0'\n" },
+		{ "sluice-source", { "--out", "ipc:///x,", "--n", "5",
+		    "--stage", "s" },
+		  "sluice-source: --out: empty URL in 'ipc:///x,'\n" },
+		{ "sluice-source", { "--out", "ipc:///x", "--n", "5" },
+		  "sluice-source: --stage NAME is required\n" },
+		{ "sluice-map", { "--in", "ipc:///x", "--stage", "m",
+		    "--sleep-us", "-3" },
+		  "sluice-map: --sleep-us: not a non-negative integer: "
+		  "'-3'\n" },
+		{ "sluice-map", { "--in", "ipc:///x", "--stage", "m" },
+		  "sluice-map: --out URL is required\n" },
+		{ "sluice-sink", { "--in", "ipc:///x", "--stage", "k",
+		    "--upstreams", "2000" },
+		  "sluice-sink: --upstreams: out of range [1, 1024]: "
+		  "'2000'\n" },
+		{ "sluice-sink", { "--stage", "k" },
+		  "sluice-sink: --in URL is required\n" },
+	};
+	char name[32];
+
+	(void) state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *const *a = cases[i].args;
+		pt_proc           *p;
+		char              *err;
+
+		snprintf(name, sizeof(name), "case%zu", i);
+		p = pt_spawn(name, cases[i].prog, a[0], a[1], a[2], a[3],
+		    a[4], a[5], (char *) NULL);
+		expect_exit(p, EXIT_USAGE);
+		err = pt_slurp(p->err);
+		if (strcmp(err, cases[i].err) != 0)
+			PT_FAIL("%s: stderr '%s', expected '%s'", name, err,
+			    cases[i].err);
+		free(err);
+	}
+}
+
+/* ---- (a) a chain of three ---------------------------------------------- */
+
+static void
+test_chain_of_three_delivers_every_record_once(void **state)
+{
+	uint64_t n = pt_scaled(100000), v;
+	pt_proc *src, *map, *sink;
+
+	(void) state;
+	sink = pt_spawn("sink", "sluice-sink", "--in", pt_ipc("sink.in"),
+	    "--stage", "sink", "--expect", num(n), (char *) NULL);
+	map = pt_spawn("map", "sluice-map", "--in", pt_ipc("map.in"),
+	    "--out", pt_ipc("sink.in"), "--stage", "map", (char *) NULL);
+	src = pt_spawn("src", "sluice-source", "--out", pt_ipc("map.in"),
+	    "--n", num(n), "--stage", "src", "--source-id", "7",
+	    (char *) NULL);
+	expect_exit(src, EXIT_OK);
+	expect_exit(map, EXIT_OK);
+	expect_exit(sink, EXIT_OK);
+	expect_exact(sink, n);
+	PT_CHECK(pt_stdout_u64(src, "sent", &v));
+	PT_CHECK_EQ(v, n);
+	PT_CHECK(pt_stdout_u64(map, "processed", &v));
+	PT_CHECK_EQ(v, n);
+}
+
+/* ---- (b) SIGKILL of the middle stage ------------------------------------ */
+
+static void
+test_sigkill_of_the_middle_stage_loses_and_duplicates_nothing(void **state)
+{
+	uint64_t n = pt_scaled(30000);
+	uint64_t rate = n / 3 > 0 ? n / 3 : 1; /* a run of about 3 s */
+	pt_proc *src, *map, *sink;
+	char     name[16];
+
+	(void) state;
+	sink = pt_spawn("sink", "sluice-sink", "--in", pt_ipc("sink.in"),
+	    "--stage", "sink", "--dedup", "--expect", num(n), "--verbose",
+	    (char *) NULL);
+	map = pt_spawn("map.0", "sluice-map", "--in", pt_ipc("map.in"),
+	    "--out", pt_ipc("sink.in"), "--stage", "map", (char *) NULL);
+	src = pt_spawn("src", "sluice-source", "--out", pt_ipc("map.in"),
+	    "--n", num(n), "--rate", num(rate), "--stage", "src",
+	    "--verbose", (char *) NULL);
+	pt_msleep(300);
+	for (int k = 1; k <= 3; k++) {
+		if (!pt_running(sink) || !pt_running(src))
+			PT_FAIL("the stream ended before kill %d", k);
+		pt_kill(map, SIGKILL);
+		if (!pt_wait(map, PT_TIMEOUT_MS))
+			PT_FAIL("SIGKILLed map did not exit");
+		PT_CHECK_EQ(pt_exit_code(map), 128 + SIGKILL);
+		snprintf(name, sizeof(name), "map.%d", k);
+		map = pt_respawn(map, name);
+		pt_msleep(100 + 100 * k);
+	}
+	expect_exit(src, EXIT_OK);
+	expect_exit(map, EXIT_OK);
+	expect_exit(sink, EXIT_OK);
+	expect_exact(sink, n);
+	print_counters(src);
+	print_counters(sink);
+}
+
+/* ---- (c) slow sink, bounded memory -------------------------------------- */
+
+static void
+test_slow_sink_keeps_every_process_memory_bounded(void **state)
+{
+	/* 4 KiB records: the whole stream (80 MiB at scale 1) is larger
+	 * than the bound, so an unbounded queue anywhere would show. */
+	uint64_t    n = pt_scaled(20000);
+	pt_proc    *procs[3];
+	long        max[3] = { 0, 0, 0 };
+	const char *asan = getenv("ASAN_OPTIONS");
+	char        opts[512];
+	int64_t     deadline;
+
+	(void) state;
+	/* ASan's quarantine keeps up to 256 MiB of freed memory resident;
+	 * keep it small so that RSS shows what the program holds. */
+	snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=16",
+	    asan != NULL ? asan : "", asan != NULL && asan[0] != '\0' ? ":"
+	    : "");
+	setenv("ASAN_OPTIONS", opts, 1);
+	procs[2] = pt_spawn("sink", "sluice-sink", "--in", pt_ipc("sink.in"),
+	    "--stage", "sink", "--expect", num(n), "--sleep-us", "50",
+	    (char *) NULL);
+	procs[1] = pt_spawn("map", "sluice-map", "--in", pt_ipc("map.in"),
+	    "--out", pt_ipc("sink.in"), "--stage", "map", (char *) NULL);
+	procs[0] = pt_spawn("src", "sluice-source", "--out",
+	    pt_ipc("map.in"), "--n", num(n), "--size", "4096", "--stage",
+	    "src", (char *) NULL);
+	if (asan != NULL)
+		setenv("ASAN_OPTIONS", asan, 1);
+	else
+		unsetenv("ASAN_OPTIONS");
+	deadline = pt_now_ns() + (int64_t) PT_TIMEOUT_MS * 1000000;
+	while (pt_running(procs[2])) {
+		for (int i = 0; i < 3; i++) {
+			long kib = procs[i]->pid > 0 ?
+			    pt_rss_kib(procs[i]->pid) : -1;
+
+			if (kib > max[i])
+				max[i] = kib;
+		}
+		if (pt_now_ns() > deadline)
+			PT_FAIL("the slow sink did not finish");
+		pt_msleep(10);
+	}
+	fprintf(stdout, "# max RSS: source %ld KiB, map %ld KiB, sink %ld "
+	    "KiB (bound %ld KiB)\n", max[0], max[1], max[2],
+	    PT_RSS_BOUND_KIB);
+	for (int i = 0; i < 3; i++) {
+		expect_exit(procs[i], EXIT_OK);
+		if (getenv("SLUICE_STAGE_WRAPPER") != NULL)
+			continue; /* a wrapper's memory is not the stage's */
+		if (max[i] > PT_RSS_BOUND_KIB)
+			PT_FAIL("%s: RSS %ld KiB > bound %ld KiB",
+			    procs[i]->name, max[i], PT_RSS_BOUND_KIB);
+	}
+	expect_exact(procs[2], n);
+}
+
+/* ---- (d) close ordering ------------------------------------------------- */
+
+static void
+test_close_delivers_everything_sent_before_it(void **state)
+{
+	/* An empty stream, tiny ones, and one that a slow sink is still
+	 * working through when the close arrives. */
+	static const struct {
+		uint64_t    n;     /* records (scaled if > 100) */
+		const char *sleep; /* sink's --sleep-us */
+	} runs[] = {
+		{ 0, "0" }, { 1, "0" }, { 7, "0" }, { 5000, "100" },
+	};
+	char name[32];
+
+	(void) state;
+	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+		uint64_t n = runs[i].n > 100 ? pt_scaled(runs[i].n)
+		                             : runs[i].n;
+		char     sock[32];
+		pt_proc *src, *sink;
+		uint64_t v;
+
+		snprintf(sock, sizeof(sock), "sink%zu.in", i);
+		snprintf(name, sizeof(name), "sink.%zu", i);
+		sink = pt_spawn(name, "sluice-sink", "--in", pt_ipc(sock),
+		    "--stage", "sink", "--expect", num(n), "--sleep-us",
+		    runs[i].sleep, (char *) NULL);
+		snprintf(name, sizeof(name), "src.%zu", i);
+		src = pt_spawn(name, "sluice-source", "--out", pt_ipc(sock),
+		    "--n", num(n), "--stage", "src", (char *) NULL);
+		expect_exit(src, EXIT_OK);
+		expect_exit(sink, EXIT_OK);
+		expect_exact(sink, n);
+		PT_CHECK(pt_stdout_u64(src, "sent", &v));
+		PT_CHECK_EQ(v, n);
+	}
+}
+
+/* ---- (e) cancellation downstream ---------------------------------------- */
+
+static void
+test_sigterm_at_the_source_cancels_every_stage_downstream(void **state)
+{
+	const char *names[5] = { "src", "map.a", "map.b", "map.c", "sink" };
+	pt_proc    *p[5];
+	int64_t     t0, t;
+
+	(void) state;
+	p[4] = pt_spawn("sink", "sluice-sink", "--in", pt_ipc("sink.in"),
+	    "--stage", "sink", (char *) NULL);
+	p[3] = pt_spawn("map.c", "sluice-map", "--in", pt_ipc("c.in"),
+	    "--out", pt_ipc("sink.in"), "--stage", "map.c", (char *) NULL);
+	p[2] = pt_spawn("map.b", "sluice-map", "--in", pt_ipc("b.in"),
+	    "--out", pt_ipc("c.in"), "--stage", "map.b", (char *) NULL);
+	p[1] = pt_spawn("map.a", "sluice-map", "--in", pt_ipc("a.in"),
+	    "--out", pt_ipc("b.in"), "--stage", "map.a", (char *) NULL);
+	p[0] = pt_spawn("src", "sluice-source", "--out", pt_ipc("a.in"),
+	    "--n", "100000000", "--rate", "2000", "--stage", "src",
+	    (char *) NULL);
+	pt_msleep(1000); /* the chain connects and streams */
+	for (int i = 0; i < 5; i++) {
+		if (!pt_running(p[i]))
+			PT_FAIL("%s exited before the SIGTERM", names[i]);
+	}
+	t0 = pt_now_ns();
+	pt_kill(p[0], SIGTERM);
+	for (int i = 0; i < 5; i++) {
+		expect_exit_within(p[i], EXIT_CANCELED, PT_CANCEL_TIMEOUT_MS);
+		if (!pt_stderr_has(p[i], "canceled") ||
+		    !pt_stderr_has(p[i], "SIGTERM"))
+			PT_FAIL("%s: stderr does not name the cause SIGTERM",
+			    names[i]);
+	}
+	fprintf(stdout, "# cancellation propagation from SIGTERM:");
+	for (int i = 0; i < 5; i++) {
+		if (!pt_cancel_time(p[i], &t))
+			PT_FAIL("%s: no cancellation time", names[i]);
+		fprintf(stdout, " %s %.3f ms", names[i],
+		    (double) (t - t0) / 1e6);
+	}
+	fprintf(stdout, "; sink exited after %.3f ms\n",
+	    (double) (p[4]->exited_ns - t0) / 1e6);
+	PT_CHECK(t - t0 < (int64_t) 10 * 1000000000);
+}
+
+/* ---- (f) cancellation upstream ------------------------------------------ */
+
+static void
+test_sigterm_at_the_sink_cancels_map_and_source(void **state)
+{
+	pt_proc *src, *map, *sink;
+
+	(void) state;
+	sink = pt_spawn("sink", "sluice-sink", "--in", pt_ipc("sink.in"),
+	    "--stage", "sink-f", (char *) NULL);
+	map = pt_spawn("map", "sluice-map", "--in", pt_ipc("map.in"),
+	    "--out", pt_ipc("sink.in"), "--stage", "map-f", (char *) NULL);
+	src = pt_spawn("src", "sluice-source", "--out", pt_ipc("map.in"),
+	    "--n", "100000000", "--rate", "2000", "--stage", "src-f",
+	    (char *) NULL);
+	pt_msleep(1000);
+	PT_CHECK(pt_running(src) && pt_running(map) && pt_running(sink));
+	pt_kill(sink, SIGTERM);
+	expect_exit_within(sink, EXIT_CANCELED, PT_CANCEL_TIMEOUT_MS);
+	expect_exit_within(map, EXIT_CANCELED, PT_CANCEL_TIMEOUT_MS);
+	expect_exit_within(src, EXIT_CANCELED, PT_CANCEL_TIMEOUT_MS);
+	PT_CHECK(pt_stderr_has(sink, "canceled at"));
+	PT_CHECK(pt_stderr_has(sink, "SIGTERM"));
+	PT_CHECK(pt_stderr_has(map, "canceled at"));
+	PT_CHECK(pt_stderr_has(map, "sink-f"));
+	PT_CHECK(pt_stderr_has(src, "canceled at"));
+	PT_CHECK(pt_stderr_has(src, "map-f"));
+}
+
+/* ---- (g) fan-out and fan-in --------------------------------------------- */
+
+static void
+test_fan_out_and_in_counts_exactly_and_balances_by_credit(void **state)
+{
+	uint64_t n = pt_scaled(20000), fast, slow;
+	pt_proc *src, *m1, *m2, *sink;
+	char     outs[600];
+
+	(void) state;
+	/* Balance shows only in a stream much longer than the initial
+	 * credit window (1024 messages per replica): not scaled below. */
+	if (n < 10000)
+		n = 10000;
+	sink = pt_spawn("sink", "sluice-sink", "--in", pt_ipc("sink.in"),
+	    "--stage", "sink", "--upstreams", "2", "--expect", num(n),
+	    (char *) NULL);
+	m1 = pt_spawn("map.1", "sluice-map", "--in", pt_ipc("map1.in"),
+	    "--out", pt_ipc("sink.in"), "--stage", "map.1", (char *) NULL);
+	m2 = pt_spawn("map.2", "sluice-map", "--in", pt_ipc("map2.in"),
+	    "--out", pt_ipc("sink.in"), "--stage", "map.2", "--sleep-us",
+	    "500", (char *) NULL);
+	snprintf(outs, sizeof(outs), "%s,%s", pt_ipc("map1.in"),
+	    pt_ipc("map2.in"));
+	src = pt_spawn("src", "sluice-source", "--out", outs, "--n", num(n),
+	    "--stage", "src", (char *) NULL);
+	expect_exit(src, EXIT_OK);
+	expect_exit(m1, EXIT_OK);
+	expect_exit(m2, EXIT_OK);
+	expect_exit(sink, EXIT_OK);
+	expect_exact(sink, n);
+	PT_CHECK(pt_stdout_u64(m1, "processed", &fast));
+	PT_CHECK(pt_stdout_u64(m2, "processed", &slow));
+	fprintf(stdout, "# fan-out: fast replica %" PRIu64 ", slow replica "
+	    "%" PRIu64 " of %" PRIu64 "\n", fast, slow, n);
+	PT_CHECK_EQ(fast + slow, n);
+	PT_CHECK(slow < fast);
+}
+
+/* ---- (h) type mismatch -------------------------------------------------- */
+
+static void
+test_type_mismatch_is_refused_naming_both_types(void **state)
+{
+	pt_proc *src, *sink;
+
+	(void) state;
+	sink = pt_spawn("sink", "sluice-sink", "--in", pt_ipc("sink.in"),
+	    "--stage", "sink", "--type", "sluice.example.Other",
+	    (char *) NULL);
+	src = pt_spawn("src", "sluice-source", "--out", pt_ipc("sink.in"),
+	    "--n", "10", "--stage", "src", (char *) NULL);
+	if (!pt_wait(src, PT_CANCEL_TIMEOUT_MS) ||
+	    !pt_wait(sink, PT_CANCEL_TIMEOUT_MS))
+		PT_FAIL("a refused stage did not exit");
+	PT_CHECK(pt_exit_code(src) != EXIT_OK);
+	PT_CHECK(pt_exit_code(sink) != EXIT_OK);
+	PT_CHECK(pt_exit_code(src) < 128);  /* no crash */
+	PT_CHECK(pt_exit_code(sink) < 128);
+	PT_CHECK(pt_stderr_has(src, "sluice.example.Record"));
+	PT_CHECK(pt_stderr_has(src, "sluice.example.Other"));
+	PT_CHECK(pt_stderr_has(sink, "sluice.example.Record"));
+	PT_CHECK(pt_stderr_has(sink, "sluice.example.Other"));
+}
+
+/* ---- (i) garbage at a listening input ----------------------------------- */
+
+/* A small deterministic PRNG (xorshift64*). */
+static uint64_t
+rnd(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return (*s * UINT64_C(2685821657736338717));
+}
+
+/* Connects to the unix socket of ipc URL url, retrying until the
+ * listener is up: the fd. */
+static int
+connect_ipc(const char *url)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int64_t            deadline = pt_now_ns() +
+	    (int64_t) PT_TIMEOUT_MS * 1000000;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s",
+	    url + strlen("ipc://"));
+	for (;;) {
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+		if (fd < 0)
+			PT_FAIL("socket: %s", strerror(errno));
+		if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0)
+			return (fd);
+		close(fd);
+		if (pt_now_ns() > deadline)
+			PT_FAIL("connect %s: %s", sa.sun_path,
+			    strerror(errno));
+		pt_msleep(5);
+	}
+}
+
+/* Writes what it can of buf (the peer may hang up at any point). */
+static void
+send_some(int fd, const void *buf, size_t len)
+{
+	(void) send(fd, buf, len, MSG_NOSIGNAL);
+}
+
+/* A link frame on the wire: a 32-bit little-endian length, then that
+ * many bytes (here: body). */
+static size_t
+wire_frame(uint8_t *out, uint32_t claim, const uint8_t *body, size_t len)
+{
+	for (int i = 0; i < 4; i++)
+		out[i] = (uint8_t) (claim >> (8 * i));
+	memcpy(out + 4, body, len);
+	return (4 + len);
+}
+
+static void
+test_garbage_at_a_listening_input_is_survived(void **state)
+{
+	uint64_t    seed = 0x5eed5eed5eedULL, n = pt_scaled(10000);
+	uint8_t     buf[4096], frame[4096 + 16];
+	pt_proc    *src, *sink;
+	const char *url = pt_ipc("sink.in");
+
+	(void) state;
+	sink = pt_spawn("sink", "sluice-sink", "--in", url, "--stage", "sink",
+	    "--expect", num(n), "--verbose", (char *) NULL);
+	/* Random bytes, then hang up. */
+	for (int i = 0; i < 30; i++) {
+		int    fd = connect_ipc(url);
+		size_t len = 1 + rnd(&seed) % sizeof(buf);
+
+		for (size_t j = 0; j < len; j++)
+			buf[j] = (uint8_t) rnd(&seed);
+		send_some(fd, buf, len);
+		close(fd);
+	}
+	/* Connect and disconnect at once. */
+	for (int i = 0; i < 30; i++)
+		close(connect_ipc(url));
+	/* Well-delimited frames of random bytes: these reach the link's
+	 * frame decoder. */
+	for (int i = 0; i < 20; i++) {
+		int fd = connect_ipc(url);
+
+		for (int k = 0; k < 3; k++) {
+			size_t len = rnd(&seed) % 512;
+
+			for (size_t j = 0; j < len; j++)
+				buf[j] = (uint8_t) rnd(&seed);
+			send_some(fd, frame, wire_frame(frame,
+			    (uint32_t) len, buf, len));
+		}
+		pt_msleep(5);
+		close(fd);
+	}
+	/* A frame claiming 4 GiB; one claiming 1 MiB that never comes. */
+	{
+		int fd = connect_ipc(url);
+
+		send_some(fd, frame, wire_frame(frame, 0xfffffff0u, buf, 16));
+		pt_msleep(20);
+		close(fd);
+		fd = connect_ipc(url);
+		send_some(fd, frame, wire_frame(frame, 1u << 20, buf, 100));
+		pt_msleep(20);
+		close(fd);
+	}
+	/* A peer that connects and then says nothing while the real
+	 * source comes. */
+	{
+		int fd = connect_ipc(url);
+
+		pt_msleep(100);
+		if (!pt_running(sink))
+			PT_FAIL("the sink died of garbage");
+		src = pt_spawn("src", "sluice-source", "--out", url, "--n",
+		    num(n), "--stage", "src", (char *) NULL);
+		pt_msleep(100);
+		close(fd);
+	}
+	expect_exit(src, EXIT_OK);
+	expect_exit(sink, EXIT_OK);
+	expect_exact(sink, n);
+	if (!pt_stderr_has(sink, "bad_frames="))
+		PT_FAIL("the sink printed no link counters");
+	print_counters(sink);
+}
+
+/* ---- (j) transports ----------------------------------------------------- */
+
+/* Runs source -> map -> sink with n records over the two URLs given,
+ * extra arguments (NULL-terminated, up to 8) added to every stage. */
+static void
+run_chain(const char *u1, const char *u2, uint64_t n, const char **extra)
+{
+	const char *x[8] = { NULL };
+	pt_proc    *src, *map, *sink;
+
+	for (int i = 0; i < 8 && extra != NULL && extra[i] != NULL; i++)
+		x[i] = extra[i];
+	sink = pt_spawn("sink", "sluice-sink", "--in", u2, "--stage", "sink",
+	    "--expect", num(n), x[0], x[1], x[2], x[3], x[4], x[5], x[6],
+	    x[7], (char *) NULL);
+	map = pt_spawn("map", "sluice-map", "--in", u1, "--out", u2,
+	    "--stage", "map", x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7],
+	    (char *) NULL);
+	src = pt_spawn("src", "sluice-source", "--out", u1, "--n", num(n),
+	    "--stage", "src", x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7],
+	    (char *) NULL);
+	expect_exit(src, EXIT_OK);
+	expect_exit(map, EXIT_OK);
+	expect_exit(sink, EXIT_OK);
+	expect_exact(sink, n);
+}
+
+static void
+test_chain_over_tcp(void **state)
+{
+	char u1[64], u2[64];
+
+	(void) state;
+	snprintf(u1, sizeof(u1), "tcp://127.0.0.1:%d", pt_free_port());
+	snprintf(u2, sizeof(u2), "tcp://127.0.0.1:%d", pt_free_port());
+	run_chain(u1, u2, pt_scaled(50000), NULL);
+}
+
+static void
+test_chain_over_tls(void **state)
+{
+	char        cmd[4096], u1[64], u2[64], cert[300], key[300], ca[300];
+	const char *d = pt_dir();
+	const char *extra[9];
+	int         rv;
+
+	(void) state;
+	snprintf(cmd, sizeof(cmd),
+	    "(cd '%s' && "
+	    "openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
+	    "-subj /CN=sluice-test-ca -keyout ca.key -out ca.pem && "
+	    "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost "
+	    "-keyout srv.key -out srv.csr && "
+	    "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext && "
+	    "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
+	    "-CAcreateserial -days 2 -extfile ext -out srv.pem)",
+	    d);
+	if (system("command -v openssl >/dev/null 2>&1") != 0) {
+		fprintf(stdout, "# openssl not found: tls+tcp:// skipped\n");
+		skip();
+	}
+	snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd),
+	    " >'%s/openssl.log' 2>&1", d);
+	if ((rv = system(cmd)) != 0) {
+		char  path[300];
+		char *log;
+
+		snprintf(path, sizeof(path), "%s/openssl.log", d);
+		log = pt_slurp(path);
+		PT_FAIL("making the test certificates failed (%d):\n%s", rv,
+		    log);
+	}
+	snprintf(cert, sizeof(cert), "%s/srv.pem", d);
+	snprintf(key, sizeof(key), "%s/srv.key", d);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", d);
+	extra[0] = "--tls-cert", extra[1] = cert;
+	extra[2] = "--tls-key", extra[3] = key;
+	extra[4] = "--tls-ca", extra[5] = ca;
+	extra[6] = "--tls-server-name", extra[7] = "localhost";
+	extra[8] = NULL;
+	snprintf(u1, sizeof(u1), "tls+tcp://127.0.0.1:%d", pt_free_port());
+	snprintf(u2, sizeof(u2), "tls+tcp://127.0.0.1:%d", pt_free_port());
+	run_chain(u1, u2, pt_scaled(20000), extra);
+}
+
+/* PT_FILTER (a cmocka test name pattern, e.g. "*tcp*") runs a subset. */
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(test_bad_options_are_refused_with_a_clear_message),
+		T(test_chain_of_three_delivers_every_record_once),
+		T(test_close_delivers_everything_sent_before_it),
+		T(test_sigkill_of_the_middle_stage_loses_and_duplicates_nothing),
+		T(test_slow_sink_keeps_every_process_memory_bounded),
+		T(test_sigterm_at_the_source_cancels_every_stage_downstream),
+		T(test_sigterm_at_the_sink_cancels_map_and_source),
+		T(test_fan_out_and_in_counts_exactly_and_balances_by_credit),
+		T(test_type_mismatch_is_refused_naming_both_types),
+		T(test_garbage_at_a_listening_input_is_survived),
+		T(test_chain_over_tcp),
+		T(test_chain_over_tls),
+#undef T
+	};
+
+	if (getenv("PT_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("PT_FILTER"));
+	return (cmocka_run_group_tests(tests, NULL, NULL));
+}
