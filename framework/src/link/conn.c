@@ -119,6 +119,7 @@ sli_conn_unref(sli_conn *c)
 	sli_aio_fini(&c->wr);
 	nng_stream_free(c->st);
 	free(c->rbuf);
+	free(c->bv);
 	free(c);
 }
 
@@ -155,11 +156,17 @@ sli_conn_read(sli_conn *c, sli_frame **fp, int timeout_ms)
 			}
 			need = CONN_HDR + (size_t) len;
 			if (c->rlen >= need) {
-				int r = sli_frame_decode(
-				    c->rbuf + c->roff + CONN_HDR, len, c->lim,
-				    fp, c->err, sizeof(c->err));
+				const uint8_t *fb = c->rbuf + c->roff +
+				    CONN_HDR;
+				int r = 0;
+				/* The bytes stay in rbuf until the next read,
+				 * so batch views can point at them. */
 				c->roff += need;
 				c->rlen -= need;
+				if (sli_batch_view(fb, len, c->lim, &c->bv,
+				    &c->bvcap, &c->bvn) != 0)
+					r = sli_frame_decode(fb, len, c->lim,
+					    fp, c->err, sizeof(c->err));
 				return (r);
 			}
 		}

@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "link/batch.h"
 #include "link/frame.h"
 #include "sched/wait.h"
 #include "sluice/sync.h"
@@ -55,6 +56,9 @@ typedef struct sli_conn {
 	                                        fails (peer not reading) */
 	char               peer[192]; /* "stage 'x' port 'y'" once known */
 	char               err[SLI_FRAME_ERRSZ]; /* last decode error */
+	sli_bmsg          *bv;      /* views of the last batch read */
+	size_t             bvn;     /* how many */
+	size_t             bvcap;   /* size of bv */
 } sli_conn;
 
 /* Wraps st (taking ownership).  NULL if out of memory (st is closed). */
@@ -70,6 +74,8 @@ void      sli_conn_close(sli_conn *c);
  * (NNG_DURATION_INFINITE: no limit).  Returns 0 and *fp (sli_frame_free
  * it); SL_ECONNSHUT if the stream ended or failed; SL_ETIMEDOUT; or a
  * decode error (SL_EPROTO, SL_ETOOBIG, SL_EVERSION) with c->err set.
+ * A batch in canonical form comes back as *fp == NULL with its messages
+ * in c->bv[0..c->bvn), viewing c's buffer until the next read.
  */
 int sli_conn_read(sli_conn *c, sli_frame **fp, int timeout_ms);
 

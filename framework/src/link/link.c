@@ -449,74 +449,65 @@ lk_peer_canceled(sl_link *l, sli_conn *c, const sli_cancel *cc)
 
 /* ---- output: sending ---------------------------------------------------- */
 
-/* Appends batches for seqs [from, to] of p to *buf.  l->mu held. */
+/* Appends batches for seqs [from, to] of p to *buf (each framed with
+ * its length), in canonical form (batch.h).  l->mu held. */
 static int
 lk_encode_range(sl_link *l, lk_peer *p, uint64_t from, uint64_t to,
     uint8_t **buf, size_t *len, size_t *cap)
 {
-	sli_msg      *ms = NULL, **mp = NULL;
-	sli_lineage  *ln = NULL;
-	size_t        max = l->lim.max_batch;
-	int           r = 0;
-	char          err[SLI_FRAME_ERRSZ];
+	size_t    max = l->lim.max_batch, want;
+	sli_bmsg *v;
+	size_t    lim = l->lim.max_frame;
 
 	if (from > to)
 		return (0);
-	size_t want = (size_t) (to - from + 1) < max ? (size_t) (to - from + 1) :
-	    max;
-	ms = calloc(want, sizeof(*ms));
-	mp = calloc(want, sizeof(*mp));
-	ln = calloc(want, sizeof(*ln));
-	if (ms == NULL || mp == NULL || ln == NULL) {
-		r = SL_ENOMEM;
-		goto out;
-	}
+	if (p->peer_max_frame != 0 && p->peer_max_frame < lim)
+		lim = p->peer_max_frame;
+	want = (size_t) (to - from + 1) < max ? (size_t) (to - from + 1) : max;
+	if ((v = malloc(want * sizeof(*v))) == NULL)
+		return (SL_ENOMEM);
 	while (from <= to) {
-		sli_frame f;
-		sli_batch b;
-		size_t    n = 0, bytes = 64;
+		size_t n = 0, bytes = 64;
 
-		sluice__link__frame__init(&f);
-		sluice__link__batch__init(&b);
 		while (from <= to && n < want) {
 			sl_msg *m = &p->ring[from % p->cap];
 			/* Keep frames well under both ends' limits. */
-			size_t lim = l->lim.max_frame;
-			if (p->peer_max_frame != 0 && p->peer_max_frame < lim)
-				lim = p->peer_max_frame;
 			if (n > 0 && bytes + m->len + 64 > lim / 2)
 				break;
-			sluice__link__message__init(&ms[n]);
-			ms[n].seq = from;
-			ms[n].payload.data = m->data;
-			ms[n].payload.len = m->len;
-			if (m->lin_src != 0 && m->lin_seq != 0) {
-				sluice__link__lineage__init(&ln[n]);
-				ln[n].source = m->lin_src;
-				ln[n].seq = m->lin_seq;
-				ms[n].lineage = &ln[n];
-			}
-			mp[n] = &ms[n];
+			v[n].seq = from;
+			v[n].lin_src = m->lin_src != 0 && m->lin_seq != 0 ?
+			    m->lin_src : 0;
+			v[n].lin_seq = v[n].lin_src != 0 ? m->lin_seq : 0;
+			v[n].payload = m->data;
+			v[n].len = m->len;
 			bytes += m->len + 32;
 			n++;
 			from++;
 		}
-		b.n_messages = n;
-		b.messages = mp;
-		f.kind_case = SLUICE__LINK__FRAME__KIND_BATCH;
-		f.batch = &b;
-		if ((r = sli_frame_append(&f, &l->lim, buf, len, cap, err,
-		    sizeof(err))) != 0) {
-			lk_log(l, "cannot encode a batch: %s", err);
-			break;
+		size_t sz = sli_batch_size(v, n);
+		if (*cap - *len < 4 + sz) {
+			size_t ncap = *cap ? *cap : 4096;
+			while (ncap - *len < 4 + sz)
+				ncap *= 2;
+			uint8_t *nb = realloc(*buf, ncap);
+			if (nb == NULL) {
+				free(v);
+				return (SL_ENOMEM);
+			}
+			*buf = nb;
+			*cap = ncap;
 		}
+		uint8_t *hdr = *buf + *len;
+		size_t   w = sli_batch_write(v, n, hdr + 4);
+		hdr[0] = (uint8_t) w;
+		hdr[1] = (uint8_t) (w >> 8);
+		hdr[2] = (uint8_t) (w >> 16);
+		hdr[3] = (uint8_t) (w >> 24);
+		*len += 4 + w;
 		LK_COUNT(l, ST_BATCHES, 1);
 	}
-out:
-	free(ms);
-	free(mp);
-	free(ln);
-	return (r);
+	free(v);
+	return (0);
 }
 
 /* Room in p's window for a message of len bytes?  l->mu held. */
@@ -853,6 +844,11 @@ lk_out_handshake(sl_link *l, lk_peer *p, sli_conn *c)
 		}
 		return (SL_ECONNSHUT);
 	}
+	if (in == NULL) {
+		lk_log(l, "expected hello from %s, got batch", p->url);
+		LK_COUNT(l, ST_BAD, 1);
+		return (SL_ECONNSHUT);
+	}
 	if (in->kind_case == SLUICE__LINK__FRAME__KIND_REFUSE) {
 		char t[SLI_FRAME_ERRSZ];
 		lk_bytes_str(in->refuse->text, t, sizeof(t));
@@ -930,6 +926,11 @@ lk_out_read_loop(sl_link *l, lk_peer *p, sli_conn *c)
 				    c->err);
 				LK_COUNT(l, ST_BAD, 1);
 			}
+			return;
+		}
+		if (f == NULL) {
+			lk_log(l, "unexpected batch frame from %s", c->peer);
+			LK_COUNT(l, ST_BAD, 1);
 			return;
 		}
 		switch (f->kind_case) {
@@ -1124,11 +1125,12 @@ lk_session_for(sl_link *l, sli_conn *c, const sli_hello *h, bool *resumed)
 /* Delivers a batch from s into the stage's channel.  0 or an error that
  * drops the connection. */
 static int
-lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_batch *b)
+lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
+    size_t n)
 {
-	for (size_t i = 0; i < b->n_messages; i++) {
-		const sli_msg *bm = b->messages[i];
-		sl_msg         m;
+	for (size_t i = 0; i < n; i++) {
+		const sli_bmsg *bm = &bms[i];
+		sl_msg          m;
 
 		sl_mutex_lock(&s->mu);
 		if (bm->seq <= s->received) {
@@ -1150,10 +1152,8 @@ lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_batch *b)
 		sl_mutex_unlock(&s->mu);
 
 		memset(&m, 0, sizeof(m));
-		if (bm->lineage != NULL) {
-			m.lin_src = bm->lineage->source;
-			m.lin_seq = bm->lineage->seq;
-		}
+		m.lin_src = bm->lin_src;
+		m.lin_seq = bm->lin_seq;
 		atomic_fetch_add(&s->refs, 1);
 		if (l->o.dedup_lineage && m.lin_src != 0) {
 			sl_mutex_lock(&l->mu);
@@ -1165,14 +1165,12 @@ lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_batch *b)
 				continue;
 			}
 		}
-		if (sl_msg_init(&m, bm->payload.data, bm->payload.len) != 0) {
+		if (sl_msg_init(&m, bm->payload, bm->len) != 0) {
 			lk_session_unref(s);
 			return (SL_ENOMEM);
 		}
-		if (bm->lineage != NULL) {
-			m.lin_src = bm->lineage->source;
-			m.lin_seq = bm->lineage->seq;
-		}
+		m.lin_src = bm->lin_src;
+		m.lin_seq = bm->lin_seq;
 		m.parent = (sli_delivery *) s;
 		m.parent_seq = bm->seq;
 		if (sl_chan_send_ctx(l->ch, &m, l->lctx, SL_FOREVER) != 0) {
@@ -1185,6 +1183,30 @@ lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_batch *b)
 	}
 	LK_COUNT(l, ST_BATCHES, 1);
 	return (0);
+}
+
+/* A batch that came through the full decoder (not in canonical form). */
+static int
+lk_on_batch_frame(sl_link *l, lk_session *s, sli_conn *c, const sli_batch *b)
+{
+	sli_bmsg *v = calloc(b->n_messages ? b->n_messages : 1, sizeof(*v));
+	int       r;
+
+	if (v == NULL)
+		return (SL_ENOMEM);
+	for (size_t i = 0; i < b->n_messages; i++) {
+		const sli_msg *bm = b->messages[i];
+		v[i].seq = bm->seq;
+		if (bm->lineage != NULL) {
+			v[i].lin_src = bm->lineage->source;
+			v[i].lin_seq = bm->lineage->seq;
+		}
+		v[i].payload = bm->payload.data;
+		v[i].len = bm->payload.len;
+	}
+	r = lk_on_batch(l, s, c, v, b->n_messages);
+	free(v);
+	return (r);
 }
 
 /* Sends acks and the close reply of one upstream session. */
@@ -1338,9 +1360,9 @@ lk_reader(void *arg)
 			LK_COUNT(l, ST_BAD, 1);
 		goto out;
 	}
-	if (f->kind_case != SLUICE__LINK__FRAME__KIND_HELLO) {
+	if (f == NULL || f->kind_case != SLUICE__LINK__FRAME__KIND_HELLO) {
 		lk_log(l, "expected hello from a new connection, got %s",
-		    sli_frame_kind_name(f));
+		    f != NULL ? sli_frame_kind_name(f) : "batch");
 		LK_COUNT(l, ST_BAD, 1);
 		goto out;
 	}
@@ -1397,9 +1419,15 @@ lk_reader(void *arg)
 			}
 			break;
 		}
+		if (f == NULL) {
+			/* The fast path: a canonical batch, viewed. */
+			if (lk_on_batch(l, s, c, c->bv, c->bvn) != 0)
+				break;
+			continue;
+		}
 		switch (f->kind_case) {
 		case SLUICE__LINK__FRAME__KIND_BATCH:
-			r = lk_on_batch(l, s, c, f->batch);
+			r = lk_on_batch_frame(l, s, c, f->batch);
 			break;
 		case SLUICE__LINK__FRAME__KIND_CLOSE:
 			sl_mutex_lock(&s->mu);
