@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "link/batch.h"
 #include "link/frame.h"
 #include "sluice/error.h"
 
@@ -86,10 +87,49 @@ fz_one(const uint8_t *data, size_t size, const sli_frame_limits *lim)
 	sli_frame_free(f);
 }
 
+/* The batch fast path must accept only what the full decoder accepts,
+ * with the same messages, and write what the full decoder reads back. */
+static void
+fz_batch(const uint8_t *data, size_t size, const sli_frame_limits *lim)
+{
+	sli_bmsg  *v = NULL;
+	size_t     cap = 0, n = 0;
+	sli_frame *f = NULL;
+
+	if (sli_batch_view(data, size, lim, &v, &cap, &n) == 0) {
+		FZ_REQUIRE(sli_frame_decode(data, size, lim, &f, NULL, 0) == 0);
+		FZ_REQUIRE(f->kind_case == SLUICE__LINK__FRAME__KIND_BATCH);
+		FZ_REQUIRE(f->batch->n_messages == n);
+		for (size_t i = 0; i < n; i++) {
+			const sli_msg *m = f->batch->messages[i];
+			FZ_REQUIRE(m->seq == v[i].seq);
+			FZ_REQUIRE(m->payload.len == v[i].len);
+			FZ_REQUIRE(v[i].len == 0 || memcmp(m->payload.data,
+			    v[i].payload, v[i].len) == 0);
+			FZ_REQUIRE((m->lineage != NULL) ==
+			    (v[i].lin_src != 0));
+			if (m->lineage != NULL)
+				FZ_REQUIRE(m->lineage->source == v[i].lin_src &&
+				    m->lineage->seq == v[i].lin_seq);
+		}
+		/* And what the fast writer makes of it is the same bytes. */
+		FZ_REQUIRE(sli_batch_size(v, n) == size);
+		uint8_t *out = malloc(size);
+		FZ_REQUIRE(out != NULL);
+		FZ_REQUIRE(sli_batch_write(v, n, out) == size);
+		FZ_REQUIRE(memcmp(out, data, size) == 0);
+		free(out);
+		sli_frame_free(f);
+	}
+	free(v);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	fz_one(data, size, NULL);
 	fz_one(data, size, &fz_tight);
+	fz_batch(data, size, NULL);
+	fz_batch(data, size, &fz_tight);
 	return (0);
 }
