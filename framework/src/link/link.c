@@ -1456,6 +1456,10 @@ lk_reader(void *arg)
 	LK_COUNT(l, ST_DROPS, 1);
 out:
 	sli_frame_free(f);
+	/* If the stage was canceled, its Cancel frame must still leave on
+	 * this connection: let the cancel watcher write it first. */
+	if (sl_ctx_err(l->ctx) != 0)
+		sl_waitgroup_wait(&l->cwg);
 	if (s != NULL) {
 		sl_mutex_lock(&s->mu);
 		if (s->conn == c) {
@@ -1483,6 +1487,13 @@ lk_acceptor(void *arg)
 		sli_aio_begin(&a);
 		nng_stream_listener_accept(l->lst, a.aio);
 		int rv = sli_aio_end(&a);
+		if (rv == 0 && sl_ctx_err(l->lctx) != 0) {
+			/* Accepted as we stop: nobody will serve it. */
+			nng_stream *st = nng_aio_get_output(a.aio, 0);
+			nng_stream_close(st);
+			nng_stream_free(st);
+			break;
+		}
 		if (rv == NNG_ECLOSED || sl_ctx_err(l->lctx) != 0)
 			break;
 		if (rv != 0) {
