@@ -124,6 +124,45 @@ sch_switch_to_g(sli_worker *w, sli_g *g)
 #endif
 }
 
+static void sch_runq_put(sli_worker *w, sli_g *g);
+
+/*
+ * Runs on the worker once g is switched out after sli_park: the commit
+ * decides whether g stays parked (WAITING) or runs again at once.
+ */
+static void
+sch_after_park(sli_worker *w, sli_g *g)
+{
+	sli_stack_check(g);
+	if (g->commitf == NULL || g->commitf(g, g->commitarg)) {
+		atomic_store_explicit(&g->state, SLI_G_WAITING,
+		    memory_order_release);
+	} else {
+		/* Woken while switching out: run it again soon. */
+		atomic_store_explicit(&g->state, SLI_G_RUNNABLE,
+		    memory_order_relaxed);
+		sli_g *old = atomic_exchange_explicit(&w->runnext, g,
+		    memory_order_acq_rel);
+		if (old != NULL)
+			sch_runq_put(w, old);
+	}
+}
+
+/* A goroutine that parked by switching straight to the one now running
+ * left itself in w->handoff: finish its park.  Called at every point
+ * where a goroutine resumes. */
+static inline void
+sch_finish_handoff(void)
+{
+	sli_worker *w = sli_self();
+	sli_g      *h = w->handoff;
+
+	if (h != NULL) {
+		w->handoff = NULL;
+		sch_after_park(w, h);
+	}
+}
+
 static void
 sch_switch_to_sched(sli_g *g, bool exiting)
 {
@@ -143,6 +182,27 @@ sch_switch_to_sched(sli_g *g, bool exiting)
 #ifdef SLI_ASAN
 	__sanitizer_finish_switch_fiber(g->asan_fake, NULL, NULL);
 #endif
+	sch_finish_handoff();
+}
+
+/* Parks `from` by switching straight to `to` (no trip through the
+ * scheduler's stack): the hot path of goroutines handing work to each
+ * other on one worker. */
+static void
+sch_switch_g_to_g(sli_g *from, sli_g *to)
+{
+#ifdef SLI_ASAN
+	__sanitizer_start_switch_fiber(&from->asan_fake, to->stack_lo,
+	    to->stack_size);
+#endif
+#ifdef SLI_TSAN
+	__tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
+	sli_switch(&from->sp, to->sp);
+#ifdef SLI_ASAN
+	__sanitizer_finish_switch_fiber(from->asan_fake, NULL, NULL);
+#endif
+	sch_finish_handoff();
 }
 
 /* ---- run queues -------------------------------------------------------- */
@@ -408,7 +468,28 @@ sli_park(const char *reason, const void *obj,
 	g->commitarg = arg;
 	g->swreason = SLI_SW_PARK;
 	atomic_store_explicit(&g->state, SLI_G_PARKING, memory_order_relaxed);
-	sch_switch_to_sched(g, false);
+
+	/* Straight to the goroutine this one just readied, if any; every
+	 * 16th schedule goes through the scheduler (timers, the global
+	 * queue, shutdown). */
+	sli_worker *w = sli_self();
+	unsigned    tick = atomic_load_explicit(&w->tick,
+	    memory_order_relaxed) + 1;
+	sli_g      *next = NULL;
+	if ((tick & 15) != 0 && atomic_load_explicit(&w->runnext,
+	    memory_order_relaxed) != NULL)
+		next = atomic_exchange_explicit(&w->runnext, NULL,
+		    memory_order_acq_rel);
+	if (next == NULL) {
+		sch_switch_to_sched(g, false);
+	} else {
+		atomic_store_explicit(&w->tick, tick, memory_order_relaxed);
+		w->handoff = g;
+		w->cur = next;
+		atomic_store_explicit(&next->state, SLI_G_RUNNING,
+		    memory_order_relaxed);
+		sch_switch_g_to_g(g, next);
+	}
 	g->wait_reason = NULL;
 	g->wait_obj = NULL;
 }
@@ -435,6 +516,7 @@ sch_g_main(void *p)
 #ifdef SLI_ASAN
 	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
+	sch_finish_handoff();
 	g->fn(g->arg);
 	g->swreason = SLI_SW_EXIT;
 	sch_switch_to_sched(g, true);
@@ -833,25 +915,17 @@ sch_execute(sli_worker *w, sli_g *g)
 	w->cur = g;
 	atomic_store_explicit(&g->state, SLI_G_RUNNING, memory_order_relaxed);
 	sch_switch_to_g(w, g);
+	/* Whoever switched back here: g may have handed over directly to
+	 * other goroutines before one of them returned to the scheduler. */
+	g = w->cur;
 	w->cur = NULL;
-	sli_stack_check(g);
 
 	switch (g->swreason) {
 	case SLI_SW_PARK:
-		if (g->commitf == NULL || g->commitf(g, g->commitarg)) {
-			atomic_store_explicit(&g->state, SLI_G_WAITING,
-			    memory_order_release);
-		} else {
-			/* Woken while switching out: run it again soon. */
-			atomic_store_explicit(&g->state, SLI_G_RUNNABLE,
-			    memory_order_relaxed);
-			sli_g *old = atomic_exchange_explicit(&w->runnext, g,
-			    memory_order_acq_rel);
-			if (old != NULL)
-				sch_runq_put(w, old);
-		}
+		sch_after_park(w, g);
 		break;
 	case SLI_SW_YIELD:
+		sli_stack_check(g);
 		atomic_store_explicit(&g->state, SLI_G_RUNNABLE,
 		    memory_order_relaxed);
 		/* Behind everything else, or yield would be a no-op. */

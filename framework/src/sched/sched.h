@@ -66,6 +66,8 @@ typedef struct sli_worker {
 	pthread_t       thread;    /* its OS thread */
 	void           *sp;        /* scheduler context (thread stack) */
 	sli_g          *cur;       /* running goroutine, or NULL */
+	sli_g          *handoff;   /* parked by switching straight to cur:
+	                              its park is finished when cur runs */
 	_Atomic(sli_g *) runnext;  /* readied by the running goroutine */
 	atomic_uint     head;      /* run queue: owner and thieves pop here */
 	atomic_uint     tail;      /* owner pushes here */
