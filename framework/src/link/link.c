@@ -1691,7 +1691,7 @@ lk_new(bool output, const sl_link_opts *o, sl_ctx *ctx, sl_link **out)
 	l->o.tls_ca = lk_strdup(o->tls_ca);
 	l->o.tls_server_name = lk_strdup(o->tls_server_name);
 	if (l->o.window_msgs == 0)
-		l->o.window_msgs = 1024;
+		l->o.window_msgs = 4096;
 	if (l->o.window_bytes == 0)
 		l->o.window_bytes = 8u << 20;
 	if (l->o.max_payload == 0)
