@@ -24,6 +24,9 @@ PACKAGES="
 	libclang-rt-14-dev
 	libyaml-dev
 	util-linux
+	gcc-aarch64-linux-gnu
+	libc6-dev-arm64-cross
+	qemu-user
 "
 
 missing=""

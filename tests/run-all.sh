@@ -9,6 +9,8 @@
 #                               (under `setarch -R` when the kernel needs it)
 #   valgrind  build-test        `meson test --setup=valgrind` (memcheck)
 #   fuzz      tests/fuzz/run.sh, when it exists, bounded in time
+#   aarch64   tests/cross/aarch64.sh: the runtime cross-built for AArch64
+#             and run under qemu-user (the other context switch)
 #
 # Usage: tests/run-all.sh [CONFIG...]      (default: all of them)
 #
@@ -49,7 +51,7 @@ fi
 if [ $# -gt 0 ]; then
 	CONFIGS=("$@")
 else
-	CONFIGS=(plain asan tsan valgrind fuzz)
+	CONFIGS=(plain asan tsan valgrind fuzz aarch64)
 fi
 
 TOTAL_PASSED=0
@@ -264,14 +266,30 @@ config_fuzz() {
 	fi
 }
 
+config_aarch64() {
+	if [ ! -f tests/cross/aarch64.sh ]; then
+		return 0
+	fi
+	banner "configuration: aarch64 (tests/cross/aarch64.sh, qemu-user)"
+	local rc=0
+	timeout --kill-after=30 900 bash tests/cross/aarch64.sh || rc=$?
+	# The cross run counts as one case.
+	if [ "$rc" -eq 0 ]; then
+		record aarch64 1 0
+	else
+		echo "run-all: [aarch64] tests/cross/aarch64.sh exited $rc"
+		record aarch64 0 1
+	fi
+}
+
 START=$(date +%s)
 for c in "${CONFIGS[@]}"; do
 	CONFIG_START=$(date +%s)
 	case $c in
-	plain | asan | tsan | valgrind | fuzz) "config_$c" ;;
+	plain | asan | tsan | valgrind | fuzz | aarch64) "config_$c" ;;
 	*)
 		echo "run-all: unknown configuration '$c'" \
-		    "(plain, asan, tsan, valgrind, fuzz)" >&2
+		    "(plain, asan, tsan, valgrind, fuzz, aarch64)" >&2
 		exit 2
 		;;
 	esac
