@@ -629,6 +629,26 @@ lk_stamp(sl_link *l, sl_msg *m)
 	}
 }
 
+/*
+ * A message the pump took from the stage's channel: stamps its lineage,
+ * or drops it (false) if it is over max_payload — put into the channel
+ * directly, past sl_link_send's check, no peer would take it, and
+ * resending it forever helps no one.
+ */
+static bool
+lk_admit(sl_link *l, sl_msg *m)
+{
+	if (m->len > l->o.max_payload) {
+		lk_log(l, "dropping a message of %zu bytes: the limit is %zu "
+		    "bytes (max_payload)", m->len, l->o.max_payload);
+		LK_COUNT(l, ST_BAD, 1);
+		sl_msg_done(m);
+		return (false);
+	}
+	lk_stamp(l, m);
+	return (true);
+}
+
 static void
 lk_pump(void *arg)
 {
@@ -648,18 +668,8 @@ lk_pump(void *arg)
 				break;
 			if (r != 0)
 				goto out;
-			if (m.len > l->o.max_payload) {
-				/* Sent into the channel directly, past
-				 * sl_link_send's check: no peer would take
-				 * it, and resending it forever helps no one. */
-				lk_log(l, "dropping a message of %zu bytes: "
-				    "the limit is %zu bytes (max_payload)",
-				    m.len, l->o.max_payload);
-				LK_COUNT(l, ST_BAD, 1);
-				sl_msg_done(&m);
+			if (!lk_admit(l, &m))
 				continue;
-			}
-			lk_stamp(l, &m);
 			have = true;
 		}
 		sl_mutex_lock(&l->mu);
@@ -677,15 +687,8 @@ lk_pump(void *arg)
 		while (lk_peer_room(p, 0) &&
 		    p->next_seq - from < l->lim.max_batch &&
 		    sl_chan_tryrecv(l->ch, &m) == 0) {
-			if (m.len > l->o.max_payload) {
-				lk_log(l, "dropping a message of %zu bytes: "
-				    "the limit is %zu bytes (max_payload)",
-				    m.len, l->o.max_payload);
-				LK_COUNT(l, ST_BAD, 1);
-				sl_msg_done(&m);
+			if (!lk_admit(l, &m))
 				continue;
-			}
-			lk_stamp(l, &m);
 			have = true;
 			if (!lk_peer_room(p, m.len))
 				break; /* keep m for the next round */
