@@ -213,7 +213,7 @@ sli_conn_write_raw(sli_conn *c, const void *buf, size_t len)
 
 	sl_mutex_lock(&c->wmu);
 	while (len > 0) {
-		if (atomic_load(&c->closed)) {
+		if (atomic_load(&c->closed) || atomic_load(&c->wdead)) {
 			r = SL_ECONNSHUT;
 			break;
 		}
@@ -233,12 +233,16 @@ sli_conn_write_raw(sli_conn *c, const void *buf, size_t len)
 		p += n;
 		len -= n;
 	}
-	atomic_store(&c->last_tx, sl_now());
-	sl_mutex_unlock(&c->wmu);
-	/* Part of a frame may be out: nothing can follow it on this
-	 * stream, so end it (the dialer reconnects and resends). */
+	/* Part of a frame may be out: nothing may follow it on this
+	 * stream.  Writing stops for good, but the stream stays open for
+	 * reading: the peer may have said something last (a Cancel) that
+	 * must still be read.  It ends when the peer closes or, if the peer
+	 * is alive but stuck, when it drops us for silence. */
 	if (r != 0)
-		sli_conn_close(c);
+		atomic_store(&c->wdead, true);
+	else
+		atomic_store(&c->last_tx, sl_now());
+	sl_mutex_unlock(&c->wmu);
 	return (r);
 }
 

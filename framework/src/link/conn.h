@@ -49,6 +49,7 @@ typedef struct sli_conn {
 	_Atomic int64_t    last_tx; /* of the last frame written */
 	atomic_bool        closed;  /* sli_conn_close was called */
 	atomic_bool        reading; /* the reader waits for bytes */
+	atomic_bool        wdead;   /* a write failed: no more writes */
 	atomic_bool        hello;   /* handshake done (else the reader's own
 	                               hello timeout applies) */
 	atomic_int         refs;    /* owner + borrowed writers */

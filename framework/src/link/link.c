@@ -40,6 +40,7 @@
 
 #define LK_BACKOFF_MIN  (10 * SL_MILLISECOND)
 #define LK_BACKOFF_MAX  (1 * SL_SECOND)
+#define LK_LINGER       (250 * SL_MILLISECOND)
 
 typedef struct lk_session lk_session;
 
@@ -399,39 +400,72 @@ lk_snapshot_conns(sl_link *l, size_t *np)
 
 /* ---- cancellation ------------------------------------------------------- */
 
-/* Runs (as a goroutine) once the stage context is done: tells peers. */
-static void
-lk_on_cancel(void *arg)
+/* Writes a Cancel frame with the stage's cause on c (direction by the
+ * link's side).  0 or the write error. */
+static int
+lk_send_cancel(sl_link *l, sli_conn *c)
 {
-	sl_link         *l = arg;
-	const char      *why = NULL;
-	int              code = sl_ctx_cause(l->ctx, &why);
-	char             text[512];
-	sli_frame        f;
-	sli_cancel       c;
-	sli_conn       **conns;
-	size_t           n = 0;
+	const char *why = NULL;
+	int         code = sl_ctx_cause(l->ctx, &why);
+	char        text[512];
+	sli_frame   f;
+	sli_cancel  cc;
 
 	if (code == 0)
 		code = SL_ECANCELED;
 	snprintf(text, sizeof(text), "%s", why ? why : sl_strerror(code));
 	sluice__link__frame__init(&f);
-	sluice__link__cancel__init(&c);
-	c.code = (uint32_t) code;
-	c.text = sli_bytes(text);
-	c.direction = l->output ? SLUICE__LINK__DIRECTION__DIRECTION_DOWNSTREAM :
+	sluice__link__cancel__init(&cc);
+	cc.code = (uint32_t) code;
+	cc.text = sli_bytes(text);
+	cc.direction = l->output ?
+	    SLUICE__LINK__DIRECTION__DIRECTION_DOWNSTREAM :
 	    SLUICE__LINK__DIRECTION__DIRECTION_UPSTREAM;
 	f.kind_case = SLUICE__LINK__FRAME__KIND_CANCEL;
-	f.cancel = &c;
+	f.cancel = &cc;
+	return (sli_conn_write(c, &f));
+}
+
+/* Runs (as a goroutine) once the stage context is done: tells peers.
+ * A connection made after this ran is told at its handshake instead
+ * (lk_reader, lk_dialer), so a peer that reconnects at the wrong moment
+ * still learns of the cancel. */
+static void
+lk_on_cancel(void *arg)
+{
+	sl_link   *l = arg;
+	sli_conn **conns;
+	size_t     n = 0;
 
 	conns = lk_snapshot_conns(l, &n);
 	for (size_t i = 0; i < n; i++) {
-		(void) sli_conn_write(conns[i], &f);
+		(void) lk_send_cancel(l, conns[i]);
 		sli_conn_unref(conns[i]);
 	}
 	free(conns);
 	sl_waitgroup_done(&l->cwg);
 	sl_waitgroup_done(&l->wg);
+}
+
+/*
+ * After a canceled stage sent its Cancel frames: keep reading (and
+ * dropping) what c brings until the peer closes or LK_LINGER passes.
+ * Closing at once would make the peer's next write fail, and NNG then
+ * ends the peer's reads too, before it has read our Cancel.
+ */
+static void
+lk_linger(sli_conn *c)
+{
+	int64_t until = sl_now() + LK_LINGER, left;
+
+	while (!atomic_load(&c->closed) && (left = until - sl_now()) > 0) {
+		sli_frame *g = NULL;
+		int        r = sli_conn_read(c, &g,
+		    (int) (left / SL_MILLISECOND) + 1);
+		sli_frame_free(g);
+		if (r == SL_ECONNSHUT || r == SL_ETIMEDOUT || r == SL_ENOMEM)
+			break;
+	}
 }
 
 /* A peer canceled: cancel the stage with a cause naming it. */
@@ -611,9 +645,10 @@ lk_flush(sl_link *l, lk_peer *p, uint8_t **buf, size_t *cap)
 	}
 	sl_mutex_unlock(&l->mu);
 	if (c != NULL) {
-		if (len > 0 && sli_conn_write_raw(c, *buf, len) != 0)
-			sli_conn_close(c);
-		else if (sendclose)
+		/* A failed write leaves c readable (conn.c): its dialer sees
+		 * the end of the stream and reconnects to resend. */
+		if ((len == 0 || sli_conn_write_raw(c, *buf, len) == 0) &&
+		    sendclose)
 			lk_send_close(c, fin);
 		sli_conn_unref(c);
 	}
@@ -1013,6 +1048,17 @@ lk_dialer(void *arg)
 		}
 		LK_COUNT(l, ST_CONNECTS, 1);
 		int r = lk_out_handshake(l, p, c);
+		if (r == 0 && sl_ctx_err(l->ctx) != 0) {
+			/* Canceled already: this downstream must hear it. */
+			(void) lk_send_cancel(l, c);
+			sl_mutex_lock(&l->mu);
+			if (p->conn == c) {
+				p->conn = NULL;
+				sli_conn_unref(c);
+			}
+			sl_mutex_unlock(&l->mu);
+			r = SL_ECANCELED;
+		}
 		if (r == 0) {
 			backoff = LK_BACKOFF_MIN;
 			(void) sl_chan_trysend(l->kick, NULL);
@@ -1410,6 +1456,11 @@ lk_reader(void *arg)
 	fo.hello = &h;
 	if (sli_conn_write(c, &fo) != 0)
 		goto out;
+	if (sl_ctx_err(l->ctx) != 0) {
+		/* Canceled already: this upstream must hear it too. */
+		(void) lk_send_cancel(l, c);
+		goto out;
+	}
 	(void) sl_chan_trysend(s->kick, NULL); /* re-ack on resume */
 
 	for (;;) {
@@ -1460,9 +1511,12 @@ lk_reader(void *arg)
 out:
 	sli_frame_free(f);
 	/* If the stage was canceled, its Cancel frame must still leave on
-	 * this connection: let the cancel watcher write it first. */
-	if (sl_ctx_err(l->ctx) != 0)
+	 * this connection: let the cancel watcher write it first, then give
+	 * the peer time to read it. */
+	if (sl_ctx_err(l->ctx) != 0) {
 		sl_waitgroup_wait(&l->cwg);
+		lk_linger(c);
+	}
 	if (s != NULL) {
 		sl_mutex_lock(&s->mu);
 		if (s->conn == c) {
@@ -2031,6 +2085,17 @@ sl_link_free(sl_link *l)
 			 * out before the connections close (each write is
 			 * bounded by peer_timeout). */
 			sl_waitgroup_wait(&l->cwg);
+			/* Let peers read the Cancel before we close (see
+			 * lk_linger): wait for them to close first. */
+			for (int64_t until = sl_now() + LK_LINGER;
+			    sl_now() < until; ) {
+				sl_mutex_lock(&l->mu);
+				size_t n = l->nconns;
+				sl_mutex_unlock(&l->mu);
+				if (n == 0)
+					break;
+				sl_sleep(5 * SL_MILLISECOND);
+			}
 		}
 	}
 	l->af = NULL;
