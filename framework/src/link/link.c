@@ -263,6 +263,21 @@ lk_session_unref(lk_session *s)
 	free(s);
 }
 
+/* Writes a cumulative ack of seq on c.  0 or the write error. */
+static int
+lk_send_ack(sli_conn *c, uint64_t seq)
+{
+	sli_frame f;
+	sli_ack   a;
+
+	sluice__link__frame__init(&f);
+	sluice__link__ack__init(&a);
+	a.seq = seq;
+	f.kind_case = SLUICE__LINK__FRAME__KIND_ACK;
+	f.ack = &a;
+	return (sli_conn_write(c, &f));
+}
+
 /* The stage finished with message seq of session s. */
 static void
 lk_session_done(lk_session *s, uint64_t seq)
@@ -1152,11 +1167,8 @@ lk_session_for(sl_link *l, sli_conn *c, const sli_hello *h, bool *resumed)
 	s->kick = sl_chan_make(0, 1);
 	if (s->stage == NULL || s->port == NULL || s->donebits == NULL ||
 	    s->kick == NULL) {
-		sl_chan_release(s->kick);
-		free(s->donebits);
-		free(s->stage);
-		free(s->port);
-		free(s);
+		atomic_init(&s->refs, 1);
+		lk_session_unref(s); /* frees what was made */
 		return (NULL);
 	}
 	atomic_init(&s->refs, 2); /* the list, the acker */
@@ -1292,16 +1304,8 @@ lk_acker(void *arg)
 		if (stale)
 			break;
 		if (c != NULL) {
-			if (ack != 0) {
-				sli_frame f;
-				sli_ack   a;
-				sluice__link__frame__init(&f);
-				sluice__link__ack__init(&a);
-				a.seq = ack;
-				f.kind_case = SLUICE__LINK__FRAME__KIND_ACK;
-				f.ack = &a;
-				(void) sli_conn_write(c, &f);
-			}
+			if (ack != 0)
+				(void) lk_send_ack(c, ack);
 			if (reply)
 				lk_send_close(c, fin);
 			sli_conn_unref(c);
@@ -2053,14 +2057,7 @@ lk_flush_acks(sl_link *l)
 	}
 	sl_mutex_unlock(&l->mu);
 	for (size_t i = 0; i < n; i++) {
-		sli_frame f;
-		sli_ack   a;
-		sluice__link__frame__init(&f);
-		sluice__link__ack__init(&a);
-		a.seq = acks[i];
-		f.kind_case = SLUICE__LINK__FRAME__KIND_ACK;
-		f.ack = &a;
-		(void) sli_conn_write(cs[i], &f);
+		(void) lk_send_ack(cs[i], acks[i]);
 		sli_conn_unref(cs[i]);
 	}
 	free(cs);
