@@ -498,13 +498,15 @@ lk_peer_canceled(sl_link *l, sli_conn *c, const sli_cancel *cc)
 
 /* ---- output: sending ---------------------------------------------------- */
 
+static size_t lk_batch_target(const sl_link *l, const lk_peer *p);
+
 /* Appends batches for seqs [from, to] of p to *buf (each framed with
  * its length), in canonical form (batch.h).  l->mu held. */
 static int
 lk_encode_range(sl_link *l, lk_peer *p, uint64_t from, uint64_t to,
     uint8_t **buf, size_t *len, size_t *cap)
 {
-	size_t    max = l->lim.max_batch, want;
+	size_t    max = lk_batch_target(l, p), want;
 	sli_bmsg *v;
 	size_t    lim = l->lim.max_frame;
 
@@ -570,6 +572,24 @@ lk_peer_room(const lk_peer *p, size_t len)
 	if (inflight >= p->win_msgs || inflight >= p->cap)
 		return (false);
 	return (inflight == 0 || p->bytes + len <= p->win_bytes);
+}
+
+/*
+ * Messages per batch frame for p: a quarter of its window (capped by
+ * max_batch).  A batch as large as the window would make the link
+ * stop-and-wait: the receiver finishes the whole batch before it acks any
+ * of it, so the sender idles while the receiver works and the other way
+ * round.  With four batches in flight the stages overlap.  l->mu held.
+ */
+static size_t
+lk_batch_target(const sl_link *l, const lk_peer *p)
+{
+	uint64_t w = p->win_msgs < p->cap ? p->win_msgs : p->cap;
+	size_t   n = (size_t) (w / 4);
+
+	if (n > l->lim.max_batch)
+		n = l->lim.max_batch;
+	return (n > 0 ? n : 1);
 }
 
 /* The peer to give the next message to: the one with most free window.
@@ -735,7 +755,7 @@ lk_pump(void *arg)
 		have = false;
 		/* Batch whatever else is ready, while p has room. */
 		while (lk_peer_room(p, 0) &&
-		    p->next_seq - from < l->lim.max_batch &&
+		    p->next_seq - from < lk_batch_target(l, p) &&
 		    sl_chan_tryrecv(l->ch, &m) == 0) {
 			if (!lk_admit(l, &m))
 				continue;
