@@ -79,7 +79,7 @@ typedef struct sl_link_opts {
 	const char *stage;        /* this stage's name (unique per replica) */
 	const char *port;         /* this port's name, e.g. "out", "in" */
 	const char *type;         /* payload protobuf full type name */
-	uint32_t    window_msgs;  /* credit window in messages; default 4096 */
+	uint32_t    window_msgs;  /* credit window in messages; default 8192 */
 	uint64_t    window_bytes; /* credit window in payload bytes; 8 MiB */
 	size_t      max_payload;  /* largest payload accepted; default 4 MiB */
 	int         upstreams;    /* input: upstreams that must close before

@@ -498,7 +498,8 @@ lk_peer_canceled(sl_link *l, sli_conn *c, const sli_cancel *cc)
 
 /* ---- output: sending ---------------------------------------------------- */
 
-static size_t lk_batch_target(const sl_link *l, const lk_peer *p);
+static size_t   lk_batch_target(const sl_link *l, const lk_peer *p);
+static uint64_t lk_batch_bytes(const lk_peer *p);
 
 /* Appends batches for seqs [from, to] of p to *buf (each framed with
  * its length), in canonical form (batch.h).  l->mu held. */
@@ -509,6 +510,7 @@ lk_encode_range(sl_link *l, lk_peer *p, uint64_t from, uint64_t to,
 	size_t    max = lk_batch_target(l, p), want;
 	sli_bmsg *v;
 	size_t    lim = l->lim.max_frame;
+	uint64_t  maxbytes = lk_batch_bytes(p);
 
 	if (from > to)
 		return (0);
@@ -518,13 +520,17 @@ lk_encode_range(sl_link *l, lk_peer *p, uint64_t from, uint64_t to,
 	if ((v = malloc(want * sizeof(*v))) == NULL)
 		return (SL_ENOMEM);
 	while (from <= to) {
-		size_t n = 0, bytes = 64;
+		size_t   n = 0, bytes = 64;
+		uint64_t payload = 0;
 
 		while (from <= to && n < want) {
 			sl_msg *m = &p->ring[from % p->cap];
-			/* Keep frames well under both ends' limits. */
-			if (n > 0 && bytes + m->len + 64 > lim / 2)
+			/* Keep frames well under both ends' limits, and
+			 * several batches in the byte window. */
+			if (n > 0 && (bytes + m->len + 64 > lim / 2 ||
+			    payload + m->len > maxbytes))
 				break;
+			payload += m->len;
 			v[n].seq = from;
 			v[n].lin_src = m->lin_src != 0 && m->lin_seq != 0 ?
 			    m->lin_src : 0;
@@ -590,6 +596,14 @@ lk_batch_target(const sl_link *l, const lk_peer *p)
 	if (n > l->lim.max_batch)
 		n = l->lim.max_batch;
 	return (n > 0 ? n : 1);
+}
+
+/* The same in payload bytes: a quarter of p's byte window.  A batch
+ * always takes its first message, whatever its size.  l->mu held. */
+static uint64_t
+lk_batch_bytes(const lk_peer *p)
+{
+	return (p->win_bytes / 4 > 0 ? p->win_bytes / 4 : 1);
 }
 
 /* The peer to give the next message to: the one with most free window.
@@ -750,19 +764,21 @@ lk_pump(void *arg)
 				goto out;
 			continue;
 		}
-		uint64_t from = p->next_seq;
+		uint64_t from = p->next_seq, bytes = m.len;
+		size_t   nmax = lk_batch_target(l, p);
+		uint64_t bmax = lk_batch_bytes(p);
 		lk_enqueue(l, p, &m);
 		have = false;
 		/* Batch whatever else is ready, while p has room. */
-		while (lk_peer_room(p, 0) &&
-		    p->next_seq - from < lk_batch_target(l, p) &&
-		    sl_chan_tryrecv(l->ch, &m) == 0) {
+		while (lk_peer_room(p, 0) && p->next_seq - from < nmax &&
+		    bytes < bmax && sl_chan_tryrecv(l->ch, &m) == 0) {
 			if (!lk_admit(l, &m))
 				continue;
 			have = true;
 			if (!lk_peer_room(p, m.len))
 				break; /* keep m for the next round */
 			lk_enqueue(l, p, &m);
+			bytes += m.len;
 			have = false;
 		}
 		sl_mutex_unlock(&l->mu);
@@ -1739,6 +1755,22 @@ lk_is_tls(const char *url)
 
 static void lk_free_mem(sl_link *l);
 
+/*
+ * The stage's channel.  An input's holds at most a window, which the
+ * sender's credit bounds in messages and bytes.  Nothing bounds the bytes
+ * in an output's, so it is kept to one batch target: at 8192 messages of
+ * 4 KiB it alone would hold 32 MiB.
+ */
+static size_t
+lk_chan_cap(const sl_link *l)
+{
+	size_t n = l->o.window_msgs;
+
+	if (l->output)
+		n = n / 4 < l->lim.max_batch ? n / 4 : l->lim.max_batch;
+	return (n > 0 ? n : 1);
+}
+
 static int
 lk_new(bool output, const sl_link_opts *o, sl_ctx *ctx, sl_link **out)
 {
@@ -1772,7 +1804,7 @@ lk_new(bool output, const sl_link_opts *o, sl_ctx *ctx, sl_link **out)
 	l->o.tls_ca = lk_strdup(o->tls_ca);
 	l->o.tls_server_name = lk_strdup(o->tls_server_name);
 	if (l->o.window_msgs == 0)
-		l->o.window_msgs = 4096;
+		l->o.window_msgs = 8192;
 	if (l->o.window_bytes == 0)
 		l->o.window_bytes = 8u << 20;
 	if (l->o.max_payload == 0)
@@ -1791,7 +1823,7 @@ lk_new(bool output, const sl_link_opts *o, sl_ctx *ctx, sl_link **out)
 	l->ctx = sl_ctx_retain(ctx != NULL ? ctx : sl_ctx_background());
 	if (l->stage == NULL || l->port == NULL || l->type == NULL ||
 	    sl_ctx_with_cancel(l->ctx, &l->lctx) != 0 ||
-	    (l->ch = sl_chan_make(sizeof(sl_msg), l->o.window_msgs)) == NULL ||
+	    (l->ch = sl_chan_make(sizeof(sl_msg), lk_chan_cap(l))) == NULL ||
 	    (l->kick = sl_chan_make(0, 1)) == NULL ||
 	    (l->done = sl_chan_make(0, 0)) == NULL) {
 		lk_free_mem(l);
