@@ -18,6 +18,12 @@
  *	selectfed (d') the same, the ready channel kept fed by a sender
  *	              goroutine: ns/select
  *	million   (e) spawn with N = 1000000
+ *	fault     no goroutines: maps N pages (default 100000) and writes one
+ *	              byte to each: us/page, what a first-touch page fault
+ *	              costs on this machine.  Every cold goroutine of (c)
+ *	              takes one such fault (the top page of its stack), so
+ *	              this is a floor under (c) for any runtime that gives
+ *	              each goroutine a private stack page.
  *
  * One case per process, so that RSS deltas are not hidden by stacks cached
  * from an earlier round.  The timed cases (a, b, d) run a warm-up round
@@ -31,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -357,6 +364,28 @@ bench_selectfed(struct bench *b)
 	result(b->name, "ns_per_select", selectfed_round(b->n));
 }
 
+/* ---- the machine's page fault cost ------------------------------------- */
+
+static void
+bench_fault(struct bench *b)
+{
+	long    pg = sysconf(_SC_PAGESIZE);
+	size_t  len = (size_t) b->n * (size_t) pg;
+	char   *p;
+	int64_t t0;
+
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		die("mmap", SL_ENOMEM);
+	t0 = now_ns();
+	for (long i = 0; i < b->n; i++)
+		((volatile char *) p)[(size_t) i * (size_t) pg] = 1;
+	t0 = now_ns() - t0;
+	munmap(p, len);
+	result(b->name, "us_per_page", (double) t0 / 1e3 / (double) b->n);
+}
+
 /* ---- driver ------------------------------------------------------------- */
 
 static const struct {
@@ -371,6 +400,7 @@ static const struct {
 	{ "select",    bench_select,    5000000 },
 	{ "selectfed", bench_selectfed, 5000000 },
 	{ "million",   bench_spawn,     1000000 },
+	{ "fault",     bench_fault,     100000 },
 };
 
 static void (*run_fn)(struct bench *);

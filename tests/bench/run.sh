@@ -6,8 +6,8 @@
 #
 #	tests/bench/run.sh [CASE...]
 #
-# Cases: chan pingpong spawn spawnwarm select selectfed million (all by
-# default).  Environment: BUILD (default build-bench, a release build),
+# Cases: chan pingpong spawn spawnwarm select selectfed million fault (all
+# by default; fault, the machine's page fault cost, has no Go half).  Environment: BUILD (default build-bench, a release build),
 # REPS (runs per case, default 5; each run is a fresh process),
 # REPS_MILLION (default 3), PROCS (GOMAXPROCS and SLUICE_PROCS, default
 # nproc), OUT (also write the report to this file), GO (go binary), STAT
@@ -63,7 +63,7 @@ run() {
 	rm -f "$raw.one" "$raw.err"
 }
 
-cases=${*:-chan pingpong spawn spawnwarm select selectfed million}
+cases=${*:-chan pingpong spawn spawnwarm select selectfed million fault}
 for c in $cases; do
 	n=$REPS
 	[ "$c" = million ] && n=$REPS_MILLION
@@ -71,7 +71,7 @@ for c in $cases; do
 	while [ "$i" -lt "$n" ]; do
 		printf 'run %s %d/%d\n' "$c" $((i + 1)) "$n" >&2
 		run sluice "$cbin" "$c"
-		run go "$gobin" "$c"
+		[ "$c" = fault ] || run go "$gobin" "$c"
 		i=$((i + 1))
 	done
 done
@@ -201,6 +201,18 @@ report() {
 		inforow "(c) spawn until all started" spawn spawn_park_ms "ms"
 		inforow "(c) close until all done" spawn release_ms "ms"
 		rssrow "(c) RSS per parked goroutine" spawn
+	fi
+	if has fault; then
+		f=$(pick sluice fault us_per_page)
+		printf '| %s | %s us/page | | | (info) |\n' \
+		    "(c) first-touch page fault on this machine" "$(fmt "$f")"
+		if has spawn; then
+			g=$(pick go spawn us_per_goroutine)
+			printf '| %s | %s us/goroutine | %s us/goroutine | %s |' \
+			    "(c) floor: one fault per goroutine" "$(fmt "$f")" \
+			    "$(fmt "$g")" "$(ratio "$f" "$g")"
+			echo ' (info) |'
+		fi
 	fi
 	has spawnwarm && inforow \
 	    "(c') the same, 2nd round in the process (stacks cached)" \
