@@ -80,6 +80,9 @@ stage_common_option(stage *st, int c, const char *arg)
 	case 6:
 		st->verbose = true;
 		return (0);
+	case 7:
+		return (stage_parse_u64(st->prog, "--reassign-after", arg, 1,
+		    86400000, &st->reassign_ms));
 	default:
 		fprintf(stderr, "%s: unknown option\n", st->prog);
 		return (-1);
@@ -188,6 +191,7 @@ stage_link_opts(const stage *st, const char *port, sl_link_opts *o)
 	o->tls_key = st->tls_key;
 	o->tls_ca = st->tls_ca;
 	o->tls_server_name = st->tls_server;
+	o->reassign_after = (int64_t) st->reassign_ms * SL_MILLISECOND;
 }
 
 /* The signal thread: cancels the stage context on SIGTERM or SIGINT,
@@ -355,9 +359,10 @@ stage_print_stats(const stage *st, const char *port, sl_link *l)
 	fprintf(stderr, "%s[%s]: %s: msgs=%" PRIu64 " bytes=%" PRIu64
 	    " batches=%" PRIu64 " resent=%" PRIu64 " dup_seq=%" PRIu64
 	    " dup_lineage=%" PRIu64 " bad_frames=%" PRIu64 " refused=%" PRIu64
-	    " connects=%" PRIu64 " drops=%" PRIu64 "\n", st->prog, st->name,
-	    port, s.msgs, s.bytes, s.batches, s.resent, s.dup_seq,
-	    s.dup_lineage, s.bad_frames, s.refused, s.connects, s.drops);
+	    " connects=%" PRIu64 " drops=%" PRIu64 " reassigned=%" PRIu64
+	    "\n", st->prog, st->name, port, s.msgs, s.bytes, s.batches,
+	    s.resent, s.dup_seq, s.dup_lineage, s.bad_frames, s.refused,
+	    s.connects, s.drops, s.reassigned);
 }
 
 /* ---- the payload ------------------------------------------------------ */

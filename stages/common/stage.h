@@ -47,6 +47,7 @@ typedef struct stage {
 	const char   *tls_ca;     /* --tls-ca: PEM CA to verify peers */
 	const char   *tls_server; /* --tls-server-name: expected peer name */
 	bool          verbose;    /* --verbose: link counters at exit */
+	uint64_t      reassign_ms; /* --reassign-after; 0: the default */
 	sl_ctx       *ctx;        /* the stage context (signals cancel it) */
 	sl_afterfunc *cancel_af;  /* records when ctx was canceled */
 } stage;
@@ -64,7 +65,8 @@ typedef struct stage {
 	{ "tls-key", required_argument, NULL, STAGE_OPT_BASE + 3 },          \
 	{ "tls-ca", required_argument, NULL, STAGE_OPT_BASE + 4 },           \
 	{ "tls-server-name", required_argument, NULL, STAGE_OPT_BASE + 5 },  \
-	{ "verbose", no_argument, NULL, STAGE_OPT_BASE + 6 }
+	{ "verbose", no_argument, NULL, STAGE_OPT_BASE + 6 },                \
+	{ "reassign-after", required_argument, NULL, STAGE_OPT_BASE + 7 }
 #define STAGE_COMMON_USAGE                                                   \
 	"  --stage NAME            this stage's name (required)\n"            \
 	"  --type NAME             payload type (default " STAGE_RECORD_TYPE  \
@@ -72,7 +74,10 @@ typedef struct stage {
 	"  --tls-cert/--tls-key F  certificate and key of tls+tcp listeners\n" \
 	"  --tls-ca F              CA that tls+tcp dialers verify against\n"  \
 	"  --tls-server-name N     name tls+tcp dialers expect\n"             \
-	"  --verbose               print link counters to stderr at exit\n"
+	"  --verbose               print link counters to stderr at exit\n"  \
+	"  --reassign-after MS     fan-out: a replica away this long loses its\n" \
+	"                          unacked messages to the others (default\n" \
+	"                          5000)\n"
 
 /* Sets defaults (prog, type); everything else zero. */
 void stage_init(stage *st, const char *prog);

@@ -90,6 +90,11 @@ typedef struct sl_link_opts {
 	                             none) */
 	int64_t     heartbeat;    /* ns between heartbeats; default 500 ms */
 	int64_t     peer_timeout; /* ns of silence that drops a peer; 5 s */
+	int64_t     reassign_after; /* output with several urls: ns a replica
+	                             may stay away before its unacked messages
+	                             go to the others (and, once the stream
+	                             ended, before it is no longer waited
+	                             for); default 5 s; negative: never */
 	const char *tls_cert;     /* tls+tcp://: PEM certificate file */
 	const char *tls_key;      /* tls+tcp://: PEM private key file */
 	const char *tls_ca;       /* tls+tcp://: PEM CA file to verify peers */
@@ -154,6 +159,8 @@ typedef struct sl_link_stats {
 	uint64_t refused;       /* connections refused (type, version) */
 	uint64_t connects;      /* connections made or accepted */
 	uint64_t drops;         /* connections dropped */
+	uint64_t reassigned;    /* output: messages of a replica that stayed
+	                           away, given to the other replicas */
 } sl_link_stats;
 
 void sl_link_get_stats(sl_link *l, sl_link_stats *st);

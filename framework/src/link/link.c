@@ -63,6 +63,10 @@ typedef struct lk_peer {
 	bool               closed;    /* close reply received */
 	size_t             peer_max_frame; /* from the receiver's hello */
 	uint64_t           assigned;  /* messages given to this peer */
+	int64_t            down_since; /* since when it has no connection
+	                                  (the link's start if it never
+	                                  had one); 0 while up */
+	bool               close_sent; /* Close written on this conn */
 } lk_peer;
 
 /* One upstream sender of an input link (stage + port). */
@@ -87,6 +91,11 @@ struct lk_session {
 	bool         stale;      /* replaced by a new incarnation */
 	sl_chan     *kick;       /* wakes the acker */
 };
+
+/* Counters (sl_link_stats). */
+enum { ST_MSGS, ST_BYTES, ST_BATCHES, ST_RESENT, ST_DUPSEQ, ST_DUPLIN,
+	ST_BAD, ST_REFUSED, ST_CONNECTS, ST_DROPS, ST_REASSIGNED,
+	ST_NCOUNTERS };
 
 /* Lineage sets for dedup: per source, everything <= low was seen, plus a
  * hash set of seen seqs above it. */
@@ -129,11 +138,8 @@ struct sl_link {
 	bool              stopping; /* sl_link_free began: no new conns */
 	size_t            nconns, capconns;
 	/* counters */
-	_Atomic uint64_t  st[10];
+	_Atomic uint64_t  st[ST_NCOUNTERS];
 };
-
-enum { ST_MSGS, ST_BYTES, ST_BATCHES, ST_RESENT, ST_DUPSEQ, ST_DUPLIN,
-	ST_BAD, ST_REFUSED, ST_CONNECTS, ST_DROPS };
 
 #define LK_COUNT(l, i, n) atomic_fetch_add_explicit(&(l)->st[i], (n), \
     memory_order_relaxed)
@@ -665,6 +671,26 @@ lk_send_close(sli_conn *c, uint64_t final_seq)
 }
 
 /*
+ * Could messages still be given to p?  True while another replica is
+ * down with unacked messages that lk_reassign may hand out: the others'
+ * Close waits, since a replica that replied to Close may be gone.  l->mu
+ * held.
+ */
+static bool
+lk_awaiting_reassign(const sl_link *l, const lk_peer *p)
+{
+	if (l->o.reassign_after < 0 || l->npeers < 2)
+		return (false);
+	for (size_t i = 0; i < l->npeers; i++) {
+		const lk_peer *r = &l->peers[i];
+		if (r != p && r->conn == NULL && !r->closed &&
+		    r->acked < r->next_seq - 1)
+			return (true);
+	}
+	return (false);
+}
+
+/*
  * Writes every message of p not yet written on its connection, and the
  * Close if the stream ended.  Callers: the pump after queueing, the dialer
  * after reconnecting.  p->smu keeps concurrent flushes in order.  A write
@@ -685,9 +711,11 @@ lk_flush(sl_link *l, lk_peer *p, uint8_t **buf, size_t *cap)
 		if (from <= to &&
 		    lk_encode_range(l, p, from, to, buf, &len, cap) == 0)
 			p->sent = to;
-		if (l->eos && !p->closed && p->sent == p->next_seq - 1) {
+		if (l->eos && !p->closed && !p->close_sent &&
+		    p->sent == p->next_seq - 1 && !lk_awaiting_reassign(l, p)) {
 			sendclose = true;
 			fin = p->next_seq - 1;
+			p->close_sent = true;
 		}
 		if (len > 0 || sendclose)
 			c = sli_conn_ref(p->conn);
@@ -702,6 +730,70 @@ lk_flush(sl_link *l, lk_peer *p, uint8_t **buf, size_t *cap)
 		sli_conn_unref(c);
 	}
 	sl_mutex_unlock(&p->smu);
+}
+
+/*
+ * Replicas that stayed away longer than reassign_after (an output with
+ * several urls; called by the ticker): their unacked messages go, in
+ * order, to the replicas that are up, as far as those have room (the
+ * rest on a later tick).  The messages keep their lineage, so a replica
+ * that finished some of them before it went away makes duplicates that a
+ * deduplicating input drops.  Once the stream ended, a replica away that
+ * long with nothing left is no longer waited for.  Then flushes the
+ * replicas that are up: the new messages, and any Close that waited.
+ */
+static void
+lk_reassign(sl_link *l, uint8_t **buf, size_t *cap)
+{
+	int64_t now = sl_now();
+	bool    eos, all = true;
+
+	sl_mutex_lock(&l->mu);
+	eos = l->eos;
+	for (size_t i = 0; i < l->npeers; i++) {
+		lk_peer *p = &l->peers[i];
+		uint64_t n0 = p->acked;
+
+		if (p->conn != NULL || p->closed || p->down_since == 0 ||
+		    now - p->down_since < l->o.reassign_after)
+			continue;
+		while (p->acked < p->next_seq - 1) {
+			sl_msg  *m = &p->ring[(p->acked + 1) % p->cap];
+			lk_peer *q = lk_pick(l, m->len);
+
+			if (q == NULL || q == p)
+				break;
+			p->acked++;
+			p->bytes -= m->len;
+			q->ring[q->next_seq++ % q->cap] = *m;
+			q->bytes += m->len;
+			q->assigned++;
+			memset(m, 0, sizeof(*m));
+		}
+		if (p->sent < p->acked)
+			p->sent = p->acked;
+		if (p->acked > n0) {
+			LK_COUNT(l, ST_REASSIGNED, p->acked - n0);
+			lk_log(l, "%s away for %" PRId64 " ms: gave %" PRIu64
+			    " unacked messages to the other replicas", p->url,
+			    (now - p->down_since) / SL_MILLISECOND,
+			    p->acked - n0);
+		}
+		if (eos && p->acked == p->next_seq - 1) {
+			lk_log(l, "%s away for %" PRId64 " ms at the end of the "
+			    "stream: no longer waiting for it", p->url,
+			    (now - p->down_since) / SL_MILLISECOND);
+			p->closed = true;
+		}
+	}
+	for (size_t i = 0; i < l->npeers; i++)
+		if (!l->peers[i].closed)
+			all = false;
+	sl_mutex_unlock(&l->mu);
+	for (size_t i = 0; i < l->npeers; i++)
+		lk_flush(l, &l->peers[i], buf, cap);
+	if (eos && all)
+		lk_mark_done(l);
 }
 
 static void
@@ -979,6 +1071,8 @@ lk_out_handshake(sl_link *l, lk_peer *p, sli_conn *c)
 		LK_COUNT(l, ST_RESENT, p->sent - have);
 	p->sent = have;
 	p->conn = sli_conn_ref(c);
+	p->down_since = 0;
+	p->close_sent = false;
 	sl_mutex_unlock(&l->mu);
 	sli_frame_free(in);
 	return (0);
@@ -1105,6 +1199,7 @@ lk_dialer(void *arg)
 			sl_mutex_lock(&l->mu);
 			if (p->conn == c) {
 				p->conn = NULL;
+				p->down_since = sl_now();
 				sli_conn_unref(c);
 			}
 			sl_mutex_unlock(&l->mu);
@@ -1118,6 +1213,7 @@ lk_dialer(void *arg)
 			sl_mutex_lock(&l->mu);
 			if (p->conn == c) {
 				p->conn = NULL;
+				p->down_since = sl_now();
 				sli_conn_unref(c);
 			}
 			bool done = p->closed;
@@ -1487,6 +1583,13 @@ lk_reader(void *arg)
 		 * had acked, which we take as received and finished. */
 		s->received = s->done = s->ack_sent = f->hello->last_seq;
 		h.last_seq = s->received;
+	} else if (resumed && f->hello->last_seq > s->received) {
+		/* The sender gave what we had not acked to other replicas
+		 * while we were away (lk_reassign): skip to its ack.  What
+		 * we still hold of the old range is finished unacked. */
+		memset(s->donebits, 0, s->cap);
+		s->received = s->done = s->ack_sent = f->hello->last_seq;
+		h.last_seq = s->received;
 	}
 	sl_mutex_unlock(&s->mu);
 	sli_frame_free(f);
@@ -1632,10 +1735,16 @@ static void
 lk_ticker(void *arg)
 {
 	sl_link *l = arg;
+	uint8_t *buf = NULL;
+	size_t   cap = 0;
 
 	while (sl_sleep_ctx(l->lctx, l->o.heartbeat) == 0) {
 		size_t     n = 0;
-		sli_conn **cs = lk_snapshot_conns(l, &n);
+		sli_conn **cs;
+
+		if (l->output && l->npeers > 1 && l->o.reassign_after >= 0)
+			lk_reassign(l, &buf, &cap);
+		cs = lk_snapshot_conns(l, &n);
 
 		for (size_t i = 0; i < n; i++) {
 			sli_conn *c = cs[i];
@@ -1665,6 +1774,7 @@ lk_ticker(void *arg)
 		}
 		free(cs);
 	}
+	free(buf);
 	sl_waitgroup_done(&l->wg);
 }
 
@@ -1815,6 +1925,8 @@ lk_new(bool output, const sl_link_opts *o, sl_ctx *ctx, sl_link **out)
 		l->o.heartbeat = 500 * SL_MILLISECOND;
 	if (l->o.peer_timeout <= 0)
 		l->o.peer_timeout = 5 * SL_SECOND;
+	if (l->o.reassign_after == 0)
+		l->o.reassign_after = 5 * SL_SECOND;
 	l->lim = sli_frame_limits_default;
 	l->lim.max_payload = l->o.max_payload;
 	if (l->lim.max_frame < 2 * l->o.max_payload + 4096)
@@ -1924,6 +2036,7 @@ sl_link_output(const char *const *urls, size_t n, const sl_link_opts *opts,
 		p->link = l;
 		p->cap = l->o.window_msgs;
 		p->next_seq = 1;
+		p->down_since = sl_now();
 		p->url = urls[i] ? strdup(urls[i]) : NULL;
 		p->ring = calloc(p->cap, sizeof(*p->ring));
 		if (p->url == NULL || p->ring == NULL) {
@@ -2015,6 +2128,7 @@ sl_link_get_stats(sl_link *l, sl_link_stats *st)
 	st->refused = atomic_load(&l->st[ST_REFUSED]);
 	st->connects = atomic_load(&l->st[ST_CONNECTS]);
 	st->drops = atomic_load(&l->st[ST_DROPS]);
+	st->reassigned = atomic_load(&l->st[ST_REASSIGNED]);
 }
 
 /* Frees what lk_new and the constructors allocated (no goroutines). */
