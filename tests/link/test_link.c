@@ -70,6 +70,86 @@ lt_drain(sl_link *in, long *count, long *sum)
 	}
 }
 
+/* ---- lineage dedup and its horizon -------------------------------------- */
+
+typedef struct lt_linsrc {
+	sl_link        *out;
+	const uint64_t *seqs; /* lineage seqs of source 7, in send order */
+	size_t          n;
+} lt_linsrc;
+
+/* Sends one message per seq, lineage (7, seq), payload the seq. */
+static void
+lt_lineage_source(void *arg)
+{
+	lt_linsrc *s = arg;
+
+	for (size_t i = 0; i < s->n; i++) {
+		sl_msg m;
+		long   v = (long) s->seqs[i];
+		SL_CHECK_OK(sl_msg_init(&m, &v, sizeof(v)));
+		m.lin_src = 7;
+		m.lin_seq = s->seqs[i];
+		SL_CHECK_OK(sl_link_send(s->out, &m));
+	}
+	sl_chan_close(sl_link_chan(s->out));
+}
+
+static void
+body_dedup_horizon(void *unused)
+{
+	char          url[300];
+	sl_link      *in, *out;
+	sl_link_opts  oi = lt_opts("sink", "in", "test.Long");
+	sl_link_opts  oo = lt_opts("map", "out", "test.Long");
+	const char   *urls[1] = { url };
+	uint64_t      seqs[4000];
+	size_t        n = 0;
+	long          count, sum, want = 0;
+	sl_link_stats st;
+
+	(void) unused;
+	/* 1..100, then 50..60 again (dropped: seen), then 102..3000 with
+	 * 101 missing (the gap never fills, so the 1024-seq horizon slides),
+	 * 2500 again (dropped: inside the horizon), then 101 (behind the
+	 * horizon: delivered, it was never seen) and 150 (behind the horizon:
+	 * delivered again, the documented cost of forgetting). */
+	for (uint64_t q = 1; q <= 100; q++)
+		seqs[n++] = q, want += (long) q;
+	for (uint64_t q = 50; q <= 60; q++)
+		seqs[n++] = q;
+	for (uint64_t q = 102; q <= 3000; q++)
+		seqs[n++] = q, want += (long) q;
+	seqs[n++] = 2500;
+	seqs[n++] = 101;
+	seqs[n++] = 150;
+	want += 101 + 150;
+	lt_url(url, sizeof(url), "dedup");
+	oi.dedup_lineage = true;
+	oi.dedup_horizon = 1024;
+	SL_ASSERT_OK(sl_link_input(url, &oi, NULL, &in));
+	SL_ASSERT_OK(sl_link_output(urls, 1, &oo, NULL, &out));
+	lt_linsrc src = { .out = out, .seqs = seqs, .n = n };
+	SL_ASSERT_OK(sl_go(lt_lineage_source, &src));
+	lt_drain(in, &count, &sum);
+	SL_CHECK_EQ(count, 100 + 2899 + 2);
+	SL_CHECK_EQ(sum, want);
+	SL_CHECK_OK(sl_link_wait(out, NULL));
+	SL_CHECK_OK(sl_link_wait(in, NULL));
+	sl_link_get_stats(in, &st);
+	SL_CHECK_EQ(st.dup_lineage, 11 + 1);
+	SL_CHECK_EQ(st.dedup_forgotten, 2);
+	sl_link_free(out);
+	sl_link_free(in);
+}
+
+static void
+test_dedup_drops_seen_lineages_and_forgets_only_past_the_horizon(void **s)
+{
+	(void) s;
+	slt_run(body_dedup_horizon, NULL);
+}
+
 /* ---- one link: counts, sums, end of stream ------------------------------ */
 
 static void
@@ -622,6 +702,8 @@ main(void)
 		cmocka_unit_test(test_fan_out_balances_by_credit),
 		cmocka_unit_test(test_restarted_downstream_loses_nothing),
 		cmocka_unit_test(test_oversized_refused_and_silent_peer_dropped),
+		cmocka_unit_test(
+		    test_dedup_drops_seen_lineages_and_forgets_only_past_the_horizon),
 	};
 
 	snprintf(lt_dir, sizeof(lt_dir), "/tmp/sluice-test-link-%d",

@@ -85,6 +85,11 @@ typedef struct sl_link_opts {
 	int         upstreams;    /* input: upstreams that must close before
 	                             the input closes; default 1 */
 	bool        dedup_lineage; /* input: drop already-seen lineages */
+	uint64_t    dedup_horizon; /* input: lineage seqs per source tracked
+	                              above the contiguous mark (1 bit each);
+	                              older ones are delivered unchecked;
+	                              default 2^24 (2 MiB); rounded down to a
+	                              power of two */
 	uint64_t    source_id;    /* output of a source: lineage source id
 	                             stamped on messages without lineage (0:
 	                             none) */
@@ -161,6 +166,8 @@ typedef struct sl_link_stats {
 	uint64_t drops;         /* connections dropped */
 	uint64_t reassigned;    /* output: messages of a replica that stayed
 	                           away, given to the other replicas */
+	uint64_t dedup_forgotten; /* input: lineages too far behind the
+	                           dedup horizon to check, delivered */
 } sl_link_stats;
 
 void sl_link_get_stats(sl_link *l, sl_link_stats *st);

@@ -95,15 +95,24 @@ struct lk_session {
 /* Counters (sl_link_stats). */
 enum { ST_MSGS, ST_BYTES, ST_BATCHES, ST_RESENT, ST_DUPSEQ, ST_DUPLIN,
 	ST_BAD, ST_REFUSED, ST_CONNECTS, ST_DROPS, ST_REASSIGNED,
-	ST_NCOUNTERS };
+	ST_DEDUP_FORGOT, ST_NCOUNTERS };
 
-/* Lineage sets for dedup: per source, everything <= low was seen, plus a
- * hash set of seen seqs above it. */
+/*
+ * Lineage sets for dedup, one per source: every seq <= low was seen; the
+ * seqs in [base, base + nbits) are a ring of bits (seq s at bit s %
+ * nbits), set if seen.  The ring grows to the link's dedup_horizon; past
+ * that it slides forward and forgets its oldest bits, so memory stays
+ * bounded when gaps never fill (a source's stream split over several
+ * deduplicating inputs, messages filtered out upstream).  A seq that fell
+ * between low and base is no longer known: it is delivered (and counted),
+ * never dropped, so the horizon can cost a duplicate but not a loss.
+ */
 typedef struct lk_linset {
 	uint64_t  source;
 	uint64_t  low;
-	uint64_t *slots; /* open addressing, 0 = empty */
-	size_t    cap, n;
+	uint64_t  base;
+	uint64_t *bits;
+	size_t    nbits; /* a power of two */
 } lk_linset;
 
 struct sl_link {
@@ -311,78 +320,72 @@ lk_session_done(lk_session *s, uint64_t seq)
 
 /* ---- lineage dedup ------------------------------------------------------ */
 
+#define LK_LIN_BIT(ls, q)  ((ls)->bits[((q) & ((ls)->nbits - 1)) / 64])
+#define LK_LIN_MASK(q)     ((uint64_t) 1 << ((q) % 64))
+
+/* Regrows ls's ring to nbits, keeping its bits.  false: out of memory. */
 static bool
-lk_linset_add(lk_linset *ls, uint64_t seq)
+lk_linset_grow(lk_linset *ls, size_t nbits)
+{
+	uint64_t *nb = calloc(nbits / 64, sizeof(*nb));
+
+	if (nb == NULL)
+		return (false);
+	for (uint64_t q = ls->base; ls->bits != NULL &&
+	    q < ls->base + ls->nbits; q++)
+		if (LK_LIN_BIT(ls, q) & LK_LIN_MASK(q))
+			nb[(q & (nbits - 1)) / 64] |= LK_LIN_MASK(q);
+	free(ls->bits);
+	ls->bits = nb;
+	ls->nbits = nbits;
+	return (true);
+}
+
+/* 1: seq is new (now remembered); 0: seen before; 2: new as far as we
+ * know, but behind the horizon (delivered unchecked). */
+static int
+lk_linset_add(lk_linset *ls, uint64_t seq, size_t horizon)
 {
 	if (seq <= ls->low)
-		return (false);
-	if (seq == ls->low + 1) {
+		return (0);
+	if (seq < ls->base)
+		return (2);
+	if (seq >= ls->base + ls->nbits) {
+		size_t n = ls->nbits ? ls->nbits : horizon < 4096 ? horizon : 4096;
+		while (seq >= ls->base + n && n < horizon)
+			n *= 2;
+		if (n != ls->nbits && !lk_linset_grow(ls, n))
+			return (2); /* cannot remember: deliver */
+		if (seq >= ls->base + ls->nbits) {
+			/* Slide: forget the oldest bits. */
+			uint64_t nbase = seq - ls->nbits + 1;
+			if (nbase - ls->base >= ls->nbits)
+				memset(ls->bits, 0, ls->nbits / 8);
+			else
+				for (uint64_t q = ls->base; q < nbase; q++)
+					LK_LIN_BIT(ls, q) &= ~LK_LIN_MASK(q);
+			ls->base = nbase;
+		}
+	}
+	if (LK_LIN_BIT(ls, seq) & LK_LIN_MASK(seq))
+		return (0);
+	LK_LIN_BIT(ls, seq) |= LK_LIN_MASK(seq);
+	/* Pull the contiguous run above low into it. */
+	while (ls->low + 1 == ls->base &&
+	    (LK_LIN_BIT(ls, ls->base) & LK_LIN_MASK(ls->base))) {
+		LK_LIN_BIT(ls, ls->base) &= ~LK_LIN_MASK(ls->base);
 		ls->low++;
-		/* Pull later seqs down into the low mark. */
-		for (;;) {
-			size_t i, m = ls->cap - 1;
-			bool   found = false;
-			if (ls->n == 0)
-				break;
-			for (i = (ls->low + 1) * 0x9e3779b97f4a7c15ULL >> 7 & m;
-			    ls->slots[i] != 0; i = (i + 1) & m) {
-				if (ls->slots[i] == ls->low + 1) {
-					found = true;
-					break;
-				}
-			}
-			if (!found)
-				break;
-			/* Remove slot i (backward-shift deletion). */
-			ls->slots[i] = 0;
-			ls->n--;
-			for (size_t j = (i + 1) & m; ls->slots[j] != 0;
-			    j = (j + 1) & m) {
-				uint64_t v = ls->slots[j];
-				ls->slots[j] = 0;
-				ls->n--;
-				size_t k = v * 0x9e3779b97f4a7c15ULL >> 7 & m;
-				while (ls->slots[k] != 0)
-					k = (k + 1) & m;
-				ls->slots[k] = v;
-				ls->n++;
-			}
-			ls->low++;
-		}
-		return (true);
+		ls->base++;
 	}
-	if (ls->n * 2 >= ls->cap) {
-		size_t    ncap = ls->cap ? ls->cap * 2 : 64;
-		uint64_t *ns = calloc(ncap, sizeof(*ns));
-		if (ns == NULL)
-			return (true); /* cannot remember: deliver */
-		for (size_t i = 0; i < ls->cap; i++) {
-			if (ls->slots[i] == 0)
-				continue;
-			size_t k = ls->slots[i] * 0x9e3779b97f4a7c15ULL >> 7 &
-			    (ncap - 1);
-			while (ns[k] != 0)
-				k = (k + 1) & (ncap - 1);
-			ns[k] = ls->slots[i];
-		}
-		free(ls->slots);
-		ls->slots = ns;
-		ls->cap = ncap;
-	}
-	size_t m = ls->cap - 1, i;
-	for (i = seq * 0x9e3779b97f4a7c15ULL >> 7 & m; ls->slots[i] != 0;
-	    i = (i + 1) & m)
-		if (ls->slots[i] == seq)
-			return (false);
-	ls->slots[i] = seq;
-	ls->n++;
-	return (true);
+	return (1);
 }
 
 /* true if (source, seq) is new; remembers it.  l->mu held. */
 static bool
 lk_lineage_new(sl_link *l, uint64_t source, uint64_t seq)
 {
+	int r;
+
 	lk_linset *ls = NULL;
 
 	for (size_t i = 0; i < l->nlinsets; i++)
@@ -397,8 +400,11 @@ lk_lineage_new(sl_link *l, uint64_t source, uint64_t seq)
 		ls = &l->linsets[l->nlinsets++];
 		memset(ls, 0, sizeof(*ls));
 		ls->source = source;
+		ls->base = 1;
 	}
-	return (lk_linset_add(ls, seq));
+	if ((r = lk_linset_add(ls, seq, (size_t) l->o.dedup_horizon)) == 2)
+		LK_COUNT(l, ST_DEDUP_FORGOT, 1);
+	return (r != 0);
 }
 
 static int lk_track_conn(sl_link *l, sli_conn *c);
@@ -1927,6 +1933,15 @@ lk_new(bool output, const sl_link_opts *o, sl_ctx *ctx, sl_link **out)
 		l->o.peer_timeout = 5 * SL_SECOND;
 	if (l->o.reassign_after == 0)
 		l->o.reassign_after = 5 * SL_SECOND;
+	/* A power of two, at least one word of bits. */
+	if (l->o.dedup_horizon == 0)
+		l->o.dedup_horizon = (uint64_t) 1 << 24;
+	if (l->o.dedup_horizon < 64)
+		l->o.dedup_horizon = 64;
+	if (l->o.dedup_horizon > (uint64_t) 1 << 32)
+		l->o.dedup_horizon = (uint64_t) 1 << 32;
+	while (l->o.dedup_horizon & (l->o.dedup_horizon - 1))
+		l->o.dedup_horizon &= l->o.dedup_horizon - 1;
 	l->lim = sli_frame_limits_default;
 	l->lim.max_payload = l->o.max_payload;
 	if (l->lim.max_frame < 2 * l->o.max_payload + 4096)
@@ -2129,6 +2144,7 @@ sl_link_get_stats(sl_link *l, sl_link_stats *st)
 	st->connects = atomic_load(&l->st[ST_CONNECTS]);
 	st->drops = atomic_load(&l->st[ST_DROPS]);
 	st->reassigned = atomic_load(&l->st[ST_REASSIGNED]);
+	st->dedup_forgotten = atomic_load(&l->st[ST_DEDUP_FORGOT]);
 }
 
 /* Frees what lk_new and the constructors allocated (no goroutines). */
@@ -2176,7 +2192,7 @@ lk_free_mem(sl_link *l)
 		sli_conn_unref(l->conns[i]);
 	free(l->conns);
 	for (size_t i = 0; i < l->nlinsets; i++)
-		free(l->linsets[i].slots);
+		free(l->linsets[i].bits);
 	free(l->linsets);
 	if (l->lst != NULL)
 		nng_stream_listener_free(l->lst);
