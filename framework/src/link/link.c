@@ -767,7 +767,9 @@ lk_reassign(sl_link *l, uint8_t **buf, size_t *cap)
 			sl_msg  *m = &p->ring[(p->acked + 1) % p->cap];
 			lk_peer *q = lk_pick(l, m->len);
 
-			if (q == NULL || q == p)
+			/* Only to a replica that is up: with none up,
+			 * lk_pick may offer another one that is down. */
+			if (q == NULL || q == p || q->conn == NULL)
 				break;
 			p->acked++;
 			p->bytes -= m->len;
