@@ -496,10 +496,11 @@ static void
 test_a_replica_that_stays_away_loses_its_messages_to_the_others(void **s)
 {
 	uint64_t n = pt_scaled(20000);
-	/* A run of about 5 s: the restart below must come before the end
-	 * of the stream (also under valgrind), or the source would give
-	 * map.2 up and exit, and the restarted map.2 would wait for it. */
-	uint64_t rate = n / 5 > 0 ? n / 5 : 1;
+	/* A run of about 10 s: the restart below must come before the end
+	 * of the stream (also under valgrind, where a stage takes a second
+	 * or two to start), or the source would give map.2 up and exit, and
+	 * the restarted map.2 would wait for it. */
+	uint64_t rate = n / 10 > 0 ? n / 10 : 1;
 	pt_proc *src, *m1, *m2, *sink;
 	char     outs[600];
 	int64_t  deadline;
@@ -510,27 +511,27 @@ test_a_replica_that_stays_away_loses_its_messages_to_the_others(void **s)
 	    num(n), "--verbose", (char *) NULL);
 	m1 = pt_spawn("map.1", "sluice-map", "--in", pt_ipc("map1.in"),
 	    "--out", pt_ipc("sink.in"), "--stage", "map.1", (char *) NULL);
-	/* Slow, so that it always holds unacked messages. */
+	/* Slow, and dies (as if SIGKILLed) on its 5th message, which it
+	 * holds unacked at that moment, with whatever else it was given. */
 	m2 = pt_spawn("map.2", "sluice-map", "--in", pt_ipc("map2.in"),
 	    "--out", pt_ipc("sink.in"), "--stage", "map.2", "--sleep-us",
-	    "2000", (char *) NULL);
+	    "2000", "--die-after", "5", (char *) NULL);
 	snprintf(outs, sizeof(outs), "%s,%s", pt_ipc("map1.in"),
 	    pt_ipc("map2.in"));
 	src = pt_spawn("src", "sluice-source", "--out", outs, "--n", num(n),
 	    "--rate", num(rate), "--stage", "src", "--reassign-after", "300",
 	    "--verbose", (char *) NULL);
-	pt_msleep(500);
-	if (!pt_running(src))
-		PT_FAIL("the stream ended before the kill");
-	pt_kill(m2, SIGKILL);
 	if (!pt_wait(m2, PT_TIMEOUT_MS))
-		PT_FAIL("SIGKILLed map.2 did not exit");
+		PT_FAIL("map.2 did not die");
+	PT_CHECK_EQ(pt_exit_code(m2), 137);
 	deadline = pt_now_ns() + (int64_t) PT_TIMEOUT_MS * 1000000;
 	while (!pt_stderr_has(src, "unacked messages to the other replicas")) {
-		if (pt_now_ns() > deadline)
+		if (pt_now_ns() > deadline || !pt_running(src))
 			PT_FAIL("the source never gave map.2's messages away");
 		pt_msleep(20);
 	}
+	if (!pt_running(src))
+		PT_FAIL("the stream ended before map.2 could come back");
 	/* Restarted (fast this time): it must finish its input and close
 	 * its output, or the sink would wait for it. */
 	m2 = pt_spawn("map.2b", "sluice-map", "--in", pt_ipc("map2.in"),
