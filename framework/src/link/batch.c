@@ -68,12 +68,13 @@ bt_msg_size(const sli_bmsg *m)
 }
 
 size_t
-sli_batch_size(const sli_bmsg *msgs, size_t n)
+sli_batch_size(sli_bmsg *msgs, size_t n)
 {
 	size_t body = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		size_t ms = bt_msg_size(&msgs[i]);
+		msgs[i].wsize = ms;
 		body += 1 + bt_varint_size(ms) + ms;
 	}
 	return (1 + bt_varint_size(body) + body);
@@ -85,17 +86,15 @@ sli_batch_write(const sli_bmsg *msgs, size_t n, uint8_t *out)
 	uint8_t *p = out;
 	size_t   body = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		size_t ms = bt_msg_size(&msgs[i]);
-		body += 1 + bt_varint_size(ms) + ms;
-	}
+	for (size_t i = 0; i < n; i++)
+		body += 1 + bt_varint_size(msgs[i].wsize) + msgs[i].wsize;
 	*p++ = (2 << 3) | 2; /* Frame.batch */
 	p = bt_put_varint(p, body);
 	for (size_t i = 0; i < n; i++) {
 		const sli_bmsg *m = &msgs[i];
 
 		*p++ = (1 << 3) | 2; /* Batch.messages */
-		p = bt_put_varint(p, bt_msg_size(m));
+		p = bt_put_varint(p, m->wsize);
 		*p++ = (1 << 3) | 0; /* Message.seq */
 		p = bt_put_varint(p, m->seq);
 		if (m->lin_src != 0 && m->lin_seq != 0) {

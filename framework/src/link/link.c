@@ -510,14 +510,31 @@ lk_peer_canceled(sl_link *l, sli_conn *c, const sli_cancel *cc)
 
 /* ---- output: sending ---------------------------------------------------- */
 
+/* Scratch space of a goroutine that writes batches (pump, dialer,
+ * ticker): the frames, and the message views they are made from.  Kept
+ * between writes, so that a flush allocates nothing once warm. */
+typedef struct lk_wbuf {
+	uint8_t  *buf;
+	size_t    cap;
+	sli_bmsg *v;
+	size_t    vcap;
+} lk_wbuf;
+
+static void
+lk_wbuf_free(lk_wbuf *w)
+{
+	free(w->buf);
+	free(w->v);
+}
+
 static size_t   lk_batch_target(const sl_link *l, const lk_peer *p);
 static uint64_t lk_batch_bytes(const lk_peer *p);
 
-/* Appends batches for seqs [from, to] of p to *buf (each framed with
+/* Appends batches for seqs [from, to] of p to w->buf (each framed with
  * its length), in canonical form (batch.h).  l->mu held. */
 static int
 lk_encode_range(sl_link *l, lk_peer *p, uint64_t from, uint64_t to,
-    uint8_t **buf, size_t *len, size_t *cap)
+    lk_wbuf *w, size_t *len)
 {
 	size_t    max = lk_batch_target(l, p), want;
 	sli_bmsg *v;
@@ -529,8 +546,13 @@ lk_encode_range(sl_link *l, lk_peer *p, uint64_t from, uint64_t to,
 	if (p->peer_max_frame != 0 && p->peer_max_frame < lim)
 		lim = p->peer_max_frame;
 	want = (size_t) (to - from + 1) < max ? (size_t) (to - from + 1) : max;
-	if ((v = malloc(want * sizeof(*v))) == NULL)
-		return (SL_ENOMEM);
+	if (w->vcap < want) {
+		if ((v = realloc(w->v, want * sizeof(*v))) == NULL)
+			return (SL_ENOMEM);
+		w->v = v;
+		w->vcap = want;
+	}
+	v = w->v;
 	while (from <= to) {
 		size_t   n = 0, bytes = 64;
 		uint64_t payload = 0;
@@ -554,28 +576,25 @@ lk_encode_range(sl_link *l, lk_peer *p, uint64_t from, uint64_t to,
 			from++;
 		}
 		size_t sz = sli_batch_size(v, n);
-		if (*cap - *len < 4 + sz) {
-			size_t ncap = *cap ? *cap : 4096;
+		if (w->cap - *len < 4 + sz) {
+			size_t ncap = w->cap ? w->cap : 4096;
 			while (ncap - *len < 4 + sz)
 				ncap *= 2;
-			uint8_t *nb = realloc(*buf, ncap);
-			if (nb == NULL) {
-				free(v);
+			uint8_t *nb = realloc(w->buf, ncap);
+			if (nb == NULL)
 				return (SL_ENOMEM);
-			}
-			*buf = nb;
-			*cap = ncap;
+			w->buf = nb;
+			w->cap = ncap;
 		}
-		uint8_t *hdr = *buf + *len;
-		size_t   w = sli_batch_write(v, n, hdr + 4);
-		hdr[0] = (uint8_t) w;
-		hdr[1] = (uint8_t) (w >> 8);
-		hdr[2] = (uint8_t) (w >> 16);
-		hdr[3] = (uint8_t) (w >> 24);
-		*len += 4 + w;
+		uint8_t *hdr = w->buf + *len;
+		size_t   wr = sli_batch_write(v, n, hdr + 4);
+		hdr[0] = (uint8_t) wr;
+		hdr[1] = (uint8_t) (wr >> 8);
+		hdr[2] = (uint8_t) (wr >> 16);
+		hdr[3] = (uint8_t) (wr >> 24);
+		*len += 4 + wr;
 		LK_COUNT(l, ST_BATCHES, 1);
 	}
-	free(v);
 	return (0);
 }
 
@@ -703,7 +722,7 @@ lk_awaiting_reassign(const sl_link *l, const lk_peer *p)
  * error closes the connection (its dialer then reconnects and resends).
  */
 static void
-lk_flush(sl_link *l, lk_peer *p, uint8_t **buf, size_t *cap)
+lk_flush(sl_link *l, lk_peer *p, lk_wbuf *w)
 {
 	sli_conn *c = NULL;
 	size_t    len = 0;
@@ -715,7 +734,7 @@ lk_flush(sl_link *l, lk_peer *p, uint8_t **buf, size_t *cap)
 	if (p->conn != NULL) {
 		uint64_t from = p->sent + 1, to = p->next_seq - 1;
 		if (from <= to &&
-		    lk_encode_range(l, p, from, to, buf, &len, cap) == 0)
+		    lk_encode_range(l, p, from, to, w, &len) == 0)
 			p->sent = to;
 		if (l->eos && !p->closed && !p->close_sent &&
 		    p->sent == p->next_seq - 1 && !lk_awaiting_reassign(l, p)) {
@@ -730,7 +749,7 @@ lk_flush(sl_link *l, lk_peer *p, uint8_t **buf, size_t *cap)
 	if (c != NULL) {
 		/* A failed write leaves c readable (conn.c): its dialer sees
 		 * the end of the stream and reconnects to resend. */
-		if ((len == 0 || sli_conn_write_raw(c, *buf, len) == 0) &&
+		if ((len == 0 || sli_conn_write_raw(c, w->buf, len) == 0) &&
 		    sendclose)
 			lk_send_close(c, fin);
 		sli_conn_unref(c);
@@ -749,7 +768,7 @@ lk_flush(sl_link *l, lk_peer *p, uint8_t **buf, size_t *cap)
  * replicas that are up: the new messages, and any Close that waited.
  */
 static void
-lk_reassign(sl_link *l, uint8_t **buf, size_t *cap)
+lk_reassign(sl_link *l, lk_wbuf *w)
 {
 	int64_t now = sl_now();
 	bool    eos, all = true;
@@ -799,7 +818,7 @@ lk_reassign(sl_link *l, uint8_t **buf, size_t *cap)
 			all = false;
 	sl_mutex_unlock(&l->mu);
 	for (size_t i = 0; i < l->npeers; i++)
-		lk_flush(l, &l->peers[i], buf, cap);
+		lk_flush(l, &l->peers[i], w);
 	if (eos && all)
 		lk_mark_done(l);
 }
@@ -837,8 +856,7 @@ static void
 lk_pump(void *arg)
 {
 	sl_link *l = arg;
-	uint8_t *buf = NULL;
-	size_t   cap = 0;
+	lk_wbuf  w = { 0 };
 	sl_msg   m;
 	bool     have = false;
 	int      r;
@@ -882,7 +900,7 @@ lk_pump(void *arg)
 			have = false;
 		}
 		sl_mutex_unlock(&l->mu);
-		lk_flush(l, p, &buf, &cap);
+		lk_flush(l, p, &w);
 	}
 
 	/* End of stream: Close goes to each peer after its last message. */
@@ -894,13 +912,13 @@ lk_pump(void *arg)
 			all = false;
 	sl_mutex_unlock(&l->mu);
 	for (size_t i = 0; i < l->npeers; i++)
-		lk_flush(l, &l->peers[i], &buf, &cap);
+		lk_flush(l, &l->peers[i], &w);
 	if (all)
 		lk_mark_done(l);
 out:
 	if (have)
 		sl_msg_done(&m);
-	free(buf);
+	lk_wbuf_free(&w);
 	sl_waitgroup_done(&l->wg);
 }
 
@@ -1174,8 +1192,7 @@ lk_dialer(void *arg)
 	lk_peer *p = arg;
 	sl_link *l = p->link;
 	sli_aio  a = { 0 };
-	uint8_t *buf = NULL;
-	size_t   cap = 0;
+	lk_wbuf  w = { 0 };
 	int64_t  backoff = LK_BACKOFF_MIN;
 
 	if (sli_aio_init(&a) != 0)
@@ -1216,7 +1233,7 @@ lk_dialer(void *arg)
 		if (r == 0) {
 			backoff = LK_BACKOFF_MIN;
 			(void) sl_chan_trysend(l->kick, NULL);
-			lk_flush(l, p, &buf, &cap);
+			lk_flush(l, p, &w);
 			lk_out_read_loop(l, p, c);
 			sl_mutex_lock(&l->mu);
 			if (p->conn == c) {
@@ -1246,7 +1263,7 @@ lk_dialer(void *arg)
 	}
 out:
 	sli_aio_fini(&a);
-	free(buf);
+	lk_wbuf_free(&w);
 	sl_waitgroup_done(&l->wg);
 }
 
@@ -1743,15 +1760,14 @@ static void
 lk_ticker(void *arg)
 {
 	sl_link *l = arg;
-	uint8_t *buf = NULL;
-	size_t   cap = 0;
+	lk_wbuf  w = { 0 };
 
 	while (sl_sleep_ctx(l->lctx, l->o.heartbeat) == 0) {
 		size_t     n = 0;
 		sli_conn **cs;
 
 		if (l->output && l->npeers > 1 && l->o.reassign_after >= 0)
-			lk_reassign(l, &buf, &cap);
+			lk_reassign(l, &w);
 		cs = lk_snapshot_conns(l, &n);
 
 		for (size_t i = 0; i < n; i++) {
@@ -1782,7 +1798,7 @@ lk_ticker(void *arg)
 		}
 		free(cs);
 	}
-	free(buf);
+	lk_wbuf_free(&w);
 	sl_waitgroup_done(&l->wg);
 }
 
