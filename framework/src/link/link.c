@@ -136,6 +136,7 @@ struct sl_link {
 	lk_peer          *peers;
 	size_t            npeers;
 	uint64_t          lin_next;
+	size_t            pick_next; /* where lk_pick starts (round-robin) */
 	bool              eos;   /* the stage closed the channel */
 	/* input */
 	nng_stream_listener *lst;
@@ -637,7 +638,8 @@ lk_batch_bytes(const lk_peer *p)
 	return (p->win_bytes / 4 > 0 ? p->win_bytes / 4 : 1);
 }
 
-/* The peer to give the next message to: the one with most free window.
+/* The peer to give the next message to: the one with most free window;
+ * ties go round-robin (idle replicas at a low rate share the work).
  * l->mu held. */
 static lk_peer *
 lk_pick(sl_link *l, size_t len)
@@ -649,7 +651,8 @@ lk_pick(sl_link *l, size_t len)
 	for (size_t i = 0; i < l->npeers; i++)
 		if (l->peers[i].conn != NULL)
 			anyup = true;
-	for (size_t i = 0; i < l->npeers; i++) {
+	for (size_t k = 0; k < l->npeers; k++) {
+		size_t   i = (l->pick_next + k) % l->npeers;
 		lk_peer *p = &l->peers[i];
 		if (p->closed || !lk_peer_room(p, len))
 			continue;
@@ -666,6 +669,8 @@ lk_pick(sl_link *l, size_t len)
 			bestfree = free_;
 		}
 	}
+	if (best != NULL)
+		l->pick_next = (size_t) (best - l->peers + 1) % l->npeers;
 	return (best);
 }
 
@@ -1342,70 +1347,114 @@ lk_session_for(sl_link *l, sli_conn *c, const sli_hello *h, bool *resumed)
 
 /* Delivers a batch from s into the stage's channel.  0 or an error that
  * drops the connection. */
+/* A reader's scratch: the messages of one batch, before delivery. */
+typedef struct lk_rbuf {
+	sl_msg *m;
+	size_t  cap;
+} lk_rbuf;
+
+/*
+ * Delivers the messages of one batch from s's sender into the stage's
+ * channel.  The payloads are copied first, so that running out of memory
+ * costs a dropped connection and never a claimed message; then one lock
+ * skips what we already have (a resend), checks order and window, and
+ * claims the rest; then each goes into the channel (where a full channel
+ * is backpressure).  0, SL_EPROTO, SL_ENOMEM or SL_ECANCELED.
+ */
 static int
 lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
-    size_t n)
+    size_t n, lk_rbuf *rb)
 {
-	for (size_t i = 0; i < n; i++) {
-		const sli_bmsg *bm = &bms[i];
-		sl_msg          m;
+	size_t   first = 0, i;
+	uint64_t want = 0, bytes = 0, delivered = 0;
+	bool     bad = false;
 
-		sl_mutex_lock(&s->mu);
-		if (bm->seq <= s->received) {
-			sl_mutex_unlock(&s->mu);
-			LK_COUNT(l, ST_DUPSEQ, 1);
-			continue;
+	if (n == 0)
+		return (0);
+	if (rb->cap < n) {
+		sl_msg *nm = realloc(rb->m, n * sizeof(*nm));
+		if (nm == NULL)
+			return (SL_ENOMEM);
+		rb->m = nm;
+		rb->cap = n;
+	}
+	for (i = 0; i < n; i++) {
+		if (sl_msg_init(&rb->m[i], bms[i].payload, bms[i].len) != 0) {
+			while (i > 0)
+				free(rb->m[--i].data);
+			return (SL_ENOMEM);
 		}
-		if (bm->seq != s->received + 1 ||
-		    s->received - s->done >= s->cap) {
-			uint64_t want = s->received + 1;
-			sl_mutex_unlock(&s->mu);
-			lk_log(l, "protocol error from %s: message seq %" PRIu64
-			    " (expected %" PRIu64 ") or window exceeded",
-			    c->peer, bm->seq, want);
-			LK_COUNT(l, ST_BAD, 1);
-			return (SL_EPROTO);
-		}
-		s->received = bm->seq;
-		sl_mutex_unlock(&s->mu);
+	}
 
-		memset(&m, 0, sizeof(m));
-		m.lin_src = bm->lin_src;
-		m.lin_seq = bm->lin_seq;
-		atomic_fetch_add(&s->refs, 1);
-		if (l->o.dedup_lineage && m.lin_src != 0) {
+	sl_mutex_lock(&s->mu);
+	while (first < n && bms[first].seq <= s->received)
+		first++;
+	if (first < n) {
+		/* Seqs within a batch are consecutive (frame.h). */
+		if (bms[first].seq != s->received + 1 ||
+		    bms[n - 1].seq - s->done > s->cap) {
+			want = s->received + 1;
+			bad = true;
+		} else {
+			s->received = bms[n - 1].seq;
+		}
+	}
+	sl_mutex_unlock(&s->mu);
+	for (i = 0; i < first; i++)
+		free(rb->m[i].data);
+	LK_COUNT(l, ST_DUPSEQ, first);
+	if (bad) {
+		for (i = first; i < n; i++)
+			free(rb->m[i].data);
+		lk_log(l, "protocol error from %s: message seq %" PRIu64
+		    " (expected %" PRIu64 ") or window exceeded", c->peer,
+		    bms[first].seq, want);
+		LK_COUNT(l, ST_BAD, 1);
+		return (SL_EPROTO);
+	}
+	atomic_fetch_add(&s->refs, (int) (n - first));
+	for (i = first; i < n; i++) {
+		sl_msg *m = &rb->m[i];
+
+		m->lin_src = bms[i].lin_src;
+		m->lin_seq = bms[i].lin_seq;
+		m->parent = (sli_delivery *) s;
+		m->parent_seq = bms[i].seq;
+		if (l->o.dedup_lineage && m->lin_src != 0) {
 			sl_mutex_lock(&l->mu);
-			bool fresh = lk_lineage_new(l, m.lin_src, m.lin_seq);
+			bool fresh = lk_lineage_new(l, m->lin_src, m->lin_seq);
 			sl_mutex_unlock(&l->mu);
 			if (!fresh) {
 				LK_COUNT(l, ST_DUPLIN, 1);
-				lk_session_done(s, bm->seq);
+				free(m->data);
+				lk_session_done(s, bms[i].seq);
 				continue;
 			}
 		}
-		if (sl_msg_init(&m, bm->payload, bm->len) != 0) {
-			lk_session_unref(s);
-			return (SL_ENOMEM);
-		}
-		m.lin_src = bm->lin_src;
-		m.lin_seq = bm->lin_seq;
-		m.parent = (sli_delivery *) s;
-		m.parent_seq = bm->seq;
-		if (sl_chan_send_ctx(l->ch, &m, l->lctx, SL_FOREVER) != 0) {
-			free(m.data);
-			lk_session_unref(s);
+		size_t len = m->len;
+		if (sl_chan_send_ctx(l->ch, m, l->lctx, SL_FOREVER) != 0) {
+			/* Canceled: the link is going away. */
+			for (; i < n; i++) {
+				free(rb->m[i].data);
+				lk_session_unref(s);
+			}
+			LK_COUNT(l, ST_MSGS, delivered);
+			LK_COUNT(l, ST_BYTES, bytes);
 			return (SL_ECANCELED);
 		}
-		LK_COUNT(l, ST_MSGS, 1);
-		LK_COUNT(l, ST_BYTES, m.len);
+		delivered++;
+		bytes += len;
 	}
+	LK_COUNT(l, ST_MSGS, delivered);
+	LK_COUNT(l, ST_BYTES, bytes);
 	LK_COUNT(l, ST_BATCHES, 1);
 	return (0);
 }
 
 /* A batch that came through the full decoder (not in canonical form). */
 static int
-lk_on_batch_frame(sl_link *l, lk_session *s, sli_conn *c, const sli_batch *b)
+lk_on_batch_frame(sl_link *l, lk_session *s, sli_conn *c, const sli_batch *b,
+    lk_rbuf *rb)
 {
 	sli_bmsg *v = calloc(b->n_messages ? b->n_messages : 1, sizeof(*v));
 	int       r;
@@ -1422,7 +1471,7 @@ lk_on_batch_frame(sl_link *l, lk_session *s, sli_conn *c, const sli_batch *b)
 		v[i].payload = bm->payload.data;
 		v[i].len = bm->payload.len;
 	}
-	r = lk_on_batch(l, s, c, v, b->n_messages);
+	r = lk_on_batch(l, s, c, v, b->n_messages, rb);
 	free(v);
 	return (r);
 }
@@ -1544,6 +1593,7 @@ lk_reader(void *arg)
 	sli_conn   *c = ra->c;
 	lk_session *s = NULL;
 	sli_frame  *f = NULL;
+	lk_rbuf     rb = { 0 };
 	bool        resumed;
 	int         r;
 
@@ -1643,13 +1693,13 @@ lk_reader(void *arg)
 		}
 		if (f == NULL) {
 			/* The fast path: a canonical batch, viewed. */
-			if (lk_on_batch(l, s, c, c->bv, c->bvn) != 0)
+			if (lk_on_batch(l, s, c, c->bv, c->bvn, &rb) != 0)
 				break;
 			continue;
 		}
 		switch (f->kind_case) {
 		case SLUICE__LINK__FRAME__KIND_BATCH:
-			r = lk_on_batch_frame(l, s, c, f->batch);
+			r = lk_on_batch_frame(l, s, c, f->batch, &rb);
 			break;
 		case SLUICE__LINK__FRAME__KIND_CLOSE:
 			sl_mutex_lock(&s->mu);
@@ -1677,6 +1727,7 @@ lk_reader(void *arg)
 	}
 	LK_COUNT(l, ST_DROPS, 1);
 out:
+	free(rb.m);
 	sli_frame_free(f);
 	/* If the stage was canceled, its Cancel frame must still leave on
 	 * this connection: let the cancel watcher write it first, then give
