@@ -266,10 +266,11 @@ sl_msg_done(sl_msg *m)
 
 /* ---- sessions (input) --------------------------------------------------- */
 
+/* Drops n references to s; the last one frees it. */
 static void
-lk_session_unref(lk_session *s)
+lk_session_unref_n(lk_session *s, int n)
 {
-	if (atomic_fetch_sub(&s->refs, 1) != 1)
+	if (atomic_fetch_sub(&s->refs, n) != n)
 		return;
 	sli_conn_unref(s->conn);
 	sl_chan_release(s->kick);
@@ -277,6 +278,12 @@ lk_session_unref(lk_session *s)
 	free(s->stage);
 	free(s->port);
 	free(s);
+}
+
+static void
+lk_session_unref(lk_session *s)
+{
+	lk_session_unref_n(s, 1);
 }
 
 /* Writes a cumulative ack of seq on c.  0 or the write error. */
@@ -294,16 +301,23 @@ lk_send_ack(sli_conn *c, uint64_t seq)
 	return (sli_conn_write(c, &f));
 }
 
-/* The stage finished with message seq of session s. */
+/* The stage finished with messages seqs[0..n) of session s (each holding
+ * a reference to s): one lock for all of them. */
 static void
-lk_session_done(lk_session *s, uint64_t seq)
+lk_session_done_seqs(lk_session *s, const uint64_t *seqs, size_t n)
 {
-	bool kick = false;
+	bool kick = false, any = false;
 
 	sl_mutex_lock(&s->mu);
-	if (!s->stale && s->link != NULL && seq > s->done &&
-	    seq <= s->received) {
-		s->donebits[seq % s->cap] = 1;
+	if (!s->stale && s->link != NULL) {
+		for (size_t i = 0; i < n; i++) {
+			if (seqs[i] > s->done && seqs[i] <= s->received) {
+				s->donebits[seqs[i] % s->cap] = 1;
+				any = true;
+			}
+		}
+	}
+	if (any) {
 		while (s->done < s->received &&
 		    s->donebits[(s->done + 1) % s->cap]) {
 			s->donebits[(s->done + 1) % s->cap] = 0;
@@ -316,7 +330,14 @@ lk_session_done(lk_session *s, uint64_t seq)
 	sl_mutex_unlock(&s->mu);
 	if (kick)
 		(void) sl_chan_trysend(s->kick, NULL);
-	lk_session_unref(s);
+	lk_session_unref_n(s, (int) n);
+}
+
+/* The stage finished with message seq of session s. */
+static void
+lk_session_done(lk_session *s, uint64_t seq)
+{
+	lk_session_done_seqs(s, &seq, 1);
 }
 
 /* ---- lineage dedup ------------------------------------------------------ */
@@ -929,17 +950,13 @@ out:
 
 /* ---- output: acks and the dialer ---------------------------------------- */
 
-typedef struct lk_parent {
-	lk_session *s;
-	uint64_t    seq;
-} lk_parent;
-
 /* Cumulative ack of seq from p's receiver.  0 or SL_EPROTO. */
 static int
 lk_on_ack(sl_link *l, lk_peer *p, uint64_t seq)
 {
-	lk_parent *ps = NULL;
-	size_t     np = 0;
+	lk_session **ss = NULL;
+	uint64_t    *qs = NULL;
+	size_t       np = 0;
 
 	sl_mutex_lock(&l->mu);
 	if (seq > p->next_seq - 1) {
@@ -948,14 +965,22 @@ lk_on_ack(sl_link *l, lk_peer *p, uint64_t seq)
 		    "(%" PRIu64 ")", seq, p->url, p->next_seq - 1);
 		return (SL_EPROTO);
 	}
-	if (seq > p->acked)
-		ps = malloc((size_t) (seq - p->acked) * sizeof(*ps));
+	if (seq > p->acked) {
+		ss = malloc((size_t) (seq - p->acked) * sizeof(*ss));
+		qs = malloc((size_t) (seq - p->acked) * sizeof(*qs));
+		if (ss == NULL || qs == NULL) {
+			free(ss);
+			free(qs);
+			ss = NULL;
+			qs = NULL;
+		}
+	}
 	while (p->acked < seq) {
 		sl_msg *m = &p->ring[++p->acked % p->cap];
 		p->bytes -= m->len;
-		if (m->parent != NULL && ps != NULL) {
-			ps[np].s = (lk_session *) m->parent;
-			ps[np++].seq = m->parent_seq;
+		if (m->parent != NULL && ss != NULL) {
+			ss[np] = (lk_session *) m->parent;
+			qs[np++] = m->parent_seq;
 		} else if (m->parent != NULL) {
 			lk_session_done((lk_session *) m->parent,
 			    m->parent_seq);
@@ -966,10 +991,15 @@ lk_on_ack(sl_link *l, lk_peer *p, uint64_t seq)
 	if (p->sent < p->acked)
 		p->sent = p->acked;
 	sl_mutex_unlock(&l->mu);
-	/* Upstream acks only now that downstream has them (1:1 stages). */
-	for (size_t i = 0; i < np; i++)
-		lk_session_done(ps[i].s, ps[i].seq);
-	free(ps);
+	/* Upstream acks only now that downstream has them (1:1 stages):
+	 * one call per run of the same session. */
+	for (size_t i = 0, j; i < np; i = j) {
+		for (j = i + 1; j < np && ss[j] == ss[i]; j++)
+			;
+		lk_session_done_seqs(ss[i], qs + i, j - i);
+	}
+	free(ss);
+	free(qs);
 	(void) sl_chan_trysend(l->kick, NULL);
 	return (0);
 }
