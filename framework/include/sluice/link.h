@@ -47,10 +47,14 @@ extern "C" {
 
 typedef struct sl_link sl_link;
 typedef struct sli_delivery sli_delivery;
+typedef struct sli_payload sli_payload;
 
 /* One message crossing a link.  Copied by value through channels. */
 typedef struct sl_msg {
-	void         *data;     /* packed protobuf payload (malloc'd) */
+	void         *data;     /* packed protobuf payload: malloc'd by its
+	                           sender; in a received message it belongs
+	                           to the message until sl_msg_done or
+	                           sl_msg_derive (never free it yourself) */
 	size_t        len;      /* its length in bytes */
 	uint64_t      lin_src;  /* lineage: origin source id (0: none) */
 	uint64_t      lin_seq;  /* lineage: sequence number at the origin */
@@ -58,6 +62,9 @@ typedef struct sl_msg {
 	                           acknowledge once this message is finished
 	                           with (received, or via sl_msg_derive) */
 	uint64_t      parent_seq; /* internal: its sequence number there */
+	sli_payload  *block;    /* internal: the buffer data lies in, shared
+	                           by the messages of one received batch
+	                           (NULL: data was malloc'd on its own) */
 } sl_msg;
 
 /* Makes m own a copy of data[0..len) (no lineage).  0 or SL_ENOMEM. */

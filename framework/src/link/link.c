@@ -240,6 +240,26 @@ sl_msg_init(sl_msg *m, const void *data, size_t len)
 
 static void lk_session_done(lk_session *s, uint64_t seq);
 
+/* The payloads of one received batch, in one allocation: this header,
+ * then the bytes.  Each message of the batch holds a reference. */
+struct sli_payload {
+	atomic_int refs;
+};
+
+/* Frees m's data (or drops its reference to the shared block). */
+static void
+lk_msg_release(sl_msg *m)
+{
+	if (m->block != NULL) {
+		if (atomic_fetch_sub(&m->block->refs, 1) == 1)
+			free(m->block);
+	} else {
+		free(m->data);
+	}
+	m->block = NULL;
+	m->data = NULL;
+}
+
 void
 sl_msg_derive(sl_msg *out, sl_msg *in)
 {
@@ -248,8 +268,7 @@ sl_msg_derive(sl_msg *out, sl_msg *in)
 	out->parent = in->parent;
 	out->parent_seq = in->parent_seq;
 	in->parent = NULL;
-	free(in->data);
-	in->data = NULL;
+	lk_msg_release(in);
 	in->len = 0;
 }
 
@@ -259,8 +278,7 @@ sl_msg_done(sl_msg *m)
 	if (m->parent != NULL)
 		lk_session_done((lk_session *) m->parent, m->parent_seq);
 	m->parent = NULL;
-	free(m->data);
-	m->data = NULL;
+	lk_msg_release(m);
 	m->len = 0;
 }
 
@@ -985,7 +1003,7 @@ lk_on_ack(sl_link *l, lk_peer *p, uint64_t seq)
 			lk_session_done((lk_session *) m->parent,
 			    m->parent_seq);
 		}
-		free(m->data);
+		lk_msg_release(m);
 		memset(m, 0, sizeof(*m));
 	}
 	if (p->sent < p->acked)
@@ -1408,11 +1426,23 @@ lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
 		rb->m = nm;
 		rb->cap = n;
 	}
+	size_t total = 0;
+	for (i = 0; i < n; i++)
+		total += bms[i].len;
+	sli_payload *blk = malloc(sizeof(*blk) + total);
+	if (blk == NULL)
+		return (SL_ENOMEM);
+	atomic_init(&blk->refs, (int) n);
+	uint8_t *q = (uint8_t *) (blk + 1);
 	for (i = 0; i < n; i++) {
-		if (sl_msg_init(&rb->m[i], bms[i].payload, bms[i].len) != 0) {
-			while (i > 0)
-				free(rb->m[--i].data);
-			return (SL_ENOMEM);
+		sl_msg *m = &rb->m[i];
+		memset(m, 0, sizeof(*m));
+		m->block = blk;
+		m->len = bms[i].len;
+		if (m->len > 0) {
+			memcpy(q, bms[i].payload, m->len);
+			m->data = q;
+			q += m->len;
 		}
 	}
 
@@ -1431,11 +1461,11 @@ lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
 	}
 	sl_mutex_unlock(&s->mu);
 	for (i = 0; i < first; i++)
-		free(rb->m[i].data);
+		lk_msg_release(&rb->m[i]);
 	LK_COUNT(l, ST_DUPSEQ, first);
 	if (bad) {
 		for (i = first; i < n; i++)
-			free(rb->m[i].data);
+			lk_msg_release(&rb->m[i]);
 		lk_log(l, "protocol error from %s: message seq %" PRIu64
 		    " (expected %" PRIu64 ") or window exceeded", c->peer,
 		    bms[first].seq, want);
@@ -1456,7 +1486,7 @@ lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
 			sl_mutex_unlock(&l->mu);
 			if (!fresh) {
 				LK_COUNT(l, ST_DUPLIN, 1);
-				free(m->data);
+				lk_msg_release(m);
 				lk_session_done(s, bms[i].seq);
 				continue;
 			}
@@ -1465,7 +1495,7 @@ lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
 		if (sl_chan_send_ctx(l->ch, m, l->lctx, SL_FOREVER) != 0) {
 			/* Canceled: the link is going away. */
 			for (; i < n; i++) {
-				free(rb->m[i].data);
+				lk_msg_release(&rb->m[i]);
 				lk_session_unref(s);
 			}
 			LK_COUNT(l, ST_MSGS, delivered);
@@ -2260,7 +2290,7 @@ lk_free_mem(sl_link *l)
 				if (um->parent != NULL)
 					lk_session_unref(
 					    (lk_session *) um->parent);
-				free(um->data);
+				lk_msg_release(um);
 			}
 		}
 		free(p->ring);
@@ -2284,7 +2314,7 @@ lk_free_mem(sl_link *l)
 			/* Not finished: the upstream resends it. */
 			if (m.parent != NULL)
 				lk_session_unref((lk_session *) m.parent);
-			free(m.data);
+			lk_msg_release(&m);
 		}
 	}
 	for (size_t i = 0; i < l->nconns; i++)
