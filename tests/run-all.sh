@@ -7,7 +7,8 @@
 #   asan      build-test-asan   -Db_sanitize=address,undefined, `meson test`
 #   tsan      build-test-tsan   -Db_sanitize=thread, `meson test`
 #                               (under `setarch -R` when the kernel needs it)
-#   valgrind  build-test        `meson test --setup=valgrind` (memcheck)
+#   valgrind  build-test        `meson test --setup=valgrind` (memcheck, the stage
+#                               processes of tests/pipeline too)
 #   fuzz      tests/fuzz/run.sh, when it exists, bounded in time
 #   aarch64   tests/cross/aarch64.sh: the runtime cross-built for AArch64
 #             and run under qemu-user (the other context switch)
@@ -244,7 +245,12 @@ config_valgrind() {
 		return 0
 	fi
 	build valgrind "$B" -Dwerror=true || return 0
-	run_tests valgrind "$B" testlog-valgrind.json -- --setup=valgrind
+	# The stage processes of tests/pipeline run under memcheck too (a
+	# leak or error makes a stage exit 99, which its test reports).
+	SLUICE_STAGE_WRAPPER="valgrind --quiet --leak-check=full \
+--show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+--error-exitcode=99" \
+	    run_tests valgrind "$B" testlog-valgrind.json -- --setup=valgrind
 }
 
 config_fuzz() {

@@ -83,6 +83,9 @@ stage_common_option(stage *st, int c, const char *arg)
 	case 7:
 		return (stage_parse_u64(st->prog, "--reassign-after", arg, 1,
 		    86400000, &st->reassign_ms));
+	case 8:
+		return (stage_parse_u64(st->prog, "--window", arg, 1,
+		    1u << 20, &st->window));
 	default:
 		fprintf(stderr, "%s: unknown option\n", st->prog);
 		return (-1);
@@ -192,6 +195,7 @@ stage_link_opts(const stage *st, const char *port, sl_link_opts *o)
 	o->tls_ca = st->tls_ca;
 	o->tls_server_name = st->tls_server;
 	o->reassign_after = (int64_t) st->reassign_ms * SL_MILLISECOND;
+	o->window_msgs = (uint32_t) st->window;
 }
 
 /* The signal thread: cancels the stage context on SIGTERM or SIGINT,

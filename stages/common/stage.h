@@ -48,6 +48,7 @@ typedef struct stage {
 	const char   *tls_server; /* --tls-server-name: expected peer name */
 	bool          verbose;    /* --verbose: link counters at exit */
 	uint64_t      reassign_ms; /* --reassign-after; 0: the default */
+	uint64_t      window;     /* --window; 0: the default */
 	sl_ctx       *ctx;        /* the stage context (signals cancel it) */
 	sl_afterfunc *cancel_af;  /* records when ctx was canceled */
 } stage;
@@ -66,7 +67,8 @@ typedef struct stage {
 	{ "tls-ca", required_argument, NULL, STAGE_OPT_BASE + 4 },           \
 	{ "tls-server-name", required_argument, NULL, STAGE_OPT_BASE + 5 },  \
 	{ "verbose", no_argument, NULL, STAGE_OPT_BASE + 6 },                \
-	{ "reassign-after", required_argument, NULL, STAGE_OPT_BASE + 7 }
+	{ "reassign-after", required_argument, NULL, STAGE_OPT_BASE + 7 },  \
+	{ "window", required_argument, NULL, STAGE_OPT_BASE + 8 }
 #define STAGE_COMMON_USAGE                                                   \
 	"  --stage NAME            this stage's name (required)\n"            \
 	"  --type NAME             payload type (default " STAGE_RECORD_TYPE  \
@@ -77,7 +79,9 @@ typedef struct stage {
 	"  --verbose               print link counters to stderr at exit\n"  \
 	"  --reassign-after MS     fan-out: a replica away this long loses its\n" \
 	"                          unacked messages to the others (default\n" \
-	"                          5000)\n"
+	"                          5000)\n"                                   \
+	"  --window N              credit window of each link, in messages\n" \
+	"                          (default 8192)\n"
 
 /* Sets defaults (prog, type); everything else zero. */
 void stage_init(stage *st, const char *prog);
