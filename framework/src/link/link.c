@@ -983,19 +983,23 @@ lk_on_ack(sl_link *l, lk_peer *p, uint64_t seq)
 		    "(%" PRIu64 ")", seq, p->url, p->next_seq - 1);
 		return (SL_EPROTO);
 	}
-	if (seq > p->acked) {
-		ss = malloc((size_t) (seq - p->acked) * sizeof(*ss));
-		qs = malloc((size_t) (seq - p->acked) * sizeof(*qs));
-		if (ss == NULL || qs == NULL) {
-			free(ss);
-			free(qs);
-			ss = NULL;
-			qs = NULL;
-		}
-	}
+	uint64_t nacked = seq > p->acked ? seq - p->acked : 0;
+	bool     tried = false;
 	while (p->acked < seq) {
 		sl_msg *m = &p->ring[++p->acked % p->cap];
 		p->bytes -= m->len;
+		if (m->parent != NULL && !tried) {
+			/* Only a stage with inputs (1:1) has parents. */
+			tried = true;
+			ss = malloc((size_t) nacked * sizeof(*ss));
+			qs = malloc((size_t) nacked * sizeof(*qs));
+			if (ss == NULL || qs == NULL) {
+				free(ss);
+				free(qs);
+				ss = NULL;
+				qs = NULL;
+			}
+		}
 		if (m->parent != NULL && ss != NULL) {
 			ss[np] = (lk_session *) m->parent;
 			qs[np++] = m->parent_seq;
