@@ -150,6 +150,61 @@ test_dedup_drops_seen_lineages_and_forgets_only_past_the_horizon(void **s)
 	slt_run(body_dedup_horizon, NULL);
 }
 
+/* The ring of seen seqs grows while a gap stays open, keeping what it
+ * holds across the regrowth (the ring has wrapped by then). */
+static void
+body_dedup_grows(void *unused)
+{
+	char          url[300];
+	sl_link      *in, *out;
+	sl_link_opts  oi = lt_opts("sink", "in", "test.Long");
+	sl_link_opts  oo = lt_opts("map", "out", "test.Long");
+	const char   *urls[1] = { url };
+	static uint64_t seqs[20000];
+	size_t        n = 0;
+	long          count, sum, want = 0;
+	sl_link_stats st;
+
+	(void) unused;
+	/* 1..3000 (the ring's start moves past 3000), then 3002..12000 with
+	 * 3001 missing: the ring (4096 at first) must grow twice, its old
+	 * bits rehashed; then every one of 3002..12000 again (dropped), then
+	 * 3001 (closes the gap), then 12000 and 1 again (dropped). */
+	for (uint64_t q = 1; q <= 3000; q++)
+		seqs[n++] = q, want += (long) q;
+	for (uint64_t q = 3002; q <= 12000; q++)
+		seqs[n++] = q, want += (long) q;
+	for (uint64_t q = 3002; q <= 12000; q += 7)
+		seqs[n++] = q;
+	seqs[n++] = 3001;
+	want += 3001;
+	seqs[n++] = 12000;
+	seqs[n++] = 1;
+	lt_url(url, sizeof(url), "dedupgrow");
+	oi.dedup_lineage = true; /* default horizon: 2^24 */
+	SL_ASSERT_OK(sl_link_input(url, &oi, NULL, &in));
+	SL_ASSERT_OK(sl_link_output(urls, 1, &oo, NULL, &out));
+	lt_linsrc src = { .out = out, .seqs = seqs, .n = n };
+	SL_ASSERT_OK(sl_go(lt_lineage_source, &src));
+	lt_drain(in, &count, &sum);
+	SL_CHECK_EQ(count, 12000);
+	SL_CHECK_EQ(sum, want);
+	SL_CHECK_OK(sl_link_wait(out, NULL));
+	SL_CHECK_OK(sl_link_wait(in, NULL));
+	sl_link_get_stats(in, &st);
+	SL_CHECK_EQ(st.dup_lineage, (uint64_t) ((12000 - 3002) / 7 + 1 + 2));
+	SL_CHECK_EQ(st.dedup_forgotten, 0);
+	sl_link_free(out);
+	sl_link_free(in);
+}
+
+static void
+test_dedup_ring_grows_and_keeps_what_it_saw(void **s)
+{
+	(void) s;
+	slt_run(body_dedup_grows, NULL);
+}
+
 /* ---- one link: counts, sums, end of stream ------------------------------ */
 
 static void
@@ -704,6 +759,7 @@ main(void)
 		cmocka_unit_test(test_oversized_refused_and_silent_peer_dropped),
 		cmocka_unit_test(
 		    test_dedup_drops_seen_lineages_and_forgets_only_past_the_horizon),
+		cmocka_unit_test(test_dedup_ring_grows_and_keeps_what_it_saw),
 	};
 
 	snprintf(lt_dir, sizeof(lt_dir), "/tmp/sluice-test-link-%d",
