@@ -557,7 +557,6 @@ body_fan_out(void *unused)
 	const char  *urls[2] = { u1, u2 };
 	sl_link_opts oo = lt_opts("src", "out", "test.Long");
 	lt_sink      k[2] = { { 0 }, { 0 } };
-	sl_waitgroup wg = SL_WAITGROUP_INIT;
 	long         n = slt_scaled(4000);
 
 	(void) unused;
@@ -576,9 +575,6 @@ body_fan_out(void *unused)
 	lt_src src = { .out = out, .from = 1, .to = n };
 	SL_ASSERT_OK(sl_go(lt_source, &src));
 	/* Run both sinks; each input closes at the end of the stream. */
-	sl_waitgroup_add(&wg, 1);
-	struct { lt_sink *k; sl_waitgroup *wg; } a = { &k[1], &wg };
-	(void) a;
 	SL_ASSERT_OK(sl_go(lt_sink_run, &k[1]));
 	lt_sink_run(&k[0]);
 	SL_CHECK_OK(sl_link_wait(out, NULL));
@@ -593,6 +589,83 @@ body_fan_out(void *unused)
 	sl_link_free(out);
 	sl_link_free(in[0]);
 	sl_link_free(in[1]);
+}
+
+/* ---- a replica that dies: its messages go to the other ----------------- */
+
+typedef struct lt_dying {
+	sl_link     *in;
+	sl_waitgroup done;
+} lt_dying;
+
+/* Takes 5 messages without finishing them, then the replica "dies": its
+ * input link goes away with them unacked (and whatever else it held). */
+static void
+lt_die_after_five(void *arg)
+{
+	lt_dying *d = arg;
+	sl_msg    held[5];
+
+	for (int i = 0; i < 5; i++)
+		SL_CHECK_OK(sl_chan_recv(sl_link_chan(d->in), &held[i]));
+	sl_link_free(d->in);
+	for (int i = 0; i < 5; i++)
+		sl_msg_done(&held[i]); /* only frees: the link is gone */
+	sl_waitgroup_done(&d->done);
+}
+
+static void
+body_reassign(void *unused)
+{
+	char          u1[300], u2[300];
+	sl_link      *in1, *out;
+	const char   *urls[2] = { u1, u2 };
+	sl_link_opts  oo = lt_opts("src", "out", "test.Long");
+	sl_link_opts  oi = lt_opts("r1", "in", "test.Long");
+	lt_sink       k = { 0 };
+	lt_dying      d = { .done = SL_WAITGROUP_INIT };
+	long          n = slt_scaled(2000);
+	sl_link_stats st;
+
+	(void) unused;
+	if (n < 200)
+		n = 200;
+	lt_url(u1, sizeof(u1), "reassign1");
+	lt_url(u2, sizeof(u2), "reassign2");
+	oo.window_msgs = 64;
+	oo.heartbeat = 20 * SL_MILLISECOND;
+	oo.reassign_after = 100 * SL_MILLISECOND;
+	oi.window_msgs = 64;
+	SL_ASSERT_OK(sl_link_input(u1, &oi, NULL, &in1));
+	oi.stage = "r2";
+	SL_ASSERT_OK(sl_link_input(u2, &oi, NULL, &d.in));
+	k.in = in1;
+	sl_waitgroup_add(&d.done, 1);
+	SL_ASSERT_OK(sl_go(lt_die_after_five, &d));
+	SL_ASSERT_OK(sl_link_output(urls, 2, &oo, NULL, &out));
+	lt_src src = { .out = out, .from = 1, .to = n };
+	SL_ASSERT_OK(sl_go(lt_source, &src));
+	/* r2 never comes back: the stream still ends, with every message
+	 * at r1 (r2 finished none of its own). */
+	lt_sink_run(&k);
+	SL_CHECK_OK(sl_link_wait(out, NULL));
+	SL_CHECK_OK(sl_link_wait(in1, NULL));
+	sl_waitgroup_wait(&d.done);
+	SL_CHECK_EQ(k.count, n);
+	SL_CHECK_EQ(k.sum, n * (n + 1) / 2);
+	sl_link_get_stats(out, &st);
+	SL_CHECK(st.reassigned >= 5);
+	printf("reassign: %llu messages of the dead replica went to the "
+	    "other\n", (unsigned long long) st.reassigned);
+	sl_link_free(out);
+	sl_link_free(in1);
+}
+
+static void
+test_a_dead_replicas_messages_go_to_the_other_and_the_stream_ends(void **s)
+{
+	(void) s;
+	slt_run(body_reassign, NULL);
 }
 
 static void
@@ -760,6 +833,8 @@ main(void)
 		cmocka_unit_test(
 		    test_dedup_drops_seen_lineages_and_forgets_only_past_the_horizon),
 		cmocka_unit_test(test_dedup_ring_grows_and_keeps_what_it_saw),
+		cmocka_unit_test(
+		    test_a_dead_replicas_messages_go_to_the_other_and_the_stream_ends),
 	};
 
 	snprintf(lt_dir, sizeof(lt_dir), "/tmp/sluice-test-link-%d",
