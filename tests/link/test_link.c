@@ -95,18 +95,50 @@ lt_lineage_source(void *arg)
 	sl_chan_close(sl_link_chan(s->out));
 }
 
+/*
+ * Sends seqs[0..n) (lineage source 7) through one link into an input
+ * that deduplicates with the given horizon (0: the default); checks that
+ * the input delivered want_count messages summing to want_sum, dropped
+ * want_dup and delivered want_forgot unchecked.
+ */
 static void
-body_dedup_horizon(void *unused)
+lt_dedup_case(const char *name, const uint64_t *seqs, size_t n,
+    uint64_t horizon, long want_count, long want_sum, uint64_t want_dup,
+    uint64_t want_forgot)
 {
 	char          url[300];
 	sl_link      *in, *out;
 	sl_link_opts  oi = lt_opts("sink", "in", "test.Long");
 	sl_link_opts  oo = lt_opts("map", "out", "test.Long");
 	const char   *urls[1] = { url };
-	uint64_t      seqs[4000];
-	size_t        n = 0;
-	long          count, sum, want = 0;
+	long          count, sum;
 	sl_link_stats st;
+
+	lt_url(url, sizeof(url), name);
+	oi.dedup_lineage = true;
+	oi.dedup_horizon = horizon;
+	SL_ASSERT_OK(sl_link_input(url, &oi, NULL, &in));
+	SL_ASSERT_OK(sl_link_output(urls, 1, &oo, NULL, &out));
+	lt_linsrc src = { .out = out, .seqs = seqs, .n = n };
+	SL_ASSERT_OK(sl_go(lt_lineage_source, &src));
+	lt_drain(in, &count, &sum);
+	SL_CHECK_EQ(count, want_count);
+	SL_CHECK_EQ(sum, want_sum);
+	SL_CHECK_OK(sl_link_wait(out, NULL));
+	SL_CHECK_OK(sl_link_wait(in, NULL));
+	sl_link_get_stats(in, &st);
+	SL_CHECK_EQ(st.dup_lineage, want_dup);
+	SL_CHECK_EQ(st.dedup_forgotten, want_forgot);
+	sl_link_free(out);
+	sl_link_free(in);
+}
+
+static void
+body_dedup_horizon(void *unused)
+{
+	static uint64_t seqs[4000];
+	size_t          n = 0;
+	long            want = 0;
 
 	(void) unused;
 	/* 1..100, then 50..60 again (dropped: seen), then 102..3000 with
@@ -124,23 +156,7 @@ body_dedup_horizon(void *unused)
 	seqs[n++] = 101;
 	seqs[n++] = 150;
 	want += 101 + 150;
-	lt_url(url, sizeof(url), "dedup");
-	oi.dedup_lineage = true;
-	oi.dedup_horizon = 1024;
-	SL_ASSERT_OK(sl_link_input(url, &oi, NULL, &in));
-	SL_ASSERT_OK(sl_link_output(urls, 1, &oo, NULL, &out));
-	lt_linsrc src = { .out = out, .seqs = seqs, .n = n };
-	SL_ASSERT_OK(sl_go(lt_lineage_source, &src));
-	lt_drain(in, &count, &sum);
-	SL_CHECK_EQ(count, 100 + 2899 + 2);
-	SL_CHECK_EQ(sum, want);
-	SL_CHECK_OK(sl_link_wait(out, NULL));
-	SL_CHECK_OK(sl_link_wait(in, NULL));
-	sl_link_get_stats(in, &st);
-	SL_CHECK_EQ(st.dup_lineage, 11 + 1);
-	SL_CHECK_EQ(st.dedup_forgotten, 2);
-	sl_link_free(out);
-	sl_link_free(in);
+	lt_dedup_case("dedup", seqs, n, 1024, 100 + 2899 + 2, want, 11 + 1, 2);
 }
 
 static void
@@ -155,20 +171,14 @@ test_dedup_drops_seen_lineages_and_forgets_only_past_the_horizon(void **s)
 static void
 body_dedup_grows(void *unused)
 {
-	char          url[300];
-	sl_link      *in, *out;
-	sl_link_opts  oi = lt_opts("sink", "in", "test.Long");
-	sl_link_opts  oo = lt_opts("map", "out", "test.Long");
-	const char   *urls[1] = { url };
 	static uint64_t seqs[20000];
-	size_t        n = 0;
-	long          count, sum, want = 0;
-	sl_link_stats st;
+	size_t          n = 0;
+	long            want = 0;
 
 	(void) unused;
 	/* 1..3000 (the ring's start moves past 3000), then 3002..12000 with
 	 * 3001 missing: the ring (4096 at first) must grow twice, its old
-	 * bits rehashed; then every one of 3002..12000 again (dropped), then
+	 * bits rehashed; then every 7th of 3002..12000 again (dropped), then
 	 * 3001 (closes the gap), then 12000 and 1 again (dropped). */
 	for (uint64_t q = 1; q <= 3000; q++)
 		seqs[n++] = q, want += (long) q;
@@ -180,22 +190,8 @@ body_dedup_grows(void *unused)
 	want += 3001;
 	seqs[n++] = 12000;
 	seqs[n++] = 1;
-	lt_url(url, sizeof(url), "dedupgrow");
-	oi.dedup_lineage = true; /* default horizon: 2^24 */
-	SL_ASSERT_OK(sl_link_input(url, &oi, NULL, &in));
-	SL_ASSERT_OK(sl_link_output(urls, 1, &oo, NULL, &out));
-	lt_linsrc src = { .out = out, .seqs = seqs, .n = n };
-	SL_ASSERT_OK(sl_go(lt_lineage_source, &src));
-	lt_drain(in, &count, &sum);
-	SL_CHECK_EQ(count, 12000);
-	SL_CHECK_EQ(sum, want);
-	SL_CHECK_OK(sl_link_wait(out, NULL));
-	SL_CHECK_OK(sl_link_wait(in, NULL));
-	sl_link_get_stats(in, &st);
-	SL_CHECK_EQ(st.dup_lineage, (uint64_t) ((12000 - 3002) / 7 + 1 + 2));
-	SL_CHECK_EQ(st.dedup_forgotten, 0);
-	sl_link_free(out);
-	sl_link_free(in);
+	lt_dedup_case("dedupgrow", seqs, n, 0, 12000, want,
+	    (12000 - 3002) / 7 + 1 + 2, 0);
 }
 
 static void
