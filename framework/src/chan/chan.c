@@ -341,6 +341,38 @@ sl_chan_recv_ctx(sl_chan *ch, void *elem, sl_ctx *ctx, int64_t deadline)
 	return (me.ok ? 0 : SL_ECLOSED);
 }
 
+size_t
+sli_chan_tryrecv_many(sl_chan *ch, void *elems, size_t max)
+{
+	size_t n = 0;
+	bool   ok = true;
+
+	if (ch == NULL || max == 0)
+		return (0);
+	sli_lock(&ch->lock);
+	while (n < max && sli_chan_recv_locked(ch,
+	    (char *) elems + n * ch->elem_size, &ok) && ok)
+		n++;
+	sli_unlock(&ch->lock);
+	return (n);
+}
+
+size_t
+sli_chan_trysend_many(sl_chan *ch, const void *elems, size_t n)
+{
+	size_t k = 0;
+	bool   ok = true;
+
+	if (ch == NULL || n == 0)
+		return (0);
+	sli_lock(&ch->lock);
+	while (k < n && !ch->closed && sli_chan_send_locked(ch,
+	    (const char *) elems + k * ch->elem_size, &ok) && ok)
+		k++;
+	sli_unlock(&ch->lock);
+	return (k);
+}
+
 int
 sl_chan_send(sl_chan *ch, const void *elem)
 {

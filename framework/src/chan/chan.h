@@ -49,6 +49,16 @@ void sli_chq_remove(sli_chq *q, sli_chwaiter *e);
 bool sli_chan_send_locked(sl_chan *ch, const void *elem, bool *ok);
 bool sli_chan_recv_locked(sl_chan *ch, void *elem, bool *ok);
 
+/*
+ * Bulk forms for the link layer, one lock round for many elements:
+ * receive up to max elements into elems (stopping when none is ready,
+ * or at a closed and drained channel), or send elems[0..n) in order as
+ * far as they go without blocking (stopping at a full or closed
+ * channel).  Return how many moved.  Never block.
+ */
+size_t sli_chan_tryrecv_many(sl_chan *ch, void *elems, size_t max);
+size_t sli_chan_trysend_many(sl_chan *ch, const void *elems, size_t n);
+
 /* Go-style abort on misuse of a closed channel, if enabled. */
 void sli_chan_misuse(const char *what);
 

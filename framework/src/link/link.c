@@ -33,6 +33,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/tls/tls.h>
 
+#include "chan/chan.h"
 #include "link/conn.h"
 #include "sched/wait.h"
 #include "sluice/error.h"
@@ -718,11 +719,10 @@ lk_enqueue(sl_link *l, lk_peer *p, sl_msg *m)
 {
 	uint64_t seq = p->next_seq++;
 
+	(void) l;
 	p->ring[seq % p->cap] = *m;
 	p->bytes += m->len;
 	p->assigned++;
-	LK_COUNT(l, ST_MSGS, 1);
-	LK_COUNT(l, ST_BYTES, m->len);
 }
 
 static void
@@ -896,54 +896,70 @@ lk_admit(sl_link *l, sl_msg *m)
 	return (true);
 }
 
+/* Messages the pump takes from the stage's channel at a time. */
+#define LK_PUMP_TAKE 64
+
 static void
 lk_pump(void *arg)
 {
 	sl_link *l = arg;
 	lk_wbuf  w = { 0 };
-	sl_msg   m;
-	bool     have = false;
+	sl_msg   pend[LK_PUMP_TAKE]; /* taken, not yet in a ring */
+	size_t   ip = 0, np = 0;
 	int      r;
 
 	for (;;) {
 		lk_peer *p;
 
-		if (!have) {
-			r = sl_chan_recv_ctx(l->ch, &m, l->lctx, SL_FOREVER);
+		if (ip == np) {
+			ip = np = 0;
+			r = sl_chan_recv_ctx(l->ch, &pend[0], l->lctx,
+			    SL_FOREVER);
 			if (r == SL_ECLOSED)
 				break;
 			if (r != 0)
 				goto out;
-			if (!lk_admit(l, &m))
-				continue;
-			have = true;
+			np = 1;
+		}
+		if (!lk_admit(l, &pend[ip])) {
+			ip++;
+			continue;
 		}
 		sl_mutex_lock(&l->mu);
-		if ((p = lk_pick(l, m.len)) == NULL) {
+		if ((p = lk_pick(l, pend[ip].len)) == NULL) {
 			sl_mutex_unlock(&l->mu);
 			if (sl_chan_recv_ctx(l->kick, NULL, l->lctx,
 			    SL_FOREVER) != 0)
 				goto out;
 			continue;
 		}
-		uint64_t from = p->next_seq, bytes = m.len;
+		uint64_t from = p->next_seq, bytes = pend[ip].len;
 		size_t   nmax = lk_batch_target(l, p);
 		uint64_t bmax = lk_batch_bytes(p);
-		lk_enqueue(l, p, &m);
-		have = false;
+		lk_enqueue(l, p, &pend[ip++]);
 		/* Batch whatever else is ready, while p has room. */
 		while (lk_peer_room(p, 0) && p->next_seq - from < nmax &&
-		    bytes < bmax && sl_chan_tryrecv(l->ch, &m) == 0) {
-			if (!lk_admit(l, &m))
+		    bytes < bmax) {
+			if (ip == np) {
+				ip = 0;
+				np = sli_chan_tryrecv_many(l->ch, pend,
+				    LK_PUMP_TAKE);
+				if (np == 0)
+					break;
+			}
+			if (!lk_admit(l, &pend[ip])) {
+				ip++;
 				continue;
-			have = true;
-			if (!lk_peer_room(p, m.len))
-				break; /* keep m for the next round */
-			lk_enqueue(l, p, &m);
-			bytes += m.len;
-			have = false;
+			}
+			if (!lk_peer_room(p, pend[ip].len))
+				break; /* keep it for the next round */
+			bytes += pend[ip].len;
+			lk_enqueue(l, p, &pend[ip++]);
 		}
+		uint64_t taken = p->next_seq - from;
 		sl_mutex_unlock(&l->mu);
+		LK_COUNT(l, ST_MSGS, taken);
+		LK_COUNT(l, ST_BYTES, bytes);
 		lk_flush(l, p, &w);
 	}
 
@@ -960,8 +976,8 @@ lk_pump(void *arg)
 	if (all)
 		lk_mark_done(l);
 out:
-	if (have)
-		sl_msg_done(&m);
+	while (ip < np)
+		sl_msg_done(&pend[ip++]);
 	lk_wbuf_free(&w);
 	sl_waitgroup_done(&l->wg);
 }
@@ -1477,6 +1493,11 @@ lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
 		return (SL_EPROTO);
 	}
 	atomic_fetch_add(&s->refs, (int) (n - first));
+	/* Lineage and parent on each; duplicates by lineage are finished
+	 * at once, the rest packed to the front for delivery. */
+	size_t nd = 0;
+	if (l->o.dedup_lineage)
+		sl_mutex_lock(&l->mu);
 	for (i = first; i < n; i++) {
 		sl_msg *m = &rb->m[i];
 
@@ -1484,32 +1505,50 @@ lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
 		m->lin_seq = bms[i].lin_seq;
 		m->parent = (sli_delivery *) s;
 		m->parent_seq = bms[i].seq;
-		if (l->o.dedup_lineage && m->lin_src != 0) {
-			sl_mutex_lock(&l->mu);
-			bool fresh = lk_lineage_new(l, m->lin_src, m->lin_seq);
-			sl_mutex_unlock(&l->mu);
-			if (!fresh) {
+		if (l->o.dedup_lineage && m->lin_src != 0 &&
+		    !lk_lineage_new(l, m->lin_src, m->lin_seq)) {
+			/* Marked (len SIZE_MAX) and finished below,
+			 * outside l->mu (lock order). */
+			m->len = (size_t) -1;
+			continue;
+		}
+		bytes += m->len;
+		nd++;
+	}
+	if (l->o.dedup_lineage)
+		sl_mutex_unlock(&l->mu);
+	if (nd < n - first) {
+		size_t k = first;
+		for (i = first; i < n; i++) {
+			if (rb->m[i].len == (size_t) -1) {
 				LK_COUNT(l, ST_DUPLIN, 1);
-				lk_msg_release(m);
+				lk_msg_release(&rb->m[i]);
 				lk_session_done(s, bms[i].seq);
 				continue;
 			}
+			rb->m[k++] = rb->m[i];
 		}
-		size_t len = m->len;
-		if (sl_chan_send_ctx(l->ch, m, l->lctx, SL_FOREVER) != 0) {
+	}
+	/* Into the channel, as many at once as fit; a full channel is
+	 * backpressure (one blocking send, then on). */
+	for (i = first; i < first + nd; ) {
+		i += sli_chan_trysend_many(l->ch, &rb->m[i], first + nd - i);
+		if (i == first + nd)
+			break;
+		if (sl_chan_send_ctx(l->ch, &rb->m[i], l->lctx,
+		    SL_FOREVER) != 0) {
 			/* Canceled: the link is going away. */
-			for (; i < n; i++) {
+			delivered = i - first;
+			for (; i < first + nd; i++) {
 				lk_msg_release(&rb->m[i]);
 				lk_session_unref(s);
 			}
 			LK_COUNT(l, ST_MSGS, delivered);
-			LK_COUNT(l, ST_BYTES, bytes);
 			return (SL_ECANCELED);
 		}
-		delivered++;
-		bytes += len;
+		i++;
 	}
-	LK_COUNT(l, ST_MSGS, delivered);
+	LK_COUNT(l, ST_MSGS, nd);
 	LK_COUNT(l, ST_BYTES, bytes);
 	LK_COUNT(l, ST_BATCHES, 1);
 	return (0);
