@@ -1423,11 +1423,13 @@ typedef struct lk_rbuf {
 
 /*
  * Delivers the messages of one batch from s's sender into the stage's
- * channel.  The payloads are copied first, so that running out of memory
- * costs a dropped connection and never a claimed message; then one lock
- * skips what we already have (a resend), checks order and window, and
- * claims the rest; then each goes into the channel (where a full channel
- * is backpressure).  0, SL_EPROTO, SL_ENOMEM or SL_ECANCELED.
+ * channel.  The payloads are copied first, into one block the messages
+ * share, so that running out of memory costs a dropped connection and
+ * never a claimed message; then one lock skips what we already have (a
+ * resend), checks order and window, and claims the rest; then lineage
+ * duplicates are finished and the others go into the channel, as many per
+ * lock round as fit (a full channel is backpressure).  0, SL_EPROTO,
+ * SL_ENOMEM or SL_ECANCELED.
  */
 static int
 lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
