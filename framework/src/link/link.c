@@ -35,6 +35,7 @@
 
 #include "chan/chan.h"
 #include "link/conn.h"
+#include "link/seen.h"
 #include "sched/wait.h"
 #include "sluice/error.h"
 #include "sluice/link.h"
@@ -98,22 +99,10 @@ enum { ST_MSGS, ST_BYTES, ST_BATCHES, ST_RESENT, ST_DUPSEQ, ST_DUPLIN,
 	ST_BAD, ST_REFUSED, ST_CONNECTS, ST_DROPS, ST_REASSIGNED,
 	ST_DEDUP_FORGOT, ST_NCOUNTERS };
 
-/*
- * Lineage sets for dedup, one per source: every seq <= low was seen; the
- * seqs in [base, base + nbits) are a ring of bits (seq s at bit s %
- * nbits), set if seen.  The ring grows to the link's dedup_horizon; past
- * that it slides forward and forgets its oldest bits, so memory stays
- * bounded when gaps never fill (a source's stream split over several
- * deduplicating inputs, messages filtered out upstream).  A seq that fell
- * between low and base is no longer known: it is delivered (and counted),
- * never dropped, so the horizon can cost a duplicate but not a loss.
- */
+/* The lineage seqs seen from one source (dedup, see link/seen.h). */
 typedef struct lk_linset {
 	uint64_t  source;
-	uint64_t  low;
-	uint64_t  base;
-	uint64_t *bits;
-	size_t    nbits; /* a power of two */
+	sli_seen  seen;
 } lk_linset;
 
 struct sl_link {
@@ -361,73 +350,12 @@ lk_session_done(lk_session *s, uint64_t seq)
 
 /* ---- lineage dedup ------------------------------------------------------ */
 
-#define LK_LIN_BIT(ls, q)  ((ls)->bits[((q) & ((ls)->nbits - 1)) / 64])
-#define LK_LIN_MASK(q)     ((uint64_t) 1 << ((q) % 64))
-
-/* Regrows ls's ring to nbits, keeping its bits.  false: out of memory. */
-static bool
-lk_linset_grow(lk_linset *ls, size_t nbits)
-{
-	uint64_t *nb = calloc(nbits / 64, sizeof(*nb));
-
-	if (nb == NULL)
-		return (false);
-	for (uint64_t q = ls->base; ls->bits != NULL &&
-	    q < ls->base + ls->nbits; q++)
-		if (LK_LIN_BIT(ls, q) & LK_LIN_MASK(q))
-			nb[(q & (nbits - 1)) / 64] |= LK_LIN_MASK(q);
-	free(ls->bits);
-	ls->bits = nb;
-	ls->nbits = nbits;
-	return (true);
-}
-
-/* 1: seq is new (now remembered); 0: seen before; 2: new as far as we
- * know, but behind the horizon (delivered unchecked). */
-static int
-lk_linset_add(lk_linset *ls, uint64_t seq, size_t horizon)
-{
-	if (seq <= ls->low)
-		return (0);
-	if (seq < ls->base)
-		return (2);
-	if (seq >= ls->base + ls->nbits) {
-		size_t n = ls->nbits ? ls->nbits : horizon < 4096 ? horizon : 4096;
-		while (seq >= ls->base + n && n < horizon)
-			n *= 2;
-		if (n != ls->nbits && !lk_linset_grow(ls, n))
-			return (2); /* cannot remember: deliver */
-		if (seq >= ls->base + ls->nbits) {
-			/* Slide: forget the oldest bits. */
-			uint64_t nbase = seq - ls->nbits + 1;
-			if (nbase - ls->base >= ls->nbits)
-				memset(ls->bits, 0, ls->nbits / 8);
-			else
-				for (uint64_t q = ls->base; q < nbase; q++)
-					LK_LIN_BIT(ls, q) &= ~LK_LIN_MASK(q);
-			ls->base = nbase;
-		}
-	}
-	if (LK_LIN_BIT(ls, seq) & LK_LIN_MASK(seq))
-		return (0);
-	LK_LIN_BIT(ls, seq) |= LK_LIN_MASK(seq);
-	/* Pull the contiguous run above low into it. */
-	while (ls->low + 1 == ls->base &&
-	    (LK_LIN_BIT(ls, ls->base) & LK_LIN_MASK(ls->base))) {
-		LK_LIN_BIT(ls, ls->base) &= ~LK_LIN_MASK(ls->base);
-		ls->low++;
-		ls->base++;
-	}
-	return (1);
-}
-
 /* true if (source, seq) is new; remembers it.  l->mu held. */
 static bool
 lk_lineage_new(sl_link *l, uint64_t source, uint64_t seq)
 {
-	int r;
-
 	lk_linset *ls = NULL;
+	int        r;
 
 	for (size_t i = 0; i < l->nlinsets; i++)
 		if (l->linsets[i].source == source)
@@ -439,13 +367,12 @@ lk_lineage_new(sl_link *l, uint64_t source, uint64_t seq)
 			return (true);
 		l->linsets = n;
 		ls = &l->linsets[l->nlinsets++];
-		memset(ls, 0, sizeof(*ls));
 		ls->source = source;
-		ls->base = 1;
+		sli_seen_init(&ls->seen, (size_t) l->o.dedup_horizon);
 	}
-	if ((r = lk_linset_add(ls, seq, (size_t) l->o.dedup_horizon)) == 2)
+	if ((r = sli_seen_add(&ls->seen, seq)) == SLI_SEEN_FORGOTTEN)
 		LK_COUNT(l, ST_DEDUP_FORGOT, 1);
-	return (r != 0);
+	return (r != SLI_SEEN_DUP);
 }
 
 static int lk_track_conn(sl_link *l, sli_conn *c);
@@ -2366,7 +2293,7 @@ lk_free_mem(sl_link *l)
 		sli_conn_unref(l->conns[i]);
 	free(l->conns);
 	for (size_t i = 0; i < l->nlinsets; i++)
-		free(l->linsets[i].bits);
+		sli_seen_fini(&l->linsets[i].seen);
 	free(l->linsets);
 	if (l->lst != NULL)
 		nng_stream_listener_free(l->lst);
