@@ -641,12 +641,12 @@ lk_pick(sl_link *l, size_t len)
 	return (best);
 }
 
+/* Appends m to p's ring (its next seq).  l->mu held. */
 static void
-lk_enqueue(sl_link *l, lk_peer *p, sl_msg *m)
+lk_enqueue(lk_peer *p, const sl_msg *m)
 {
 	uint64_t seq = p->next_seq++;
 
-	(void) l;
 	p->ring[seq % p->cap] = *m;
 	p->bytes += m->len;
 	p->assigned++;
@@ -664,6 +664,16 @@ lk_send_close(sli_conn *c, uint64_t final_seq)
 	f.kind_case = SLUICE__LINK__FRAME__KIND_CLOSE;
 	f.close = &cl;
 	(void) sli_conn_write(c, &f);
+}
+
+/* Has every peer replied to Close (or been given up)?  l->mu held. */
+static bool
+lk_all_closed(const sl_link *l)
+{
+	for (size_t i = 0; i < l->npeers; i++)
+		if (!l->peers[i].closed)
+			return (false);
+	return (true);
 }
 
 /*
@@ -742,7 +752,7 @@ static void
 lk_reassign(sl_link *l, lk_wbuf *w)
 {
 	int64_t now = sl_now();
-	bool    eos, all = true;
+	bool    eos, all;
 
 	sl_mutex_lock(&l->mu);
 	eos = l->eos;
@@ -763,9 +773,7 @@ lk_reassign(sl_link *l, lk_wbuf *w)
 				break;
 			p->acked++;
 			p->bytes -= m->len;
-			q->ring[q->next_seq++ % q->cap] = *m;
-			q->bytes += m->len;
-			q->assigned++;
+			lk_enqueue(q, m);
 			memset(m, 0, sizeof(*m));
 		}
 		if (p->sent < p->acked)
@@ -784,9 +792,7 @@ lk_reassign(sl_link *l, lk_wbuf *w)
 			p->closed = true;
 		}
 	}
-	for (size_t i = 0; i < l->npeers; i++)
-		if (!l->peers[i].closed)
-			all = false;
+	all = lk_all_closed(l);
 	sl_mutex_unlock(&l->mu);
 	for (size_t i = 0; i < l->npeers; i++)
 		lk_flush(l, &l->peers[i], w);
@@ -863,7 +869,7 @@ lk_pump(void *arg)
 		uint64_t from = p->next_seq, bytes = pend[ip].len;
 		size_t   nmax = lk_batch_target(l, p);
 		uint64_t bmax = lk_batch_bytes(p);
-		lk_enqueue(l, p, &pend[ip++]);
+		lk_enqueue(p, &pend[ip++]);
 		/* Batch whatever else is ready, while p has room. */
 		while (lk_peer_room(p, 0) && p->next_seq - from < nmax &&
 		    bytes < bmax) {
@@ -881,7 +887,7 @@ lk_pump(void *arg)
 			if (!lk_peer_room(p, pend[ip].len))
 				break; /* keep it for the next round */
 			bytes += pend[ip].len;
-			lk_enqueue(l, p, &pend[ip++]);
+			lk_enqueue(p, &pend[ip++]);
 		}
 		uint64_t taken = p->next_seq - from;
 		sl_mutex_unlock(&l->mu);
@@ -893,10 +899,7 @@ lk_pump(void *arg)
 	/* End of stream: Close goes to each peer after its last message. */
 	sl_mutex_lock(&l->mu);
 	l->eos = true;
-	bool all = true;
-	for (size_t i = 0; i < l->npeers; i++)
-		if (!l->peers[i].closed)
-			all = false;
+	bool all = lk_all_closed(l);
 	sl_mutex_unlock(&l->mu);
 	for (size_t i = 0; i < l->npeers; i++)
 		lk_flush(l, &l->peers[i], &w);
@@ -1107,15 +1110,13 @@ lk_out_handshake(sl_link *l, lk_peer *p, sli_conn *c)
 static void
 lk_on_close_reply(sl_link *l, lk_peer *p, uint64_t final_seq)
 {
-	bool all = true;
+	bool all;
 
 	(void) lk_on_ack(l, p, final_seq);
 	sl_mutex_lock(&l->mu);
 	if (l->eos && final_seq == p->next_seq - 1)
 		p->closed = true;
-	for (size_t i = 0; i < l->npeers; i++)
-		if (!l->peers[i].closed)
-			all = false;
+	all = lk_all_closed(l);
 	sl_mutex_unlock(&l->mu);
 	if (all)
 		lk_mark_done(l);
@@ -1340,8 +1341,6 @@ lk_session_for(sl_link *l, sli_conn *c, const sli_hello *h, bool *resumed)
 	return (s);
 }
 
-/* Delivers a batch from s into the stage's channel.  0 or an error that
- * drops the connection. */
 /* A reader's scratch: the messages of one batch, before delivery. */
 typedef struct lk_rbuf {
 	sl_msg *m;
@@ -1423,7 +1422,8 @@ lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
 	}
 	atomic_fetch_add(&s->refs, (int) (n - first));
 	/* Lineage and parent on each; duplicates by lineage are finished
-	 * at once, the rest packed to the front for delivery. */
+	 * at once (l->mu before s->mu is the lock order), the rest packed
+	 * to the front for delivery. */
 	size_t nd = 0;
 	if (l->o.dedup_lineage)
 		sl_mutex_lock(&l->mu);
@@ -1436,28 +1436,16 @@ lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
 		m->parent_seq = bms[i].seq;
 		if (l->o.dedup_lineage && m->lin_src != 0 &&
 		    !lk_lineage_new(l, m->lin_src, m->lin_seq)) {
-			/* Marked (len SIZE_MAX) and finished below,
-			 * outside l->mu (lock order). */
-			m->len = (size_t) -1;
+			LK_COUNT(l, ST_DUPLIN, 1);
+			lk_msg_release(m);
+			lk_session_done(s, bms[i].seq);
 			continue;
 		}
 		bytes += m->len;
-		nd++;
+		rb->m[first + nd++] = *m;
 	}
 	if (l->o.dedup_lineage)
 		sl_mutex_unlock(&l->mu);
-	if (nd < n - first) {
-		size_t k = first;
-		for (i = first; i < n; i++) {
-			if (rb->m[i].len == (size_t) -1) {
-				LK_COUNT(l, ST_DUPLIN, 1);
-				lk_msg_release(&rb->m[i]);
-				lk_session_done(s, bms[i].seq);
-				continue;
-			}
-			rb->m[k++] = rb->m[i];
-		}
-	}
 	/* Into the channel, as many at once as fit; a full channel is
 	 * backpressure (one blocking send, then on). */
 	for (i = first; i < first + nd; ) {
