@@ -13,6 +13,7 @@
 #include <sys/un.h>
 
 #include "../runtime/sltest.h"
+#include "link/frame.h"
 #include "sluice/link.h"
 
 static char lt_dir[256];
@@ -754,6 +755,122 @@ test_restarted_downstream_loses_nothing(void **state)
 	slt_run(body_restart, NULL);
 }
 
+/* ---- the handshake and heartbeats ---------------------------------------- */
+
+/* Writes f with its 4-byte little-endian length.  0 or -1. */
+static int
+lt_write_frame(int fd, const sli_frame *f)
+{
+	uint8_t buf[1024];
+	size_t  n;
+
+	if (sli_frame_encode(f, NULL, buf + 4, sizeof(buf) - 4, &n, NULL,
+	    0) != 0)
+		return (-1);
+	buf[0] = (uint8_t) n;
+	buf[1] = (uint8_t) (n >> 8);
+	buf[2] = (uint8_t) (n >> 16);
+	buf[3] = (uint8_t) (n >> 24);
+	return (write(fd, buf, n + 4) == (ssize_t) (n + 4) ? 0 : -1);
+}
+
+/* Reads exactly n bytes.  0 or -1. */
+static int
+lt_read_full(int fd, uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t r = read(fd, p, n);
+		if (r <= 0)
+			return (-1);
+		p += r;
+		n -= (size_t) r;
+	}
+	return (0);
+}
+
+typedef struct lt_shake {
+	const char *path;
+	char        first[32]; /* kind of the first frame we were sent */
+} lt_shake;
+
+/* A hand-written upstream: connects, stays quiet long enough for the
+ * input's ticker to beat several times, sends a heartbeat of its own
+ * and then its hello, and notes the kind of the first frame back. */
+static void
+lt_shake_hands(void *arg)
+{
+	lt_shake     *sh = arg;
+	sli_frame     f = SLUICE__LINK__FRAME__INIT;
+	sli_heartbeat hb = SLUICE__LINK__HEARTBEAT__INIT;
+	sli_hello     h = SLUICE__LINK__HELLO__INIT;
+	uint8_t       hdr[4], body[1024];
+	sli_frame    *in = NULL;
+	int           fd;
+
+	snprintf(sh->first, sizeof(sh->first), "nothing");
+	if ((fd = lt_unix_connect(sh->path)) < 0)
+		return;
+	usleep(100 * 1000);
+	f.kind_case = SLUICE__LINK__FRAME__KIND_HEARTBEAT;
+	f.heartbeat = &hb;
+	if (lt_write_frame(fd, &f) != 0)
+		goto out;
+	h.version = SLI_LINK_VERSION;
+	h.stage = sli_bytes("raw");
+	h.port = sli_bytes("out");
+	h.payload_type = sli_bytes("test.Long");
+	h.role = SLUICE__LINK__ROLE__ROLE_SENDER;
+	h.incarnation = 7;
+	h.max_frame = 1u << 20;
+	f.kind_case = SLUICE__LINK__FRAME__KIND_HELLO;
+	f.hello = &h;
+	if (lt_write_frame(fd, &f) != 0 || lt_read_full(fd, hdr, 4) != 0)
+		goto out;
+	size_t n = hdr[0] | (size_t) hdr[1] << 8 | (size_t) hdr[2] << 16 |
+	    (size_t) hdr[3] << 24;
+	if (n > sizeof(body) || lt_read_full(fd, body, n) != 0)
+		goto out;
+	if (sli_frame_decode(body, n, NULL, &in, NULL, 0) == 0)
+		snprintf(sh->first, sizeof(sh->first), "%s",
+		    sli_frame_kind_name(in));
+	sli_frame_free(in);
+out:
+	close(fd);
+}
+
+static void
+body_handshake(void *unused)
+{
+	char         url[300];
+	sl_link     *in;
+	sl_link_opts oi = lt_opts("sink", "in", "test.Long");
+	sl_link_stats st;
+
+	(void) unused;
+	lt_url(url, sizeof(url), "handshake");
+	oi.heartbeat = 5 * SL_MILLISECOND;
+	oi.peer_timeout = 5 * SL_SECOND;
+	SL_ASSERT_OK(sl_link_input(url, &oi, NULL, &in));
+	lt_shake sh = { .path = url + strlen("ipc://") };
+	SL_CHECK_OK(sl_blocking(lt_shake_hands, &sh));
+	/* The reply to a hello is a hello, however long the upstream took
+	 * to send it and whatever came first. */
+	if (strcmp(sh.first, "hello") != 0)
+		fprintf(stderr, "# first frame back: %s\n", sh.first);
+	SL_CHECK(strcmp(sh.first, "hello") == 0);
+	sl_link_get_stats(in, &st);
+	SL_CHECK_EQ(st.bad_frames, 0);
+	SL_CHECK_EQ(st.connects, 1);
+	sl_link_free(in);
+}
+
+static void
+test_hello_comes_before_heartbeats_and_after_stray_ones(void **state)
+{
+	(void) state;
+	slt_run(body_handshake, NULL);
+}
+
 /* ---- limits: oversized messages, silent peers ---------------------------- */
 
 static void
@@ -826,6 +943,8 @@ main(void)
 		cmocka_unit_test(test_fan_out_balances_by_credit),
 		cmocka_unit_test(test_restarted_downstream_loses_nothing),
 		cmocka_unit_test(test_oversized_refused_and_silent_peer_dropped),
+		cmocka_unit_test(
+		    test_hello_comes_before_heartbeats_and_after_stray_ones),
 		cmocka_unit_test(
 		    test_dedup_drops_seen_lineages_and_forgets_only_past_the_horizon),
 		cmocka_unit_test(test_dedup_ring_grows_and_keeps_what_it_saw),

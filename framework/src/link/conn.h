@@ -50,8 +50,9 @@ typedef struct sli_conn {
 	atomic_bool        closed;  /* sli_conn_close was called */
 	atomic_bool        reading; /* the reader waits for bytes */
 	atomic_bool        wdead;   /* a write failed: no more writes */
-	atomic_bool        hello;   /* handshake done (else the reader's own
-	                               hello timeout applies) */
+	atomic_bool        hello;   /* both hellos exchanged (before: no
+	                               heartbeats; the handshake's own
+	                               timeout applies) */
 	atomic_int         refs;    /* owner + borrowed writers */
 	int                write_timeout_ms; /* a write stuck this long
 	                                        fails (peer not reading) */

@@ -1006,10 +1006,30 @@ lk_check_hello(sl_link *l, sli_conn *c, const sli_hello *peer, int role)
 		lk_log(l, "refusing %s: %s", c->peer, err);
 		LK_COUNT(l, ST_REFUSED, 1);
 		lk_send_refuse(c, r, err);
-	} else {
-		atomic_store(&c->hello, true);
 	}
 	return (r);
+}
+
+/* Reads the first frame that is not a heartbeat: the peer's ticker may
+ * beat on a connection whose handshake it has not finished reading. */
+static int
+lk_read_handshake(sl_link *l, sli_conn *c, sli_frame **fp)
+{
+	int64_t end = sl_now() + l->o.peer_timeout;
+	int     r;
+
+	for (;;) {
+		int64_t left = end - sl_now();
+		if (left <= 0)
+			return (SL_ETIMEDOUT);
+		r = sli_conn_read(c, fp, (int) ((left + SL_MILLISECOND - 1) /
+		    SL_MILLISECOND));
+		if (r != 0 || *fp == NULL ||
+		    (*fp)->kind_case != SLUICE__LINK__FRAME__KIND_HEARTBEAT)
+			return (r);
+		sli_frame_free(*fp);
+		*fp = NULL;
+	}
 }
 
 /* The stage cannot work with this peer (type or version): give up. */
@@ -1038,7 +1058,7 @@ lk_out_handshake(sl_link *l, lk_peer *p, sli_conn *c)
 	f.hello = &h;
 	if ((r = sli_conn_write(c, &f)) != 0)
 		return (r);
-	r = sli_conn_read(c, &in, (int) (l->o.peer_timeout / SL_MILLISECOND));
+	r = lk_read_handshake(l, c, &in);
 	if (r == SL_EVERSION) {
 		snprintf(text, sizeof(text), "link to %s refused: %s", p->url,
 		    c->err);
@@ -1102,6 +1122,7 @@ lk_out_handshake(sl_link *l, lk_peer *p, sli_conn *c)
 	p->conn = sli_conn_ref(c);
 	p->down_since = 0;
 	p->close_sent = false;
+	atomic_store(&c->hello, true);
 	sl_mutex_unlock(&l->mu);
 	sli_frame_free(in);
 	return (0);
@@ -1618,7 +1639,7 @@ lk_reader(void *arg)
 	int         r;
 
 	free(ra);
-	r = sli_conn_read(c, &f, (int) (l->o.peer_timeout / SL_MILLISECOND));
+	r = lk_read_handshake(l, c, &f);
 	if (r == SL_EVERSION) {
 		/* The codec refuses other versions before we see the hello:
 		 * tell the peer, it cannot fix this by retrying. */
@@ -1694,6 +1715,7 @@ lk_reader(void *arg)
 	fo.hello = &h;
 	if (sli_conn_write(c, &fo) != 0)
 		goto out;
+	atomic_store(&c->hello, true);
 	if (sl_ctx_err(l->ctx) != 0) {
 		/* Canceled already: this upstream must hear it too. */
 		(void) lk_send_cancel(l, c);
@@ -1854,8 +1876,10 @@ lk_ticker(void *arg)
 				    (now - atomic_load(&c->last_rx)) /
 				    SL_MILLISECOND);
 				sli_conn_close(c);
-			} else if (now - atomic_load(&c->last_tx) >=
-			    l->o.heartbeat) {
+			} else if (atomic_load(&c->hello) &&
+			    now - atomic_load(&c->last_tx) >= l->o.heartbeat) {
+				/* Not before our hello: the peer's handshake
+				 * wants that as the first frame. */
 				sli_frame     f;
 				sli_heartbeat hb;
 				sluice__link__frame__init(&f);
