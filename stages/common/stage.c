@@ -199,7 +199,8 @@ stage_link_opts(const stage *st, const char *port, sl_link_opts *o)
 }
 
 /* The signal thread: cancels the stage context on SIGTERM or SIGINT,
- * returns on SIGUSR2 (sent by stage_finish). */
+ * dumps the goroutines and exits on SIGQUIT, returns on SIGUSR2 (sent by
+ * stage_finish). */
 static void *
 stage_sigmain(void *arg)
 {
@@ -211,6 +212,15 @@ stage_sigmain(void *arg)
 			continue;
 		if (sig == SIGUSR2)
 			return (NULL);
+		if (sig == SIGQUIT) {
+			/* Like Go: what every goroutine waits on, then exit
+			 * 2.  For a stage that hangs (test harnesses send it
+			 * before SIGKILL). */
+			fprintf(stderr, "SIGQUIT: quit (%zu goroutines)\n",
+			    sl_numgoroutine());
+			sl_dump_goroutines(stderr);
+			_exit(2);
+		}
 		pthread_mutex_lock(&stage_mu);
 		if (stage_live) {
 			/* The cancellation wakes goroutines and starts
@@ -285,6 +295,7 @@ stage_start(stage *st)
 	sigaddset(&stage_sigset, SIGTERM);
 	sigaddset(&stage_sigset, SIGINT);
 	sigaddset(&stage_sigset, SIGUSR2);
+	sigaddset(&stage_sigset, SIGQUIT);
 	if ((rv = pthread_sigmask(SIG_BLOCK, &stage_sigset, NULL)) != 0) {
 		fprintf(stderr, "%s: pthread_sigmask: %s\n", st->prog,
 		    strerror(rv));

@@ -360,16 +360,59 @@ pt_slurp(const char *path)
 	return (buf);
 }
 
+/* Prints text, naming the function of each goroutine dump line that
+ * ends "in FILE+0xOFFSET" (addr2line, if it is there). */
+static void
+pt_print_symbolized(char *text)
+{
+	char *line, *save = NULL;
+
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		char  file[300], fn[256] = "", cmd[700];
+		unsigned long off;
+		const char *in = strstr(line, " in ");
+		FILE *f;
+
+		fputs(line, stdout);
+		if (strncmp(line, "goroutine ", 10) == 0 && in != NULL &&
+		    sscanf(in + 4, "%299[^+]+%lx", file, &off) == 2 &&
+		    strchr(file, '\'') == NULL) {
+			snprintf(cmd, sizeof(cmd), "addr2line -f -e '%s' %#lx "
+			    "2>/dev/null", file, off);
+			if ((f = popen(cmd, "r")) != NULL) {
+				if (fgets(fn, sizeof(fn), f) != NULL) {
+					fn[strcspn(fn, "\n")] = '\0';
+					fprintf(stdout, " (%s)", fn);
+				}
+				pclose(f);
+			}
+		}
+		fputc('\n', stdout);
+	}
+}
+
 void
 pt_dump_logs(void)
 {
+	/* A stage still running may be stuck: SIGQUIT makes it print what
+	 * each goroutine waits on (stages/common) before it exits. */
+	for (int i = 0; i < pt_nprocs; i++) {
+		pt_proc *p = &pt_procs[i];
+		if (p->pid > 0 && pt_running(p)) {
+			kill(p->pid, SIGQUIT);
+			(void) pt_wait(p, getenv("SLUICE_STAGE_WRAPPER") !=
+			    NULL ? 20000 : 3000);
+		}
+	}
 	for (int i = 0; i < pt_nprocs; i++) {
 		pt_proc *p = &pt_procs[i];
 		char    *o = pt_slurp(p->out), *e = pt_slurp(p->err);
 
 		fprintf(stdout, "# ---- %s (exit %d) stdout:\n%s"
-		    "# ---- %s stderr:\n%s", p->name, pt_exit_code(p), o,
-		    p->name, e);
+		    "# ---- %s stderr:\n", p->name, pt_exit_code(p), o,
+		    p->name);
+		pt_print_symbolized(e);
 		free(o);
 		free(e);
 	}

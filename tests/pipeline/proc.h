@@ -89,7 +89,8 @@ int pt_exit_code(const pt_proc *p);
 char *pt_slurp(const char *path);
 
 /* Prints the stdout and stderr of every process of this test (to the
- * test's stdout), to explain a failure. */
+ * test's stdout), to explain a failure.  A process still running gets
+ * SIGQUIT first, so a stuck stage adds its goroutine dump. */
 void pt_dump_logs(void);
 
 /* VmRSS of pid in KiB, or -1 if it is gone. */

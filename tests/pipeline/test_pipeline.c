@@ -455,6 +455,33 @@ test_sigterm_at_the_sink_cancels_map_and_source(void **state)
 	PT_CHECK(pt_stderr_has(src, "map-f"));
 }
 
+/* A stage that hangs can be asked what it waits on, as in Go: SIGQUIT
+ * prints every goroutine, what it waits on and its function, and exits
+ * with 2. */
+static void
+test_sigquit_dumps_the_goroutines_of_a_stage(void **state)
+{
+	pt_proc *sink;
+
+	(void) state;
+	sink = pt_spawn("sink", "sluice-sink", "--in", pt_ipc("sink.in"),
+	    "--stage", "sink-q", (char *) NULL);
+	pt_msleep(pt_settle_ms());
+	PT_CHECK(pt_running(sink));
+	pt_kill(sink, SIGQUIT);
+	if (!pt_wait(sink, PT_CANCEL_TIMEOUT_MS))
+		PT_FAIL("sink did not exit on SIGQUIT");
+	/* Under a wrapper (valgrind) the exit code is the wrapper's. */
+	if (getenv("SLUICE_STAGE_WRAPPER") == NULL)
+		PT_CHECK_EQ(pt_exit_code(sink), 2);
+	PT_CHECK(pt_stderr_has(sink, "SIGQUIT: quit ("));
+	/* The main goroutine waits on its input; the link's acceptor on
+	 * the listener. */
+	PT_CHECK(pt_stderr_has(sink, "goroutine 1 [chan receive]: waiting on"));
+	PT_CHECK(pt_stderr_has(sink, "[link I/O]: waiting on"));
+	PT_CHECK(pt_stderr_has(sink, "sluice-sink+0x"));
+}
+
 /* ---- (g) fan-out and fan-in --------------------------------------------- */
 
 static void
@@ -810,6 +837,7 @@ main(void)
 		T(test_slow_sink_keeps_every_process_memory_bounded),
 		T(test_sigterm_at_the_source_cancels_every_stage_downstream),
 		T(test_sigterm_at_the_sink_cancels_map_and_source),
+		T(test_sigquit_dumps_the_goroutines_of_a_stage),
 		T(test_fan_out_and_in_counts_exactly_and_balances_by_credit),
 		T(test_a_replica_that_stays_away_loses_its_messages_to_the_others),
 		T(test_type_mismatch_is_refused_naming_both_types),

@@ -23,6 +23,7 @@
  */
 #include "sluice_config.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -462,8 +463,8 @@ sli_park(const char *reason, const void *obj,
 {
 	sli_g *g = sli_curg();
 
-	g->wait_reason = reason;
-	g->wait_obj = obj;
+	__atomic_store_n(&g->wait_reason, reason, __ATOMIC_RELAXED);
+	__atomic_store_n(&g->wait_obj, obj, __ATOMIC_RELAXED);
 	g->commitf = commit;
 	g->commitarg = arg;
 	g->swreason = SLI_SW_PARK;
@@ -490,8 +491,8 @@ sli_park(const char *reason, const void *obj,
 		    memory_order_relaxed);
 		sch_switch_g_to_g(g, next);
 	}
-	g->wait_reason = NULL;
-	g->wait_obj = NULL;
+	__atomic_store_n(&g->wait_reason, NULL, __ATOMIC_RELAXED);
+	__atomic_store_n(&g->wait_obj, NULL, __ATOMIC_RELAXED);
 }
 
 void
@@ -564,11 +565,13 @@ sch_spawn(sl_fn fn, void *arg, uint64_t id)
 
 	if ((g = sli_stack_alloc()) == NULL)
 		return (SL_ENOMEM);
-	g->fn = fn;
+	/* fn, id and the wait fields are read by dumps from any thread:
+	 * relaxed atomics (plain moves on x86-64 and aarch64). */
+	__atomic_store_n(&g->fn, fn, __ATOMIC_RELAXED);
 	g->arg = arg;
-	g->id = id;
-	g->wait_reason = NULL;
-	g->wait_obj = NULL;
+	__atomic_store_n(&g->id, id, __ATOMIC_RELAXED);
+	__atomic_store_n(&g->wait_reason, NULL, __ATOMIC_RELAXED);
+	__atomic_store_n(&g->wait_obj, NULL, __ATOMIC_RELAXED);
 	g->commitf = NULL;
 	g->asan_fake = NULL;
 #ifdef SLI_TSAN
@@ -618,18 +621,32 @@ sch_state_name(int s)
 static void
 sch_dump_one(sli_g *g, void *arg)
 {
-	FILE *out = arg;
-	int   s = atomic_load(&g->state);
+	FILE       *out = arg;
+	int         s = atomic_load(&g->state);
+	sl_fn       f = __atomic_load_n(&g->fn, __ATOMIC_RELAXED);
+	const char *why = __atomic_load_n(&g->wait_reason, __ATOMIC_RELAXED);
+	const void *obj = __atomic_load_n(&g->wait_obj, __ATOMIC_RELAXED);
+	unsigned long long id = __atomic_load_n(&g->id, __ATOMIC_RELAXED);
+	void       *fn;
+	char        where[320] = "";
+	Dl_info     di;
 
 	if (s == SLI_G_DEAD)
 		return;
+	/* The goroutine's function: its symbol if exported, else file and
+	 * offset (addr2line -f -e FILE OFFSET names it). */
+	memcpy(&fn, &f, sizeof(fn));
+	if (dladdr(fn, &di) != 0 && di.dli_sname != NULL)
+		snprintf(where, sizeof(where), " in %s", di.dli_sname);
+	else if (dladdr(fn, &di) != 0 && di.dli_fname != NULL)
+		snprintf(where, sizeof(where), " in %s+%#lx", di.dli_fname,
+		    (unsigned long) ((char *) fn - (char *) di.dli_fbase));
 	if (s == SLI_G_WAITING || s == SLI_G_PARKING)
-		fprintf(out, "goroutine %llu [%s]: waiting on %p\n",
-		    (unsigned long long) g->id,
-		    g->wait_reason ? g->wait_reason : "park", g->wait_obj);
+		fprintf(out, "goroutine %llu [%s]: waiting on %p%s\n", id,
+		    why != NULL ? why : "park", obj, where);
 	else
-		fprintf(out, "goroutine %llu [%s]\n",
-		    (unsigned long long) g->id, sch_state_name(s));
+		fprintf(out, "goroutine %llu [%s]%s\n", id, sch_state_name(s),
+		    where);
 }
 
 /* For debuggers: `call sli_stack_foreach(sch_dump_fn, 0)` prints each
