@@ -393,6 +393,7 @@ stage_print_stats(const stage *st, const char *port, sl_link *l)
 /* The arena of one thread. */
 struct stage_arena {
 	size_t used;                                      /* bytes handed out */
+	size_t spilled;                 /* blocks that came from malloc */
 	_Alignas(max_align_t) unsigned char mem[STAGE_ARENA]; /* the blocks */
 };
 
@@ -411,6 +412,7 @@ stage_arena_alloc(void *data, size_t size)
 		a->used += sz;
 		return (p);
 	}
+	a->spilled++;
 	return (malloc(size));
 }
 
@@ -432,22 +434,37 @@ static Sluice__Example__Record *
 stage_unpack(const void *data, size_t len, ProtobufCAllocator *al)
 {
 	stage_arena.used = 0;
+	stage_arena.spilled = 0;
 	al->alloc = stage_arena_alloc;
 	al->free = stage_arena_free;
 	al->allocator_data = &stage_arena;
 	return (sluice__example__record__unpack(al, len, data));
 }
 
-/* Packs r into a fresh malloc'd buffer: 0 and m->data/len, or SL_ENOMEM. */
-static int
-stage_pack(const Sluice__Example__Record *r, sl_msg *m)
+/* Frees a record from stage_unpack.  When nothing spilled to malloc,
+ * the next decode's arena reset frees it all: skip protobuf-c's walk. */
+static void
+stage_unpacked_free(Sluice__Example__Record *r, ProtobufCAllocator *al)
 {
-	size_t   len = sluice__example__record__get_packed_size(r);
+	if (stage_arena.spilled != 0)
+		sluice__example__record__free_unpacked(r, al);
+}
+
+/* Packs r into a fresh malloc'd buffer: 0 and m->data/len, or SL_ENOMEM.
+ * bound, if nonzero, is a size the encoding cannot exceed (saves
+ * protobuf-c's sizing pass); 0 asks protobuf-c. */
+static int
+stage_pack(const Sluice__Example__Record *r, size_t bound, sl_msg *m)
+{
+	size_t   len = bound != 0 ? bound :
+	    sluice__example__record__get_packed_size(r);
 	uint8_t *buf = malloc(len > 0 ? len : 1);
 
 	if (buf == NULL)
 		return (SL_ENOMEM);
 	m->len = sluice__example__record__pack(r, buf);
+	if (bound != 0 && m->len > bound)
+		abort(); /* the bound is wrong: memory is already corrupt */
 	m->data = buf;
 	return (0);
 }
@@ -477,7 +494,7 @@ stage_rec_pack(sl_msg *m, uint64_t id, int64_t time_ns, size_t size,
 	r.body.len = body;
 	r.body.data = (uint8_t *) stage_body;
 	memset(m, 0, sizeof(*m));
-	return (stage_pack(&r, m));
+	return (stage_pack(&r, 0, m));
 }
 
 int
@@ -491,7 +508,7 @@ stage_rec_unpack(const void *data, size_t len, stage_rec *out)
 	out->id = r->id;
 	out->time_ns = r->time_ns;
 	out->body = r->body.len;
-	sluice__example__record__free_unpacked(r, &al);
+	stage_unpacked_free(r, &al);
 	return (0);
 }
 
@@ -509,9 +526,13 @@ stage_rec_remap(const void *data, size_t len, const char *note, void **out,
 		return (SL_EPROTO);
 	old = r->note;
 	r->note = (char *) note;
-	rv = stage_pack(r, &m);
+	/* The same fields, the note replaced: the old note's bytes are
+	 * gone, the new one adds at most a tag, a 10-byte length varint and
+	 * its bytes.  (A record whose fields were repeated in its encoding
+	 * only shrinks.) */
+	rv = stage_pack(r, len + strlen(note) + 11, &m);
 	r->note = old;
-	sluice__example__record__free_unpacked(r, &al);
+	stage_unpacked_free(r, &al);
 	if (rv != 0)
 		return (rv);
 	*out = m.data;
