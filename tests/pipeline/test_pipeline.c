@@ -478,7 +478,7 @@ test_sigquit_dumps_the_goroutines_of_a_stage(void **state)
 	/* The main goroutine waits on its input; the link's acceptor on
 	 * the listener. */
 	PT_CHECK(pt_stderr_has(sink, "goroutine 1 [chan receive]: waiting on"));
-	PT_CHECK(pt_stderr_has(sink, "[link I/O]: waiting on"));
+	PT_CHECK(pt_stderr_has(sink, "[link accept]: waiting on"));
 	PT_CHECK(pt_stderr_has(sink, "sluice-sink+0x"));
 }
 

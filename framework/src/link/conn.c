@@ -51,9 +51,9 @@ sli_aio_begin(sli_aio *a)
 }
 
 int
-sli_aio_end(sli_aio *a)
+sli_aio_end(sli_aio *a, const char *what)
 {
-	sli_wait_block(&a->w, NULL, SL_FOREVER, "link I/O", a, NULL, NULL);
+	sli_wait_block(&a->w, NULL, SL_FOREVER, what, a, NULL, NULL);
 	sl_sched_release();
 	return (nng_aio_result(a->aio));
 }
@@ -191,7 +191,7 @@ sli_conn_read(sli_conn *c, sli_frame **fp, int timeout_ms)
 		nng_stream_recv(c->st, c->rd.aio);
 		if (atomic_load(&c->closed))
 			nng_aio_cancel(c->rd.aio);
-		int rv = sli_aio_end(&c->rd);
+		int rv = sli_aio_end(&c->rd, "link read");
 		atomic_store(&c->reading, false);
 		if (rv == NNG_ETIMEDOUT)
 			return (SL_ETIMEDOUT);
@@ -225,7 +225,7 @@ sli_conn_write_raw(sli_conn *c, const void *buf, size_t len)
 		nng_stream_send(c->st, c->wr.aio);
 		if (atomic_load(&c->closed))
 			nng_aio_cancel(c->wr.aio);
-		if (sli_aio_end(&c->wr) != 0) {
+		if (sli_aio_end(&c->wr, "link write") != 0) {
 			r = SL_ECONNSHUT;
 			break;
 		}

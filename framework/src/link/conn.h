@@ -31,9 +31,10 @@ typedef struct sli_aio {
 int  sli_aio_init(sli_aio *a);
 void sli_aio_fini(sli_aio *a);
 /* Call before starting the NNG operation, then sli_aio_end to park until
- * it completes; returns the NNG result. */
+ * it completes; returns the NNG result.  what names the operation in
+ * goroutine dumps ("link read", ...). */
 void sli_aio_begin(sli_aio *a);
-int  sli_aio_end(sli_aio *a);
+int  sli_aio_end(sli_aio *a, const char *what);
 
 typedef struct sli_conn {
 	nng_stream        *st;      /* the byte stream */

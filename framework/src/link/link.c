@@ -1222,7 +1222,7 @@ lk_dialer(void *arg)
 	while (sl_ctx_err(l->lctx) == 0) {
 		sli_aio_begin(&a);
 		nng_stream_dialer_dial(p->dialer, a.aio);
-		if (sli_aio_end(&a) != 0) {
+		if (sli_aio_end(&a, "link dial") != 0) {
 			if (sl_sleep_ctx(l->lctx, backoff) != 0)
 				break;
 			backoff = backoff * 2 > LK_BACKOFF_MAX ?
@@ -1804,7 +1804,7 @@ lk_acceptor(void *arg)
 	while (sl_ctx_err(l->lctx) == 0) {
 		sli_aio_begin(&a);
 		nng_stream_listener_accept(l->lst, a.aio);
-		int rv = sli_aio_end(&a);
+		int rv = sli_aio_end(&a, "link accept");
 		if (rv == 0 && sl_ctx_err(l->lctx) != 0) {
 			/* Accepted as we stop: nobody will serve it. */
 			nng_stream *st = nng_aio_get_output(a.aio, 0);
