@@ -824,7 +824,8 @@ test_chain_over_tls(void **state)
 	run_chain(u1, u2, pt_scaled(20000), extra);
 }
 
-/* PT_FILTER (a cmocka test name pattern, e.g. "*tcp*") runs a subset. */
+/* SLUICE_TEST_FILTER, as in the other test programs, or PT_FILTER (a
+ * cmocka test name pattern, e.g. "*tcp*") runs a subset. */
 int
 main(void)
 {
@@ -847,7 +848,10 @@ main(void)
 #undef T
 	};
 
-	if (getenv("PT_FILTER") != NULL)
-		cmocka_set_test_filter(getenv("PT_FILTER"));
+	const char *filter = getenv("SLUICE_TEST_FILTER");
+	if (filter == NULL)
+		filter = getenv("PT_FILTER");
+	if (filter != NULL && *filter != '\0')
+		cmocka_set_test_filter(filter);
 	return (cmocka_run_group_tests(tests, NULL, NULL));
 }
