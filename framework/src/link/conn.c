@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/lock.h"
 #include "link/conn.h"
 #include "sluice/error.h"
 
@@ -48,6 +49,13 @@ sli_aio_begin(sli_aio *a)
 	sli_wait_init(&a->w);
 	atomic_store_explicit(&a->armed, 1, memory_order_release);
 	sl_sched_hold(); /* I/O in flight can still wake us: no deadlock */
+}
+
+void
+sli_aio_abandon(sli_aio *a)
+{
+	atomic_store_explicit(&a->armed, 0, memory_order_relaxed);
+	sl_sched_release();
 }
 
 int
@@ -94,19 +102,49 @@ sli_conn_ref(sli_conn *c)
 
 /*
  * An operation started on a stream after nng_stream_close may never
- * complete (its descriptor is gone from NNG's poller), so: the closer sets
- * `closed`, closes, and cancels both aios; an operation checks `closed`
- * right after it starts and cancels itself.  Whichever comes second sees
- * the other (sequentially consistent atomics).
+ * complete: a TCP or IPC descriptor is gone from NNG's poller, and a TLS
+ * stream queues the operation behind a transport that will never read
+ * again, where cancelling it does not reach it either (nng 1.5.2).  So
+ * no operation may start once the stream is closed: the closer sets
+ * `closed` under oplk, and conn_start checks it under oplk as it starts
+ * an operation.  An operation that started first is in the stream's
+ * queue when nng_stream_close fails it; both aios are also cancelled.
  */
 void
 sli_conn_close(sli_conn *c)
 {
-	if (!atomic_exchange(&c->closed, true)) {
+	bool was;
+
+	sli_lock(&c->oplk);
+	was = atomic_exchange(&c->closed, true);
+	sli_unlock(&c->oplk);
+	if (!was) {
 		nng_stream_close(c->st);
 		nng_aio_cancel(c->rd.aio);
 		nng_aio_cancel(c->wr.aio);
 	}
+}
+
+/* Starts a receive (send false) or send on a's aio, armed by
+ * sli_aio_begin, unless the stream is closed: then disarms a and returns
+ * false. */
+static bool
+conn_start(sli_conn *c, sli_aio *a, bool send)
+{
+	bool closed;
+
+	sli_lock(&c->oplk);
+	closed = atomic_load(&c->closed);
+	if (!closed) {
+		if (send)
+			nng_stream_send(c->st, a->aio);
+		else
+			nng_stream_recv(c->st, a->aio);
+	}
+	sli_unlock(&c->oplk);
+	if (closed)
+		sli_aio_abandon(a);
+	return (!closed);
 }
 
 void
@@ -187,10 +225,9 @@ sli_conn_read(sli_conn *c, sli_frame **fp, int timeout_ms)
 		nng_aio_set_iov(c->rd.aio, 1, &iov);
 		nng_aio_set_timeout(c->rd.aio, timeout_ms);
 		sli_aio_begin(&c->rd);
+		if (!conn_start(c, &c->rd, false))
+			return (SL_ECONNSHUT);
 		atomic_store(&c->reading, true);
-		nng_stream_recv(c->st, c->rd.aio);
-		if (atomic_load(&c->closed))
-			nng_aio_cancel(c->rd.aio);
 		int rv = sli_aio_end(&c->rd, "link read");
 		atomic_store(&c->reading, false);
 		if (rv == NNG_ETIMEDOUT)
@@ -222,9 +259,10 @@ sli_conn_write_raw(sli_conn *c, const void *buf, size_t len)
 		nng_aio_set_iov(c->wr.aio, 1, &iov);
 		nng_aio_set_timeout(c->wr.aio, c->write_timeout_ms);
 		sli_aio_begin(&c->wr);
-		nng_stream_send(c->st, c->wr.aio);
-		if (atomic_load(&c->closed))
-			nng_aio_cancel(c->wr.aio);
+		if (!conn_start(c, &c->wr, true)) {
+			r = SL_ECONNSHUT;
+			break;
+		}
 		if (sli_aio_end(&c->wr, "link write") != 0) {
 			r = SL_ECONNSHUT;
 			break;

@@ -35,6 +35,8 @@ void sli_aio_fini(sli_aio *a);
  * goroutine dumps ("link read", ...). */
 void sli_aio_begin(sli_aio *a);
 int  sli_aio_end(sli_aio *a, const char *what);
+/* Undoes sli_aio_begin when the operation was not started after all. */
+void sli_aio_abandon(sli_aio *a);
 
 typedef struct sli_conn {
 	nng_stream        *st;      /* the byte stream */
@@ -49,6 +51,8 @@ typedef struct sli_conn {
 	_Atomic int64_t    last_rx; /* sl_now() of the last byte read */
 	_Atomic int64_t    last_tx; /* of the last frame written */
 	atomic_bool        closed;  /* sli_conn_close was called */
+	atomic_int         oplk;    /* orders starting an operation against
+	                               closing (see sli_conn_close) */
 	atomic_bool        reading; /* the reader waits for bytes */
 	atomic_bool        wdead;   /* a write failed: no more writes */
 	atomic_bool        hello;   /* both hellos exchanged (before: no
