@@ -34,6 +34,7 @@
 #include <nng/supplemental/tls/tls.h>
 
 #include "chan/chan.h"
+#include "core/lock.h"
 #include "link/conn.h"
 #include "link/seen.h"
 #include "sched/wait.h"
@@ -136,6 +137,9 @@ struct sl_link {
 	size_t            nlinsets;
 	sli_conn        **conns; /* every live connection, for shutdown */
 	bool              stopping; /* sl_link_free began: no new conns */
+	atomic_int        eplk;     /* orders starting a dial or accept
+	                               against closing the endpoints */
+	bool              epclosed; /* under eplk: listener, dialers closed */
 	size_t            nconns, capconns;
 	/* counters */
 	_Atomic uint64_t  st[ST_NCOUNTERS];
@@ -1208,6 +1212,27 @@ lk_out_read_loop(sl_link *l, lk_peer *p, sli_conn *c)
 	}
 }
 
+/* Starts a dial on d or an accept on lst with a (armed), unless
+ * sl_link_free closed the endpoints: like connections (conn.c), an
+ * endpoint may never complete an operation started after its close. */
+static bool
+lk_start_ep(sl_link *l, nng_stream_dialer *d, nng_stream_listener *lst,
+    sli_aio *a)
+{
+	bool closed;
+
+	sli_lock(&l->eplk);
+	closed = l->epclosed;
+	if (!closed && d != NULL)
+		nng_stream_dialer_dial(d, a->aio);
+	else if (!closed)
+		nng_stream_listener_accept(lst, a->aio);
+	sli_unlock(&l->eplk);
+	if (closed)
+		sli_aio_abandon(a);
+	return (!closed);
+}
+
 static void
 lk_dialer(void *arg)
 {
@@ -1221,7 +1246,8 @@ lk_dialer(void *arg)
 		goto out;
 	while (sl_ctx_err(l->lctx) == 0) {
 		sli_aio_begin(&a);
-		nng_stream_dialer_dial(p->dialer, a.aio);
+		if (!lk_start_ep(l, p->dialer, NULL, &a))
+			break;
 		if (sli_aio_end(&a, "link dial") != 0) {
 			if (sl_sleep_ctx(l->lctx, backoff) != 0)
 				break;
@@ -1803,7 +1829,8 @@ lk_acceptor(void *arg)
 		goto out;
 	while (sl_ctx_err(l->lctx) == 0) {
 		sli_aio_begin(&a);
-		nng_stream_listener_accept(l->lst, a.aio);
+		if (!lk_start_ep(l, NULL, l->lst, &a))
+			break;
 		int rv = sli_aio_end(&a, "link accept");
 		if (rv == 0 && sl_ctx_err(l->lctx) != 0) {
 			/* Accepted as we stop: nobody will serve it. */
@@ -2391,6 +2418,9 @@ sl_link_free(sl_link *l)
 		}
 	}
 	l->af = NULL;
+	sli_lock(&l->eplk);
+	l->epclosed = true;
+	sli_unlock(&l->eplk);
 	if (l->lst != NULL)
 		nng_stream_listener_close(l->lst);
 	for (size_t i = 0; i < l->npeers; i++)
