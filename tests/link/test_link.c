@@ -15,6 +15,7 @@
 #include <sys/un.h>
 
 #include "../runtime/sltest.h"
+#include "../testcerts.h"
 #include "link/frame.h"
 #include "sluice/link.h"
 
@@ -893,27 +894,6 @@ lt_free_port(void)
 	return (port);
 }
 
-/* Makes a CA and a server certificate for localhost / 127.0.0.1 in the
- * test directory.  0, or -1 (openssl missing or failing). */
-static int
-lt_make_certs(void)
-{
-	char cmd[2048];
-
-	if (system("command -v openssl >/dev/null 2>&1") != 0)
-		return (-1);
-	snprintf(cmd, sizeof(cmd), "(cd '%s' && "
-	    "openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
-	    "-subj /CN=sluice-test-ca -keyout ca.key -out ca.pem && "
-	    "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost "
-	    "-keyout srv.key -out srv.csr && "
-	    "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext && "
-	    "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
-	    "-CAcreateserial -days 2 -extfile ext -out srv.pem) "
-	    ">'%s/openssl.log' 2>&1", lt_dir, lt_dir);
-	return (system(cmd) == 0 ? 0 : -1);
-}
-
 /*
  * Rounds of a whole tls+tcp:// link life in one process: connect with a
  * verified certificate, a short stream, close, and both ends freed in
@@ -968,9 +948,15 @@ static void
 test_tls_links_connect_stream_and_tear_down(void **state)
 {
 	(void) state;
-	if (lt_make_certs() != 0) {
-		fprintf(stdout, "# openssl missing or failing: skipped\n");
+	switch (test_make_certs(lt_dir)) {
+	case 1:
+		fprintf(stdout, "# openssl not found: tls+tcp:// skipped\n");
 		skip();
+		break;
+	case -1:
+		fail_msg("making the test certificates failed (see %s/"
+		    "openssl.log)", lt_dir);
+		break;
 	}
 	slt_run(body_tls_teardown, lt_dir);
 }

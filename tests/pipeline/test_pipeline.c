@@ -29,6 +29,7 @@
 
 #include <cmocka.h>
 
+#include "../testcerts.h"
 #include "proc.h"
 
 /* How long any process may take to do what a case waits for; and to
@@ -780,36 +781,23 @@ test_chain_over_tcp(void **state)
 static void
 test_chain_over_tls(void **state)
 {
-	char        cmd[4096], u1[64], u2[64], cert[300], key[300], ca[300];
+	char        u1[64], u2[64], cert[300], key[300], ca[300];
 	const char *d = pt_dir();
 	const char *extra[9];
 	int         rv;
 
 	(void) state;
-	snprintf(cmd, sizeof(cmd),
-	    "(cd '%s' && "
-	    "openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
-	    "-subj /CN=sluice-test-ca -keyout ca.key -out ca.pem && "
-	    "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost "
-	    "-keyout srv.key -out srv.csr && "
-	    "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext && "
-	    "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
-	    "-CAcreateserial -days 2 -extfile ext -out srv.pem)",
-	    d);
-	if (system("command -v openssl >/dev/null 2>&1") != 0) {
+	if ((rv = test_make_certs(d)) == 1) {
 		fprintf(stdout, "# openssl not found: tls+tcp:// skipped\n");
 		skip();
 	}
-	snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd),
-	    " >'%s/openssl.log' 2>&1", d);
-	if ((rv = system(cmd)) != 0) {
+	if (rv != 0) {
 		char  path[300];
 		char *log;
 
 		snprintf(path, sizeof(path), "%s/openssl.log", d);
 		log = pt_slurp(path);
-		PT_FAIL("making the test certificates failed (%d):\n%s", rv,
-		    log);
+		PT_FAIL("making the test certificates failed:\n%s", log);
 	}
 	snprintf(cert, sizeof(cert), "%s/srv.pem", d);
 	snprintf(key, sizeof(key), "%s/srv.key", d);
