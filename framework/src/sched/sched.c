@@ -636,11 +636,14 @@ sch_dump_one(sli_g *g, void *arg)
 	/* The goroutine's function: its symbol if exported, else file and
 	 * offset (addr2line -f -e FILE OFFSET names it). */
 	memcpy(&fn, &f, sizeof(fn));
-	if (dladdr(fn, &di) != 0 && di.dli_sname != NULL)
-		snprintf(where, sizeof(where), " in %s", di.dli_sname);
-	else if (dladdr(fn, &di) != 0 && di.dli_fname != NULL)
-		snprintf(where, sizeof(where), " in %s+%#lx", di.dli_fname,
-		    (unsigned long) ((char *) fn - (char *) di.dli_fbase));
+	if (fn != NULL && dladdr(fn, &di) != 0) {
+		if (di.dli_sname != NULL)
+			snprintf(where, sizeof(where), " in %s", di.dli_sname);
+		else if (di.dli_fname != NULL)
+			snprintf(where, sizeof(where), " in %s+%#lx",
+			    di.dli_fname, (unsigned long) ((char *) fn -
+			    (char *) di.dli_fbase));
+	}
 	if (s == SLI_G_WAITING || s == SLI_G_PARKING)
 		fprintf(out, "goroutine %llu [%s]: waiting on %p%s\n", id,
 		    why != NULL ? why : "park", obj, where);
