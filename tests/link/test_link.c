@@ -527,9 +527,10 @@ test_fan_in_closes_after_all_upstreams(void **state)
 }
 
 typedef struct lt_sink {
-	sl_link *in;
-	long     count, sum;
-	int64_t  delay;
+	sl_link      *in;
+	long          count, sum;
+	int64_t       delay;
+	sl_waitgroup *wg;  /* done when the input closed (NULL: none) */
 } lt_sink;
 
 static void
@@ -547,6 +548,8 @@ lt_sink_run(void *arg)
 			sl_sleep(k->delay);
 		sl_msg_done(&m);
 	}
+	if (k->wg != NULL)
+		sl_waitgroup_done(k->wg);
 }
 
 static void
@@ -575,11 +578,14 @@ body_fan_out(void *unused)
 	lt_src src = { .out = out, .from = 1, .to = n };
 	SL_ASSERT_OK(sl_go(lt_source, &src));
 	/* Run both sinks; each input closes at the end of the stream. */
+	sl_waitgroup wg = SL_WAITGROUP_INIT;
+	sl_waitgroup_add(&wg, 1);
+	k[1].wg = &wg;
 	SL_ASSERT_OK(sl_go(lt_sink_run, &k[1]));
 	lt_sink_run(&k[0]);
 	SL_CHECK_OK(sl_link_wait(out, NULL));
 	SL_CHECK_OK(sl_link_wait(in[1], NULL));
-	sl_sleep(20 * SL_MILLISECOND);
+	sl_waitgroup_wait(&wg); /* the slow sink has counted its last */
 	SL_CHECK_EQ(k[0].count + k[1].count, n);
 	SL_CHECK_EQ(k[0].sum + k[1].sum, n * (n + 1) / 2);
 	/* Balanced by credit: the slow replica got less work. */
@@ -986,10 +992,20 @@ body_limits(void *unused)
 
 	/* A peer that connects and says nothing is dropped after the
 	 * peer timeout, with a log line and a count. */
+	int64_t t0 = sl_now();
 	int fd = lt_unix_connect(path);
 	SL_CHECK(fd >= 0);
-	sl_sleep(600 * SL_MILLISECOND);
+	sl_sleep(100 * SL_MILLISECOND);
 	sl_link_get_stats(in, &st);
+	SL_CHECK_EQ(st.bad_frames, 0); /* not before the timeout */
+	/* Polled, not slept: on a loaded machine the ticker may run late. */
+	while (sl_now() - t0 < 10 * SL_SECOND) {
+		sl_link_get_stats(in, &st);
+		if (st.bad_frames != 0)
+			break;
+		sl_sleep(20 * SL_MILLISECOND);
+	}
+	SL_CHECK(sl_now() - t0 >= 200 * SL_MILLISECOND);
 	SL_CHECK_EQ(st.bad_frames, 1);
 	if (fd >= 0)
 		close(fd);
