@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
@@ -100,5 +101,8 @@ main(void)
 		cmocka_unit_test(test_a_far_jump_clears_the_ring),
 	};
 
+	const char *filter = getenv("SLUICE_TEST_FILTER");
+	if (filter != NULL && *filter != '\0')
+		cmocka_set_test_filter(filter);
 	return (cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -1113,5 +1113,6 @@ main(void)
 		cmocka_unit_test(test_stress),
 	};
 
+	slt_filter();
 	return (cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -1198,5 +1198,6 @@ main(void)
 		    test_once_runs_fn_exactly_once_for_16_goroutines),
 		cmocka_unit_test(test_sync_from_plain_threads_and_goroutines),
 	};
+	slt_filter();
 	return (cmocka_run_group_tests(tests, NULL, NULL));
 }

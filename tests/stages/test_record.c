@@ -155,5 +155,8 @@ main(void)
 		cmocka_unit_test(test_undecodable_payloads_are_refused),
 	};
 
+	const char *filter = getenv("SLUICE_TEST_FILTER");
+	if (filter != NULL && *filter != '\0')
+		cmocka_set_test_filter(filter);
 	return (cmocka_run_group_tests(tests, NULL, NULL));
 }
