@@ -101,7 +101,9 @@ typedef struct sl_link_opts {
 	                             stamped on messages without lineage (0:
 	                             none) */
 	int64_t     heartbeat;    /* ns between heartbeats; default 500 ms */
-	int64_t     peer_timeout; /* ns of silence that drops a peer; 5 s */
+	int64_t     peer_timeout; /* ns of silence that drops a peer; 5 s
+	                             (at most a day); the hello exchange of
+	                             a new connection may take twice this */
 	int64_t     reassign_after; /* output with several urls: ns a replica
 	                             may stay away before its unacked messages
 	                             go to the others (and, once the stream

@@ -85,7 +85,7 @@ sli_conn_new(nng_stream *st, const sli_frame_limits *lim)
 	}
 	c->st = st;
 	c->lim = lim;
-	c->write_timeout_ms = NNG_DURATION_INFINITE;
+	atomic_init(&c->write_timeout_ms, NNG_DURATION_INFINITE);
 	atomic_init(&c->refs, 1);
 	atomic_init(&c->last_rx, sl_now());
 	atomic_init(&c->last_tx, sl_now());
@@ -257,7 +257,7 @@ sli_conn_write_raw(sli_conn *c, const void *buf, size_t len)
 		nng_iov iov = { .iov_buf = (void *) (uintptr_t) p,
 			.iov_len = len };
 		nng_aio_set_iov(c->wr.aio, 1, &iov);
-		nng_aio_set_timeout(c->wr.aio, c->write_timeout_ms);
+		nng_aio_set_timeout(c->wr.aio, atomic_load(&c->write_timeout_ms));
 		sli_aio_begin(&c->wr);
 		if (!conn_start(c, &c->wr, true)) {
 			r = SL_ECONNSHUT;

@@ -59,7 +59,7 @@ typedef struct sli_conn {
 	                               heartbeats; the handshake's own
 	                               timeout applies) */
 	atomic_int         refs;    /* owner + borrowed writers */
-	int                write_timeout_ms; /* a write stuck this long
+	atomic_int         write_timeout_ms; /* a write stuck this long
 	                                        fails (peer not reading) */
 	char               peer[192]; /* "stage 'x' port 'y'" once known */
 	char               err[SLI_FRAME_ERRSZ]; /* last decode error */

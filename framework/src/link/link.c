@@ -1014,12 +1014,29 @@ lk_check_hello(sl_link *l, sli_conn *c, const sli_hello *peer, int role)
 	return (r);
 }
 
+/*
+ * How long the hello exchange may take, reads and writes: twice the peer
+ * timeout.  On tls+tcp:// NNG runs the TLS handshake inside the first
+ * read and write, and an RSA handshake under valgrind or on a loaded
+ * machine takes seconds; once the hellos are through, writes go back to
+ * peer_timeout (lk_established).
+ */
+#define LK_HANDSHAKE(l) (2 * (l)->o.peer_timeout)
+
+static void
+lk_established(sl_link *l, sli_conn *c)
+{
+	atomic_store(&c->write_timeout_ms,
+	    (int) (l->o.peer_timeout / SL_MILLISECOND));
+	atomic_store(&c->hello, true);
+}
+
 /* Reads the first frame that is not a heartbeat: the peer's ticker may
  * beat on a connection whose handshake it has not finished reading. */
 static int
 lk_read_handshake(sl_link *l, sli_conn *c, sli_frame **fp)
 {
-	int64_t end = sl_now() + l->o.peer_timeout;
+	int64_t end = sl_now() + LK_HANDSHAKE(l);
 	int     r;
 
 	for (;;) {
@@ -1126,7 +1143,7 @@ lk_out_handshake(sl_link *l, lk_peer *p, sli_conn *c)
 	p->conn = sli_conn_ref(c);
 	p->down_since = 0;
 	p->close_sent = false;
-	atomic_store(&c->hello, true);
+	lk_established(l, c);
 	sl_mutex_unlock(&l->mu);
 	sli_frame_free(in);
 	return (0);
@@ -1259,7 +1276,8 @@ lk_dialer(void *arg)
 		    &l->lim);
 		if (c == NULL)
 			continue;
-		c->write_timeout_ms = (int) (l->o.peer_timeout / SL_MILLISECOND);
+		atomic_store(&c->write_timeout_ms,
+		    (int) (LK_HANDSHAKE(l) / SL_MILLISECOND));
 		if (lk_track_conn(l, c) != 0) {
 			sli_conn_unref(c);
 			continue;
@@ -1679,7 +1697,7 @@ lk_reader(void *arg)
 		if (r == SL_ETIMEDOUT)
 			lk_log(l, "no hello from a new connection within "
 			    "%" PRId64 " ms: dropping it",
-			    l->o.peer_timeout / SL_MILLISECOND);
+			    LK_HANDSHAKE(l) / SL_MILLISECOND);
 		else if (r != SL_ECONNSHUT)
 			lk_log(l, "bad frame from a new connection: %s",
 			    c->err);
@@ -1741,7 +1759,7 @@ lk_reader(void *arg)
 	fo.hello = &h;
 	if (sli_conn_write(c, &fo) != 0)
 		goto out;
-	atomic_store(&c->hello, true);
+	lk_established(l, c);
 	if (sl_ctx_err(l->ctx) != 0) {
 		/* Canceled already: this upstream must hear it too. */
 		(void) lk_send_cancel(l, c);
@@ -1853,7 +1871,8 @@ lk_acceptor(void *arg)
 			sli_conn_unref(c);
 			continue;
 		}
-		c->write_timeout_ms = (int) (l->o.peer_timeout / SL_MILLISECOND);
+		atomic_store(&c->write_timeout_ms,
+		    (int) (LK_HANDSHAKE(l) / SL_MILLISECOND));
 		if (lk_track_conn(l, c) != 0) {
 			free(ra);
 			sli_conn_unref(c);
@@ -2071,6 +2090,10 @@ lk_new(bool output, const sl_link_opts *o, sl_ctx *ctx, sl_link **out)
 		l->o.heartbeat = 500 * SL_MILLISECOND;
 	if (l->o.peer_timeout <= 0)
 		l->o.peer_timeout = 5 * SL_SECOND;
+	/* Timeouts go to NNG as int milliseconds, the handshake's doubled:
+	 * a day is more than any peer should be waited for. */
+	if (l->o.peer_timeout > 24 * 3600 * SL_SECOND)
+		l->o.peer_timeout = 24 * 3600 * SL_SECOND;
 	if (l->o.reassign_after == 0)
 		l->o.reassign_after = 5 * SL_SECOND;
 	/* A power of two, at least one word of bits. */
