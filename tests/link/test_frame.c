@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "../testutil.h"
 #include "link/batch.h"
 #include "link/frame.h"
 #include "sluice/error.h"
@@ -1291,8 +1292,6 @@ main(void)
 		cmocka_unit_test(test_mutated_frames_never_crash),
 	};
 
-	const char *filter = getenv("SLUICE_TEST_FILTER");
-	if (filter != NULL && *filter != '\0')
-		cmocka_set_test_filter(filter);
+	test_filter();
 	return (cmocka_run_group_tests_name("link/frame", tests, NULL, NULL));
 }

@@ -6,8 +6,6 @@
  * The multi-process behaviour is tested with real stage processes in
  * tests/pipeline.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -15,7 +13,6 @@
 #include <sys/un.h>
 
 #include "../runtime/sltest.h"
-#include "../testcerts.h"
 #include "link/frame.h"
 #include "sluice/link.h"
 
@@ -882,24 +879,6 @@ test_hello_comes_before_heartbeats_and_after_stray_ones(void **state)
 
 /* ---- tls+tcp:// teardown ------------------------------------------------- */
 
-/* A free TCP port on the loopback (bound, read back, released). */
-static int
-lt_free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t          len = sizeof(sa);
-	int                fd, port = 0;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
-		return (0);
-	if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0 &&
-	    getsockname(fd, (struct sockaddr *) &sa, &len) == 0)
-		port = ntohs(sa.sin_port);
-	close(fd);
-	return (port);
-}
-
 /*
  * Rounds of a whole tls+tcp:// link life in one process: connect with a
  * verified certificate, a short stream, close, and both ends freed in
@@ -927,7 +906,7 @@ body_tls_teardown(void *arg)
 		long         n = 1 + (r * 37) % 200;
 
 		snprintf(url, sizeof(url), "tls+tcp://127.0.0.1:%d",
-		    lt_free_port());
+		    test_free_port());
 		oi.tls_cert = cert;
 		oi.tls_key = key;
 		oo.tls_ca = ca;

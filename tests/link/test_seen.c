@@ -6,10 +6,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "../testutil.h"
 #include "link/seen.h"
 
 static void
@@ -101,8 +101,6 @@ main(void)
 		cmocka_unit_test(test_a_far_jump_clears_the_ring),
 	};
 
-	const char *filter = getenv("SLUICE_TEST_FILTER");
-	if (filter != NULL && *filter != '\0')
-		cmocka_set_test_filter(filter);
+	test_filter();
 	return (cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -5,12 +5,10 @@
  * so that even a test program that crashes leaves no stage process
  * behind.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -26,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "../testutil.h"
 #include "proc.h"
 
 /* The running test's scratch directory and process table. */
@@ -148,18 +146,11 @@ pt_ipc(const char *name)
 int
 pt_free_port(void)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t          len = sizeof(sa);
-	int                fd, port;
+	int port = test_free_port();
 
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
-		fail_msg("socket: %s", strerror(errno));
-	if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0 ||
-	    getsockname(fd, (struct sockaddr *) &sa, &len) != 0)
-		fail_msg("bind: %s", strerror(errno));
-	port = ntohs(sa.sin_port);
-	close(fd);
+	if (port == 0)
+		fail_msg("no free TCP port on the loopback: %s",
+		    strerror(errno));
 	return (port);
 }
 

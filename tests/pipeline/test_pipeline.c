@@ -29,7 +29,7 @@
 
 #include <cmocka.h>
 
-#include "../testcerts.h"
+#include "../testutil.h"
 #include "proc.h"
 
 /* How long any process may take to do what a case waits for; and to
@@ -836,10 +836,8 @@ main(void)
 #undef T
 	};
 
-	const char *filter = getenv("SLUICE_TEST_FILTER");
-	if (filter == NULL)
-		filter = getenv("PT_FILTER");
-	if (filter != NULL && *filter != '\0')
-		cmocka_set_test_filter(filter);
+	if (getenv("PT_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("PT_FILTER"));
+	test_filter(); /* SLUICE_TEST_FILTER wins */
 	return (cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -55,6 +55,8 @@
 
 #include <cmocka.h>
 
+#include "../testutil.h"
+
 #include "sluice/sluice.h"
 
 /* ---- failure accounting ------------------------------------------------ */
@@ -387,10 +389,7 @@ slt_rss_kib(void)
 static inline void
 slt_filter(void)
 {
-	const char *f = getenv("SLUICE_TEST_FILTER");
-
-	if (f != NULL && *f != '\0')
-		cmocka_set_test_filter(f);
+	test_filter();
 }
 
 #endif /* SLTEST_H */

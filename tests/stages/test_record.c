@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "../testutil.h"
 #include "../../stages/common/stage.h"
 #include "sluice/example.pb-c.h"
 
@@ -155,8 +156,6 @@ main(void)
 		cmocka_unit_test(test_undecodable_payloads_are_refused),
 	};
 
-	const char *filter = getenv("SLUICE_TEST_FILTER");
-	if (filter != NULL && *filter != '\0')
-		cmocka_set_test_filter(filter);
+	test_filter();
 	return (cmocka_run_group_tests(tests, NULL, NULL));
 }
