@@ -160,8 +160,8 @@ typedef struct stage_rec {
 } stage_rec;
 
 /*
- * Packs Record{id, time_ns, body of some bytes, note} into m->data
- * (malloc'd; m->len its size; no lineage).  The body is sized so that
+ * Packs Record{id, time_ns, body of some bytes, note} into m (a payload
+ * from sl_msg_alloc, no lineage; free it with sl_msg_done).  The body is sized so that
  * the packed record is size bytes if that is possible (else one byte
  * more, or as small as possible; the body is at most STAGE_MAX_BODY).
  * 0 or SL_ENOMEM.
@@ -174,10 +174,10 @@ int stage_rec_unpack(const void *data, size_t len, stage_rec *r);
 
 /*
  * The map transform: decodes data[0..len), sets note to note, and packs
- * it into *out (malloc'd) and *outlen.  0, SL_EPROTO (undecodable) or
- * SL_ENOMEM.
+ * it into *out (a payload from sl_msg_alloc, no lineage; out->data is
+ * NULL on failure).  0, SL_EPROTO (undecodable) or SL_ENOMEM.
  */
 int stage_rec_remap(const void *data, size_t len, const char *note,
-    void **out, size_t *outlen);
+    sl_msg *out);
 
 #endif /* SLUICE_STAGE_H */

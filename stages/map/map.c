@@ -92,9 +92,7 @@ map_main(void *arg)
 		}
 		if (m->sleep_us != 0)
 			sl_sleep((int64_t) m->sleep_us * SL_MICROSECOND);
-		res = (sl_msg){ 0 };
-		rv = stage_rec_remap(msg.data, msg.len, "mapped", &res.data,
-		    &res.len);
+		rv = stage_rec_remap(msg.data, msg.len, "mapped", &res);
 		if (rv == SL_EPROTO) {
 			if (m->bad++ == 0)
 				stage_error(&m->st, "undecodable payload", rv);

@@ -47,7 +47,7 @@ test_pack_hits_the_size_and_unpack_reads_it_back(void **state)
 		assert_int_equal(stage_rec_unpack(m.data, m.len, &r), 0);
 		assert_int_equal(r.id, 1000 + i);
 		assert_int_equal(r.time_ns, -5);
-		free(m.data);
+		sl_msg_done(&m);
 	}
 }
 
@@ -57,11 +57,10 @@ static void
 check_remap(const uint8_t *data, size_t len, const char *note)
 {
 	Sluice__Example__Record *in = decode(data, len), *out;
-	void                    *buf;
-	size_t                   n;
+	sl_msg                   res;
 
-	assert_int_equal(stage_rec_remap(data, len, note, &buf, &n), 0);
-	out = decode(buf, n);
+	assert_int_equal(stage_rec_remap(data, len, note, &res), 0);
+	out = decode(res.data, res.len);
 	assert_int_equal(out->id, in->id);
 	assert_int_equal(out->time_ns, in->time_ns);
 	assert_int_equal(out->body.len, in->body.len);
@@ -69,10 +68,10 @@ check_remap(const uint8_t *data, size_t len, const char *note)
 		assert_memory_equal(out->body.data, in->body.data,
 		    in->body.len);
 	assert_string_equal(out->note, note);
-	assert_true(n <= len + strlen(note) + 11);
+	assert_true(res.len <= len + strlen(note) + 11);
 	sluice__example__record__free_unpacked(in, NULL);
 	sluice__example__record__free_unpacked(out, NULL);
-	free(buf);
+	sl_msg_done(&res);
 }
 
 static void
@@ -88,12 +87,12 @@ test_remap_replaces_the_note_and_keeps_the_rest(void **state)
 	check_remap(m.data, m.len, "mapped");
 	/* A note that needs a two-byte length, replacing a short one. */
 	check_remap(m.data, m.len, longnote);
-	free(m.data);
+	sl_msg_done(&m);
 	/* And the other way round. */
 	assert_int_equal(stage_rec_pack(&m, 8, -1, 900, longnote), 0);
 	check_remap(m.data, m.len, "");
 	check_remap(m.data, m.len, "mapped");
-	free(m.data);
+	sl_msg_done(&m);
 	/* A body larger than the decode arena: the part that spills to
 	 * malloc must still be freed (valgrind and ASan watch). */
 	assert_int_equal(stage_rec_pack(&m, 9, 1, 20000, "big"), 0);
@@ -102,7 +101,7 @@ test_remap_replaces_the_note_and_keeps_the_rest(void **state)
 	assert_int_equal(stage_rec_unpack(m.data, m.len, &r), 0);
 	/* id, time_ns: 2 bytes each; note: 5; body: tag, 3-byte length. */
 	assert_int_equal(r.body, m.len - 2 - 2 - 5 - 4);
-	free(m.data);
+	sl_msg_done(&m);
 }
 
 static void
@@ -133,15 +132,14 @@ test_undecodable_payloads_are_refused(void **state)
 {
 	static const uint8_t junk[] = { 0x0a, 0xff, 0xff, 0xff, 0x7f, 0x01 };
 	stage_rec r;
-	void     *buf = NULL;
-	size_t    n = 0;
+	sl_msg    res;
 
 	(void) state;
 	assert_int_equal(stage_rec_unpack(junk, sizeof(junk), &r),
 	    SL_EPROTO);
-	assert_int_equal(stage_rec_remap(junk, sizeof(junk), "m", &buf, &n),
+	assert_int_equal(stage_rec_remap(junk, sizeof(junk), "m", &res),
 	    SL_EPROTO);
-	assert_null(buf);
+	assert_null(res.data);
 }
 
 int

@@ -51,10 +51,11 @@ typedef struct sli_payload sli_payload;
 
 /* One message crossing a link.  Copied by value through channels. */
 typedef struct sl_msg {
-	void         *data;     /* packed protobuf payload: malloc'd by its
-	                           sender; in a received message it belongs
-	                           to the message until sl_msg_done or
-	                           sl_msg_derive (never free it yourself) */
+	void         *data;     /* packed protobuf payload: from
+	                           sl_msg_alloc (or malloc'd) by its sender;
+	                           in a received message it belongs to the
+	                           message until sl_msg_done or sl_msg_derive
+	                           (never free it yourself) */
 	size_t        len;      /* its length in bytes */
 	uint64_t      lin_src;  /* lineage: origin source id (0: none) */
 	uint64_t      lin_seq;  /* lineage: sequence number at the origin */
@@ -63,9 +64,20 @@ typedef struct sl_msg {
 	                           with (received, or via sl_msg_derive) */
 	uint64_t      parent_seq; /* internal: its sequence number there */
 	sli_payload  *block;    /* internal: the buffer data lies in, shared
-	                           by the messages of one received batch
-	                           (NULL: data was malloc'd on its own) */
+	                           by the messages of one received batch or
+	                           one sl_msg_alloc slab (NULL: data was
+	                           malloc'd on its own) */
 } sl_msg;
+
+/*
+ * Makes m (no lineage) own an uninitialised payload buffer of len bytes,
+ * m->data, to pack into; m->len is len, and may be lowered once packed.
+ * Much cheaper than malloc for small payloads: they are carved one after
+ * another from a slab of the calling thread, which is freed when every
+ * message carved from it was (so a payload kept for long keeps its slab,
+ * 64 KiB, alive).  0 or SL_ENOMEM.
+ */
+int sl_msg_alloc(sl_msg *m, size_t len);
 
 /* Makes m own a copy of data[0..len) (no lineage).  0 or SL_ENOMEM. */
 int sl_msg_init(sl_msg *m, const void *data, size_t len);

@@ -36,6 +36,7 @@
 #include "chan/chan.h"
 #include "core/lock.h"
 #include "link/conn.h"
+#include "link/payload.h"
 #include "link/seen.h"
 #include "sched/wait.h"
 #include "sluice/error.h"
@@ -222,36 +223,20 @@ lk_mark_done(sl_link *l)
 int
 sl_msg_init(sl_msg *m, const void *data, size_t len)
 {
-	memset(m, 0, sizeof(*m));
-	if (len > 0) {
-		if ((m->data = malloc(len)) == NULL)
-			return (SL_ENOMEM);
+	int rv;
+
+	if ((rv = sl_msg_alloc(m, len)) == 0 && len > 0)
 		memcpy(m->data, data, len);
-	}
-	m->len = len;
-	return (0);
+	return (rv);
 }
 
 static void lk_session_done(lk_session *s, uint64_t seq);
-
-/* The payloads of one received batch, in one allocation: this header,
- * then the bytes.  Each message of the batch holds a reference. */
-struct sli_payload {
-	atomic_int refs;
-};
 
 /* Frees m's data (or drops its reference to the shared block). */
 static void
 lk_msg_release(sl_msg *m)
 {
-	if (m->block != NULL) {
-		if (atomic_fetch_sub(&m->block->refs, 1) == 1)
-			free(m->block);
-	} else {
-		free(m->data);
-	}
-	m->block = NULL;
-	m->data = NULL;
+	sli_payload_release(m);
 }
 
 void
@@ -1442,11 +1427,10 @@ lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
 	size_t total = 0;
 	for (i = 0; i < n; i++)
 		total += bms[i].len;
-	sli_payload *blk = malloc(sizeof(*blk) + total);
+	sli_payload *blk = sli_payload_new(total, (int) n);
 	if (blk == NULL)
 		return (SL_ENOMEM);
-	atomic_init(&blk->refs, (int) n);
-	uint8_t *q = (uint8_t *) (blk + 1);
+	uint8_t *q = sli_payload_bytes(blk);
 	for (i = 0; i < n; i++) {
 		sl_msg *m = &rb->m[i];
 		memset(m, 0, sizeof(*m));
