@@ -10,6 +10,7 @@
 
 #include "core/lock.h"
 #include "link/conn.h"
+#include "link/payload.h"
 #include "sluice/error.h"
 
 #define CONN_HDR      4
@@ -156,7 +157,10 @@ sli_conn_unref(sli_conn *c)
 	sli_aio_fini(&c->rd);
 	sli_aio_fini(&c->wr);
 	nng_stream_free(c->st);
-	free(c->rbuf);
+	if (c->rblk != NULL) {
+		sl_msg m = { .block = c->rblk };
+		sli_payload_release(&m);
+	}
 	free(c->bv);
 	free(c);
 }
@@ -175,6 +179,56 @@ conn_put32(uint8_t *p, uint32_t v)
 	p[1] = (uint8_t) (v >> 8);
 	p[2] = (uint8_t) (v >> 16);
 	p[3] = (uint8_t) (v >> 24);
+}
+
+/*
+ * Makes room to read at least want - rlen more bytes after the unparsed
+ * ones, which move to the front.  The buffer is reused while no message
+ * points into it; once one does (sli_conn_rblock), a fresh one takes the
+ * unparsed bytes and the old one lives on until its messages are
+ * released.  Only this connection's reader hands out references, so
+ * refs == 1 here means nobody else holds the buffer.  0 or SL_ENOMEM.
+ */
+static int
+conn_rbuf_ready(sli_conn *c, size_t want)
+{
+	sli_payload *nb;
+	sl_msg       old;
+
+	if (c->rblk != NULL && atomic_load_explicit(&c->rblk->refs,
+	    memory_order_acquire) == 1 && c->rcap >= want) {
+		if (c->roff > 0 && c->rlen > 0)
+			memmove(c->rbuf, c->rbuf + c->roff, c->rlen);
+		c->roff = 0;
+		return (0);
+	}
+	if (c->rcap > want)
+		want = c->rcap;
+	if ((nb = sli_payload_new(want, 1)) == NULL)
+		return (SL_ENOMEM);
+	if (c->rlen > 0)
+		memcpy(sli_payload_bytes(nb), c->rbuf + c->roff, c->rlen);
+	if (c->rblk != NULL) {
+		old = (sl_msg){ .block = c->rblk };
+		sli_payload_release(&old);
+	}
+	c->rblk = nb;
+	c->rbuf = sli_payload_bytes(nb);
+	c->rcap = want;
+	c->roff = 0;
+	return (0);
+}
+
+sli_payload *
+sli_conn_rblock(sli_conn *c)
+{
+	return (c->rblk);
+}
+
+size_t
+sli_conn_rsize(sli_conn *c)
+{
+	return (c->rcap);
 }
 
 int
@@ -209,17 +263,9 @@ sli_conn_read(sli_conn *c, sli_frame **fp, int timeout_ms)
 			}
 		}
 		/* Need more bytes: compact, grow, read. */
-		if (c->roff > 0 && c->rlen > 0)
-			memmove(c->rbuf, c->rbuf + c->roff, c->rlen);
-		c->roff = 0;
 		size_t want = need > CONN_READ_MIN ? need : CONN_READ_MIN;
-		if (c->rcap < want) {
-			uint8_t *n = realloc(c->rbuf, want);
-			if (n == NULL)
-				return (SL_ENOMEM);
-			c->rbuf = n;
-			c->rcap = want;
-		}
+		if (conn_rbuf_ready(c, want) != 0)
+			return (SL_ENOMEM);
 		nng_iov iov = { .iov_buf = c->rbuf + c->rlen,
 			.iov_len = c->rcap - c->rlen };
 		nng_aio_set_iov(c->rd.aio, 1, &iov);

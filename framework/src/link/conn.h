@@ -18,6 +18,7 @@
 
 #include "link/batch.h"
 #include "link/frame.h"
+#include "link/payload.h"
 #include "sched/wait.h"
 #include "sluice/sync.h"
 
@@ -44,7 +45,11 @@ typedef struct sli_conn {
 	sli_aio            rd;      /* reader's aio */
 	sli_aio            wr;      /* writers' aio (under wmu) */
 	sl_mutex           wmu;     /* one frame written at a time */
-	uint8_t           *rbuf;    /* read buffer */
+	sli_payload       *rblk;    /* the read buffer: a payload block, so
+	                               the messages of a batch can point
+	                               into it (each holding a reference)
+	                               instead of being copied out */
+	uint8_t           *rbuf;    /* its bytes (NULL: none yet) */
 	size_t             rcap;    /* its size */
 	size_t             roff;    /* first unparsed byte */
 	size_t             rlen;    /* unparsed bytes */
@@ -85,6 +90,13 @@ void      sli_conn_close(sli_conn *c);
  * in c->bv[0..c->bvn), viewing c's buffer until the next read.
  */
 int sli_conn_read(sli_conn *c, sli_frame **fp, int timeout_ms);
+
+/* The block c->bv's payloads lie in.  Each message that keeps pointing
+ * at its payload after the next read takes a reference to it (refs),
+ * which sl_msg_done drops; the connection then reads into a new block. */
+sli_payload *sli_conn_rblock(sli_conn *c);
+/* The size in bytes of that block. */
+size_t sli_conn_rsize(sli_conn *c);
 
 /* Encodes and writes f.  0, SL_ECONNSHUT, or an encode error. */
 int sli_conn_write(sli_conn *c, const sli_frame *f);

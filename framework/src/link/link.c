@@ -1424,22 +1424,40 @@ lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
 		rb->m = nm;
 		rb->cap = n;
 	}
-	size_t total = 0;
+	/* A large batch stays where it was read: its messages point into
+	 * the connection's read buffer, each with a reference to it.  A
+	 * small one is copied out to a block of its own, so that a few
+	 * messages kept long cannot pin many mostly empty read buffers
+	 * (a kept message holds at most 8 times its batch's bytes). */
+	size_t       total = 0;
+	sli_payload *blk = sli_conn_rblock(c);
 	for (i = 0; i < n; i++)
 		total += bms[i].len;
-	sli_payload *blk = sli_payload_new(total, (int) n);
-	if (blk == NULL)
-		return (SL_ENOMEM);
-	uint8_t *q = sli_payload_bytes(blk);
-	for (i = 0; i < n; i++) {
-		sl_msg *m = &rb->m[i];
-		memset(m, 0, sizeof(*m));
-		m->block = blk;
-		m->len = bms[i].len;
-		if (m->len > 0) {
-			memcpy(q, bms[i].payload, m->len);
-			m->data = q;
-			q += m->len;
+	if (total >= sli_conn_rsize(c) / 8) {
+		atomic_fetch_add_explicit(&blk->refs, (int) n,
+		    memory_order_relaxed);
+		for (i = 0; i < n; i++) {
+			sl_msg *m = &rb->m[i];
+			memset(m, 0, sizeof(*m));
+			m->block = blk;
+			m->len = bms[i].len;
+			m->data = (void *) (uintptr_t) bms[i].payload;
+		}
+	} else {
+		uint8_t *q;
+		if ((blk = sli_payload_new(total, (int) n)) == NULL)
+			return (SL_ENOMEM);
+		q = sli_payload_bytes(blk);
+		for (i = 0; i < n; i++) {
+			sl_msg *m = &rb->m[i];
+			memset(m, 0, sizeof(*m));
+			m->block = blk;
+			m->len = bms[i].len;
+			if (m->len > 0) {
+				memcpy(q, bms[i].payload, m->len);
+				m->data = q;
+				q += m->len;
+			}
 		}
 	}
 
