@@ -28,16 +28,11 @@
 
 /* ---- encoding ------------------------------------------------------------ */
 
-static size_t
+static inline size_t
 bt_varint_size(uint64_t v)
 {
-	size_t n = 1;
-
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return (n);
+	/* 7 bits per byte: the significant bits, rounded up. */
+	return ((size_t) (64 - __builtin_clzll(v | 1) + 6) / 7);
 }
 
 static uint8_t *
@@ -121,10 +116,24 @@ sli_batch_write(const sli_bmsg *msgs, size_t n, uint8_t *out)
 /* Reads a varint of at most 10 bytes; NULL if malformed or truncated, or
  * (for the canonical form) not minimal. */
 static const uint8_t *
-bt_get_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
+bt_get_varint_slow(const uint8_t *p, const uint8_t *end, uint64_t *v)
 {
 	uint64_t x = 0;
 
+	if (end - p >= 10) {
+		/* All ten bytes are there: no bounds checks. */
+		for (int i = 0; i < 10; i++) {
+			uint8_t b = p[i];
+			x |= (uint64_t) (b & 0x7f) << (7 * i);
+			if (b < 0x80) {
+				if ((b == 0 && i > 0) || (i == 9 && b > 1))
+					return (NULL);
+				*v = x;
+				return (p + i + 1);
+			}
+		}
+		return (NULL);
+	}
 	for (int shift = 0; shift < 64 && p < end; shift += 7) {
 		uint8_t b = *p++;
 		if (shift == 63 && b > 1)
@@ -142,9 +151,25 @@ bt_get_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
 	return (NULL);
 }
 
+/* The same, with the one- and two-byte forms (tags, lengths, small
+ * numbers: most of a batch) inline. */
+static inline const uint8_t *
+bt_get_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
+{
+	if (p < end && p[0] < 0x80) {
+		*v = p[0];
+		return (p + 1);
+	}
+	if (end - p >= 2 && p[1] < 0x80 && p[1] != 0) {
+		*v = (uint64_t) (p[0] & 0x7f) | (uint64_t) p[1] << 7;
+		return (p + 2);
+	}
+	return (bt_get_varint_slow(p, end, v));
+}
+
 /* Reads tag byte t (single byte tags only: fields 1..15) then a length
  * that fits in what is left. */
-static const uint8_t *
+static inline const uint8_t *
 bt_get_len(const uint8_t *p, const uint8_t *end, uint8_t t, uint64_t *len)
 {
 	if (p >= end || *p != t)
