@@ -56,8 +56,10 @@ typedef struct lk_peer {
 	sli_conn          *conn;      /* live connection, NULL if none */
 	sl_mutex           smu;       /* one flush at a time, so batches go
 	                                 out in sequence order */
-	sl_msg            *ring;      /* unacked, at seq % cap */
-	uint32_t           cap;       /* ring size (our window) */
+	sl_msg            *ring;      /* unacked, at seq & mask */
+	uint32_t           cap;       /* our window: at most cap unacked */
+	uint64_t           mask;      /* ring size - 1: a power of two
+	                                 >= cap, so no division per message */
 	uint64_t           next_seq;  /* seq of the next new message */
 	uint64_t           acked;     /* cumulative ack */
 	uint64_t           sent;      /* highest seq written on conn */
@@ -86,7 +88,8 @@ struct lk_session {
 	uint64_t     received;   /* highest seq delivered to the channel */
 	uint64_t     done;       /* contiguous seq finished with */
 	uint64_t     ack_sent;   /* highest seq acked to the sender */
-	uint8_t     *donebits;   /* finished marks, at seq % cap */
+	uint8_t     *donebits;   /* finished marks, at seq & dmask */
+	uint64_t     dmask;      /* their count - 1 (a power of two >= cap) */
 	uint32_t     cap;
 	bool         closing;    /* Close received */
 	uint64_t     final_seq;
@@ -218,6 +221,18 @@ lk_mark_done(sl_link *l)
 		sl_chan_close(l->done);
 }
 
+/* The mask of a ring indexed by seq that must hold cap consecutive
+ * seqs: its size is the power of two at or above cap. */
+static uint64_t
+lk_ring_mask(uint32_t cap)
+{
+	uint64_t n = 1;
+
+	while (n < cap)
+		n <<= 1;
+	return (n - 1);
+}
+
 /* ---- messages ----------------------------------------------------------- */
 
 int
@@ -309,15 +324,15 @@ lk_session_done_seqs(lk_session *s, const uint64_t *seqs, size_t n)
 	if (!s->stale && s->link != NULL) {
 		for (size_t i = 0; i < n; i++) {
 			if (seqs[i] > s->done && seqs[i] <= s->received) {
-				s->donebits[seqs[i] % s->cap] = 1;
+				s->donebits[seqs[i] & s->dmask] = 1;
 				any = true;
 			}
 		}
 	}
 	if (any) {
 		while (s->done < s->received &&
-		    s->donebits[(s->done + 1) % s->cap]) {
-			s->donebits[(s->done + 1) % s->cap] = 0;
+		    s->donebits[(s->done + 1) & s->dmask]) {
+			s->donebits[(s->done + 1) & s->dmask] = 0;
 			s->done++;
 		}
 		/* Ack in chunks, or at once when the sender waits on us. */
@@ -515,7 +530,7 @@ lk_encode_range(sl_link *l, lk_peer *p, uint64_t from, uint64_t to,
 		uint64_t payload = 0;
 
 		while (from <= to && n < want) {
-			sl_msg *m = &p->ring[from % p->cap];
+			sl_msg *m = &p->ring[from & p->mask];
 			/* Keep frames well under both ends' limits, and
 			 * several batches in the byte window. */
 			if (n > 0 && (bytes + m->len + 64 > lim / 2 ||
@@ -636,7 +651,7 @@ lk_enqueue(lk_peer *p, const sl_msg *m)
 {
 	uint64_t seq = p->next_seq++;
 
-	p->ring[seq % p->cap] = *m;
+	p->ring[seq & p->mask] = *m;
 	p->bytes += m->len;
 	p->assigned++;
 }
@@ -753,7 +768,7 @@ lk_reassign(sl_link *l, lk_wbuf *w)
 		    now - p->down_since < l->o.reassign_after)
 			continue;
 		while (p->acked < p->next_seq - 1) {
-			sl_msg  *m = &p->ring[(p->acked + 1) % p->cap];
+			sl_msg  *m = &p->ring[(p->acked + 1) & p->mask];
 			lk_peer *q = lk_pick(l, m->len);
 
 			/* Only to a replica that is up: with none up,
@@ -921,7 +936,7 @@ lk_on_ack(sl_link *l, lk_peer *p, uint64_t seq)
 	uint64_t nacked = seq > p->acked ? seq - p->acked : 0;
 	bool     tried = false;
 	while (p->acked < seq) {
-		sl_msg *m = &p->ring[++p->acked % p->cap];
+		sl_msg *m = &p->ring[++p->acked & p->mask];
 		p->bytes -= m->len;
 		if (m->parent != NULL && !tried) {
 			/* Only a stage with inputs (1:1) has parents. */
@@ -1371,7 +1386,8 @@ lk_session_for(sl_link *l, sli_conn *c, const sli_hello *h, bool *resumed)
 	s->port = strdup(pt);
 	s->incarnation = h->incarnation;
 	s->cap = l->o.window_msgs;
-	s->donebits = calloc(s->cap, 1);
+	s->dmask = lk_ring_mask(s->cap);
+	s->donebits = calloc(s->dmask + 1, 1);
 	s->kick = sl_chan_make(0, 1);
 	if (s->stage == NULL || s->port == NULL || s->donebits == NULL ||
 	    s->kick == NULL) {
@@ -1749,7 +1765,7 @@ lk_reader(void *arg)
 		/* The sender gave what we had not acked to other replicas
 		 * while we were away (lk_reassign): skip to its ack.  What
 		 * we still hold of the old range is finished unacked. */
-		memset(s->donebits, 0, s->cap);
+		memset(s->donebits, 0, s->dmask + 1);
 		s->received = s->done = s->ack_sent = f->hello->last_seq;
 		h.last_seq = s->received;
 	}
@@ -2215,10 +2231,11 @@ sl_link_output(const char *const *urls, size_t n, const sl_link_opts *opts,
 		lk_peer *p = &l->peers[i];
 		p->link = l;
 		p->cap = l->o.window_msgs;
+		p->mask = lk_ring_mask(p->cap);
 		p->next_seq = 1;
 		p->down_since = sl_now();
 		p->url = urls[i] ? strdup(urls[i]) : NULL;
-		p->ring = calloc(p->cap, sizeof(*p->ring));
+		p->ring = calloc(p->mask + 1, sizeof(*p->ring));
 		if (p->url == NULL || p->ring == NULL) {
 			sl_link_free(l);
 			return (SL_ENOMEM);
@@ -2322,7 +2339,7 @@ lk_free_mem(sl_link *l)
 		lk_peer *p = &l->peers[i];
 		if (p->ring != NULL) {
 			for (uint64_t s = p->acked + 1; s < p->next_seq; s++) {
-				sl_msg *um = &p->ring[s % p->cap];
+				sl_msg *um = &p->ring[s & p->mask];
 				if (um->parent != NULL)
 					lk_session_unref(
 					    (lk_session *) um->parent);
