@@ -16,7 +16,8 @@
  * " elapsed_ms=E rate=R p50_us=A p99_us=B max_us=M": E from the earliest
  * Record.time_ns seen to the end of the stream, R = C / E, and the
  * percentiles of sl_now() - Record.time_ns at delivery (the source and
- * the sink read the same monotonic clock).
+ * the sink read the same monotonic clock; percentiles within 1.6%, from
+ * a histogram; the maximum exact).
  *
  * --dedup: the input drops messages whose lineage it has seen already.
  * --upstreams K: the input closes after K upstreams closed.
@@ -35,8 +36,14 @@
 
 #define PROG "sluice-sink"
 
-/* Latency samples kept at most (the first ones). */
-#define SINK_MAX_SAMPLES (4u << 20)
+/*
+ * Latencies go into a log-linear histogram: exact below SINK_SUB ns,
+ * then SINK_SUB buckets per power of two (within 1.6% of the value).
+ * Constant memory and time per message, however long the run.
+ */
+#define SINK_SUB_BITS 6
+#define SINK_SUB      (1u << SINK_SUB_BITS)
+#define SINK_BUCKETS  ((64 - SINK_SUB_BITS + 1) * SINK_SUB)
 /* In a burst, the clock is read for one message in this many. */
 #define SINK_CLOCK_EVERY 16
 /* The largest id the duplicate check tracks; larger ones count as bad. */
@@ -60,9 +67,9 @@ struct sink {
 	uint64_t   *seen;       /* bitmap of ids seen */
 	uint64_t    seen_bits;  /* its size in bits */
 	int64_t     first_ns;   /* earliest Record.time_ns (timing) */
-	int64_t    *lat;        /* latency samples in ns (timing) */
-	size_t      nlat;       /* how many */
-	size_t      lat_cap;    /* allocated */
+	uint64_t   *hist;       /* latency histogram, SINK_BUCKETS (timing) */
+	uint64_t    nlat;       /* latencies counted in it */
+	uint64_t    lat_max;    /* the largest, exact, in ns */
 	int         code;       /* exit code */
 };
 
@@ -114,6 +121,33 @@ sink_mark(struct sink *s, uint64_t id, bool *ok)
 	return (true);
 }
 
+/* The histogram bucket of v ns. */
+static unsigned
+sink_bucket(uint64_t v)
+{
+	unsigned e;
+
+	if (v < SINK_SUB)
+		return ((unsigned) v);
+	e = 63 - (unsigned) __builtin_clzll(v); /* >= SINK_SUB_BITS */
+	return ((e - SINK_SUB_BITS + 1) * SINK_SUB +
+	    (unsigned) ((v >> (e - SINK_SUB_BITS)) & (SINK_SUB - 1)));
+}
+
+/* The middle of bucket b, in ns. */
+static double
+sink_bucket_mid(unsigned b)
+{
+	unsigned e, sub;
+
+	if (b < SINK_SUB)
+		return (b);
+	e = b / SINK_SUB + SINK_SUB_BITS - 1;
+	sub = b % SINK_SUB;
+	return ((double) ((uint64_t) (SINK_SUB + sub) << (e - SINK_SUB_BITS)) +
+	    (double) ((uint64_t) 1 << (e - SINK_SUB_BITS)) / 2);
+}
+
 /* Accounts one delivered record. */
 static void
 sink_take(struct sink *s, const stage_rec *r, int64_t now)
@@ -132,37 +166,38 @@ sink_take(struct sink *s, const stage_rec *r, int64_t now)
 		return;
 	if (s->first_ns == 0 || r->time_ns < s->first_ns)
 		s->first_ns = r->time_ns;
-	if (s->nlat == s->lat_cap && s->lat_cap < SINK_MAX_SAMPLES) {
-		size_t   cap = s->lat_cap != 0 ? s->lat_cap * 2 : 4096;
-		int64_t *nv = realloc(s->lat, cap * sizeof(*nv));
+	/* A reading shared within a burst (sink_main) can precede a
+	 * stamp by a hair: count that as no latency. */
+	uint64_t lat = now > r->time_ns ? (uint64_t) (now - r->time_ns) : 0;
 
-		if (nv != NULL) {
-			s->lat = nv;
-			s->lat_cap = cap;
-		}
-	}
-	if (s->nlat < s->lat_cap)
-		s->lat[s->nlat++] = now - r->time_ns;
+	s->hist[sink_bucket(lat)]++;
+	s->nlat++;
+	if (lat > s->lat_max)
+		s->lat_max = lat;
 }
 
-static int
-cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-
-	return (x < y ? -1 : x > y);
-}
-
-/* The p-th percentile (0..100) of the sorted samples, in microseconds. */
+/* The p-th percentile (0..100) of the latencies, in microseconds: the
+ * middle of its bucket (the largest is exact). */
 static double
 sink_pct(const struct sink *s, double p)
 {
-	size_t i;
+	uint64_t rank, seen = 0;
 
 	if (s->nlat == 0)
 		return (0);
-	i = (size_t) (p / 100.0 * (double) (s->nlat - 1) + 0.5);
-	return ((double) s->lat[i] / 1e3);
+	if (p >= 100)
+		return ((double) s->lat_max / 1e3);
+	rank = (uint64_t) (p / 100.0 * (double) (s->nlat - 1) + 0.5);
+	for (unsigned b = 0; b < SINK_BUCKETS; b++) {
+		seen += s->hist[b];
+		if (seen > rank) {
+			double v = sink_bucket_mid(b);
+			if (v > (double) s->lat_max)
+				v = (double) s->lat_max;
+			return (v / 1e3);
+		}
+	}
+	return ((double) s->lat_max / 1e3);
 }
 
 /* Prints the summary line. */
@@ -175,7 +210,6 @@ sink_report(struct sink *s, int64_t end)
 		double ms = s->first_ns != 0 ?
 		    (double) (end - s->first_ns) / 1e6 : 0;
 
-		qsort(s->lat, s->nlat, sizeof(*s->lat), cmp_i64);
 		printf(" elapsed_ms=%.1f rate=%.0f p50_us=%.1f p99_us=%.1f"
 		    " max_us=%.1f", ms, ms > 0 ? (double) s->count / ms * 1e3
 		    : 0, sink_pct(s, 50), sink_pct(s, 99), sink_pct(s, 100));
@@ -331,15 +365,22 @@ main(int argc, char **argv)
 	}
 	if (stage_common_check(&s.st) != 0)
 		return (STAGE_EXIT_USAGE);
-	if (stage_start(&s.st) != 0)
+	if (s.timing && (s.hist = calloc(SINK_BUCKETS,
+	    sizeof(*s.hist))) == NULL) {
+		fprintf(stderr, PROG ": out of memory\n");
 		return (STAGE_EXIT_FAIL);
+	}
+	if (stage_start(&s.st) != 0) {
+		free(s.hist);
+		return (STAGE_EXIT_FAIL);
+	}
 	if ((rv = stage_run(&s.st, sink_main, &s)) != 0) {
 		stage_error(&s.st, "sl_main", rv);
 		s.code = STAGE_EXIT_FAIL;
 	}
 	rv = stage_finish(&s.st, s.code);
 	free(s.seen);
-	free(s.lat);
+	free(s.hist);
 	fflush(stdout);
 	return (rv);
 }
