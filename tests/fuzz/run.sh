@@ -16,7 +16,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 time=${1:-${FUZZ_TIME:-60}}
 build=${BUILD:-build-fuzz}
 jobs=${FUZZ_JOBS:-1}
-targets="frame"
+targets="frame pb"
 
 cd "$root"
 if [ ! -f "$build/build.ninja" ]; then
