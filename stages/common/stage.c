@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "sluice/example.pb-c.h"
+#include "sluice/pb.h"
 
 #include "stage.h"
 
@@ -438,7 +439,8 @@ stage_unpack(const void *data, size_t len, ProtobufCAllocator *al)
 	al->alloc = stage_arena_alloc;
 	al->free = stage_arena_free;
 	al->allocator_data = &stage_arena;
-	return (sluice__example__record__unpack(al, len, data));
+	return ((Sluice__Example__Record *) sl_pb_unpack(
+	    &sluice__example__record__descriptor, al, len, data));
 }
 
 /* Frees a record from stage_unpack.  When nothing spilled to malloc,
@@ -452,18 +454,18 @@ stage_unpacked_free(Sluice__Example__Record *r, ProtobufCAllocator *al)
 
 /* Packs r into a fresh payload (sl_msg_alloc): 0 and m->data/len, or
  * SL_ENOMEM.  bound, if nonzero, is a size the encoding cannot exceed
- * (saves protobuf-c's sizing pass); 0 asks protobuf-c. */
+ * (saves a sizing pass); 0 computes the size. */
 static int
 stage_pack(const Sluice__Example__Record *r, size_t bound, sl_msg *m)
 {
 	size_t len = bound != 0 ? bound :
-	    sluice__example__record__get_packed_size(r);
+	    sl_pb_packed_size(&r->base);
 
 	if (sl_msg_alloc(m, len) != 0)
 		return (SL_ENOMEM);
 	if (len == 0)
 		return (0);
-	m->len = sluice__example__record__pack(r, m->data);
+	m->len = sl_pb_pack(&r->base, m->data);
 	if (m->len > len)
 		abort(); /* the bound is wrong: memory is already corrupt */
 	return (0);

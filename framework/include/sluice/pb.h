@@ -1,6 +1,7 @@
 /*
- * sluice/pb.h — a faster protobuf-c unpacker, a drop-in replacement for
- * protobuf_c_message_unpack().
+ * sluice/pb.h — a faster protobuf-c unpacker and packer, drop-in
+ * replacements for protobuf_c_message_unpack(), protobuf_c_message_pack()
+ * and protobuf_c_message_get_packed_size().
  *
  * sl_pb_unpack() returns exactly what protobuf-c 1.4 would return for the
  * same descriptor, allocator and bytes: the same message laid out the same
@@ -56,6 +57,26 @@ extern "C" {
  */
 ProtobufCMessage *sl_pb_unpack(const ProtobufCMessageDescriptor *desc,
     ProtobufCAllocator *allocator, size_t len, const uint8_t *data);
+
+/*
+ * Writes msg to out as protobuf_c_message_pack(msg, out) does, byte for
+ * byte, and returns the number of bytes written.  out must hold
+ * sl_pb_packed_size(msg) bytes (or protobuf-c's packed size: the same).
+ *
+ * A message whose fields are all singular scalars, strings and bytes (no
+ * repeated field, submessage or oneof) and that carries no unknown fields
+ * is written in one pass; any other is handed whole to protobuf-c.  Which
+ * fields are written is protobuf-c's rule: a proto3 field when it is not
+ * zero (a string or bytes neither NULL nor empty), a
+ * proto2 optional one when its has_ flag is set (a string when it is
+ * neither NULL nor the default's pointer), a required one always.
+ * Needs no set-up and keeps no state: safe from any thread.
+ */
+size_t sl_pb_pack(const ProtobufCMessage *msg, uint8_t *out);
+
+/* The bytes sl_pb_pack(msg, ...) writes, as
+ * protobuf_c_message_get_packed_size(msg). */
+size_t sl_pb_packed_size(const ProtobufCMessage *msg);
 
 #ifdef __cplusplus
 }
