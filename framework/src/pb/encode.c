@@ -34,12 +34,6 @@ pb_put_varint(uint8_t *p, uint64_t v)
 }
 
 static inline uint8_t *
-pb_put_tag(uint8_t *p, uint32_t id, unsigned wire)
-{
-	return (pb_put_varint(p, (uint64_t) id << 3 | wire));
-}
-
-static inline uint8_t *
 pb_put_le32(uint8_t *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
@@ -55,73 +49,6 @@ pb_put_le64(uint8_t *p, uint64_t v)
 	return (p + 8);
 }
 
-/* The value of an int32 or enum on the wire: negative ones are
- * sign-extended to ten bytes. */
-static inline uint64_t
-pb_int32_wire(int32_t v)
-{
-	return ((uint64_t) (int64_t) v);
-}
-
-static inline uint32_t
-pb_zigzag32(int32_t v)
-{
-	return (((uint32_t) v << 1) ^ (uint32_t) (v >> 31));
-}
-
-static inline uint64_t
-pb_zigzag64(int64_t v)
-{
-	return (((uint64_t) v << 1) ^ (uint64_t) (v >> 63));
-}
-
-/* Whether field f (singular, not in a oneof) of m is written, as
- * protobuf-c decides: a proto3 field when it is not zero (a string not
- * NULL or empty, bytes neither NULL nor empty), a proto2 optional one
- * when its has_ flag is set (a string when not NULL and not its default),
- * a required one always. */
-static inline bool
-pb_present(const ProtobufCFieldDescriptor *f, const char *m)
-{
-	const char *v = m + f->offset;
-
-	switch (f->label) {
-	case PROTOBUF_C_LABEL_REQUIRED:
-		return (true);
-	case PROTOBUF_C_LABEL_OPTIONAL:
-		if (f->type == PROTOBUF_C_TYPE_STRING) {
-			const char *s = *(char *const *) (const void *) v;
-			return (s != NULL && s != f->default_value);
-		}
-		return (*(const protobuf_c_boolean *) (const void *)
-		    (m + f->quantifier_offset) != 0);
-	default: /* PROTOBUF_C_LABEL_NONE */
-		break;
-	}
-	switch (f->type) {
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-		return (*(const uint64_t *) (const void *) v != 0);
-	case PROTOBUF_C_TYPE_FLOAT:
-		return (*(const float *) (const void *) v != 0);
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return (*(const double *) (const void *) v != 0);
-	case PROTOBUF_C_TYPE_STRING: {
-		const char *s = *(char *const *) (const void *) v;
-		return (s != NULL && s[0] != '\0');
-	}
-	case PROTOBUF_C_TYPE_BYTES: {
-		const ProtobufCBinaryData *b = (const void *) v;
-		return (b->data != NULL && b->len != 0);
-	}
-	default: /* the 32-bit types, bool, enum */
-		return (*(const uint32_t *) (const void *) v != 0);
-	}
-}
-
 /* Whether the fast path handles field f. */
 static inline bool
 pb_flat(const ProtobufCFieldDescriptor *f)
@@ -130,6 +57,10 @@ pb_flat(const ProtobufCFieldDescriptor *f)
 	    f->type != PROTOBUF_C_TYPE_MESSAGE &&
 	    (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) == 0);
 }
+
+/* The last descriptor this thread found flat: descriptors live for the
+ * process (sluice/pb.h), so it needs no second scan. */
+static _Thread_local const ProtobufCMessageDescriptor *pb_last_flat;
 
 /* Whether the fast path handles every field of m.  Checked before a
  * byte is written: out may hold no more than protobuf-c writes. */
@@ -140,113 +71,129 @@ pb_flat_message(const ProtobufCMessage *msg)
 
 	if (msg->n_unknown_fields != 0)
 		return (false);
+	if (d == pb_last_flat)
+		return (true);
 	for (unsigned i = 0; i < d->n_fields; i++)
 		if (!pb_flat(&d->fields[i]))
 			return (false);
+	pb_last_flat = d;
 	return (true);
 }
 
-/* Writes present field f of m at p; returns the end. */
-static uint8_t *
-pb_put_field(uint8_t *p, const ProtobufCFieldDescriptor *f, const char *m)
-{
-	const void *v = m + f->offset;
+/* What pb_field says of a field: where its value is and how it goes on
+ * the wire. */
+typedef struct pb_val {
+	unsigned    wire; /* 0 varint, 1 fixed64, 2 length-delimited,
+	                     5 fixed32; PB_ABSENT: not written */
+	uint64_t    x;    /* the varint or fixed value, or the length */
+	const void *data; /* length-delimited: the bytes */
+} pb_val;
 
+#define PB_ABSENT 8u
+
+/*
+ * Field f of m as protobuf-c writes it, or PB_ABSENT when protobuf-c
+ * leaves it out: a proto3 field (label NONE) when it is zero (a float
+ * compared as a float, so -0.0 too; a string or bytes NULL or empty), a
+ * proto2 optional one when its has_ flag is clear (a string when NULL or
+ * the default's own pointer); a required one never.
+ */
+static inline pb_val
+pb_field(const ProtobufCFieldDescriptor *f, const char *m)
+{
+	const char *v = m + f->offset;
+	bool        proto3 = f->label == PROTOBUF_C_LABEL_NONE;
+	pb_val      r = { 0, 0, NULL };
+
+	if (f->label == PROTOBUF_C_LABEL_OPTIONAL &&
+	    f->type != PROTOBUF_C_TYPE_STRING &&
+	    *(const protobuf_c_boolean *) (const void *)
+	    (m + f->quantifier_offset) == 0) {
+		r.wire = PB_ABSENT;
+		return (r);
+	}
 	switch (f->type) {
 	case PROTOBUF_C_TYPE_INT32:
 	case PROTOBUF_C_TYPE_ENUM:
-		p = pb_put_tag(p, f->id, 0);
-		return (pb_put_varint(p, pb_int32_wire(*(const int32_t *) v)));
-	case PROTOBUF_C_TYPE_SINT32:
-		p = pb_put_tag(p, f->id, 0);
-		return (pb_put_varint(p, pb_zigzag32(*(const int32_t *) v)));
+		/* Negative ones are sign-extended to ten bytes. */
+		r.x = (uint64_t) (int64_t) *(const int32_t *) (const void *) v;
+		break;
+	case PROTOBUF_C_TYPE_SINT32: {
+		int32_t i = *(const int32_t *) (const void *) v;
+		r.x = ((uint32_t) i << 1) ^ (uint32_t) (i >> 31);
+		break;
+	}
 	case PROTOBUF_C_TYPE_UINT32:
-		p = pb_put_tag(p, f->id, 0);
-		return (pb_put_varint(p, *(const uint32_t *) v));
+		r.x = *(const uint32_t *) (const void *) v;
+		break;
 	case PROTOBUF_C_TYPE_BOOL:
-		p = pb_put_tag(p, f->id, 0);
-		*p++ = *(const protobuf_c_boolean *) v ? 1 : 0;
-		return (p);
+		r.x = *(const protobuf_c_boolean *) (const void *) v != 0;
+		break;
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_UINT64:
-		p = pb_put_tag(p, f->id, 0);
-		return (pb_put_varint(p, *(const uint64_t *) v));
-	case PROTOBUF_C_TYPE_SINT64:
-		p = pb_put_tag(p, f->id, 0);
-		return (pb_put_varint(p, pb_zigzag64(*(const int64_t *) v)));
+		r.x = *(const uint64_t *) (const void *) v;
+		break;
+	case PROTOBUF_C_TYPE_SINT64: {
+		int64_t i = *(const int64_t *) (const void *) v;
+		r.x = ((uint64_t) i << 1) ^ (uint64_t) (i >> 63);
+		break;
+	}
 	case PROTOBUF_C_TYPE_SFIXED32:
 	case PROTOBUF_C_TYPE_FIXED32:
+		r.wire = 5;
+		r.x = *(const uint32_t *) (const void *) v;
+		break;
 	case PROTOBUF_C_TYPE_FLOAT:
-		p = pb_put_tag(p, f->id, 5);
-		return (pb_put_le32(p, *(const uint32_t *) v));
+		r.wire = 5;
+		r.x = *(const uint32_t *) (const void *) v;
+		if (proto3 && *(const float *) (const void *) v == 0)
+			r.wire = PB_ABSENT;
+		return (r);
 	case PROTOBUF_C_TYPE_SFIXED64:
 	case PROTOBUF_C_TYPE_FIXED64:
+		r.wire = 1;
+		r.x = *(const uint64_t *) (const void *) v;
+		break;
 	case PROTOBUF_C_TYPE_DOUBLE:
-		p = pb_put_tag(p, f->id, 1);
-		return (pb_put_le64(p, *(const uint64_t *) v));
+		r.wire = 1;
+		r.x = *(const uint64_t *) (const void *) v;
+		if (proto3 && *(const double *) (const void *) v == 0)
+			r.wire = PB_ABSENT;
+		return (r);
 	case PROTOBUF_C_TYPE_STRING: {
-		const char *s = *(char *const *) v;
-		size_t      n = s != NULL ? strlen(s) : 0;
-		p = pb_put_tag(p, f->id, 2);
-		p = pb_put_varint(p, n);
-		if (n > 0)
-			memcpy(p, s, n);
-		return (p + n);
+		const char *str = *(char *const *) (const void *) v;
+
+		r.wire = 2;
+		r.data = str;
+		if (f->label == PROTOBUF_C_LABEL_OPTIONAL ?
+		    str == NULL || str == f->default_value :
+		    proto3 && (str == NULL || str[0] == '\0'))
+			r.wire = PB_ABSENT;
+		else
+			r.x = str != NULL ? strlen(str) : 0; /* required */
+		return (r);
 	}
 	default: { /* PROTOBUF_C_TYPE_BYTES */
-		const ProtobufCBinaryData *b = v;
-		p = pb_put_tag(p, f->id, 2);
-		p = pb_put_varint(p, b->len);
-		if (b->len > 0)
-			memcpy(p, b->data, b->len);
-		return (p + b->len);
+		const ProtobufCBinaryData *b = (const void *) v;
+
+		r.wire = 2;
+		r.data = b->data;
+		r.x = b->len;
+		if (proto3 && (b->data == NULL || b->len == 0))
+			r.wire = PB_ABSENT;
+		return (r);
 	}
 	}
+	if (proto3 && r.x == 0)
+		r.wire = PB_ABSENT;
+	return (r);
 }
 
-/* Bytes of present field f of m. */
-static size_t
-pb_field_size(const ProtobufCFieldDescriptor *f, const char *m)
+/* Bytes of a tag for field id. */
+static inline size_t
+pb_tag_size(uint32_t id)
 {
-	const void *v = m + f->offset;
-	size_t      tag = pb_varint_size((uint64_t) f->id << 3);
-
-	switch (f->type) {
-	case PROTOBUF_C_TYPE_INT32:
-	case PROTOBUF_C_TYPE_ENUM:
-		return (tag + pb_varint_size(pb_int32_wire(*(const int32_t *)
-		    v)));
-	case PROTOBUF_C_TYPE_SINT32:
-		return (tag + pb_varint_size(pb_zigzag32(*(const int32_t *)
-		    v)));
-	case PROTOBUF_C_TYPE_UINT32:
-		return (tag + pb_varint_size(*(const uint32_t *) v));
-	case PROTOBUF_C_TYPE_BOOL:
-		return (tag + 1);
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_UINT64:
-		return (tag + pb_varint_size(*(const uint64_t *) v));
-	case PROTOBUF_C_TYPE_SINT64:
-		return (tag + pb_varint_size(pb_zigzag64(*(const int64_t *)
-		    v)));
-	case PROTOBUF_C_TYPE_SFIXED32:
-	case PROTOBUF_C_TYPE_FIXED32:
-	case PROTOBUF_C_TYPE_FLOAT:
-		return (tag + 4);
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_FIXED64:
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return (tag + 8);
-	case PROTOBUF_C_TYPE_STRING: {
-		const char *s = *(char *const *) v;
-		size_t      n = s != NULL ? strlen(s) : 0;
-		return (tag + pb_varint_size(n) + n);
-	}
-	default: { /* PROTOBUF_C_TYPE_BYTES */
-		const ProtobufCBinaryData *b = v;
-		return (tag + pb_varint_size(b->len) + b->len);
-	}
-	}
+	return (id < 16 ? 1 : pb_varint_size((uint64_t) id << 3));
 }
 
 size_t
@@ -260,9 +207,31 @@ sl_pb_pack(const ProtobufCMessage *msg, uint8_t *out)
 		return (protobuf_c_message_pack(msg, out));
 	for (unsigned i = 0; i < d->n_fields; i++) {
 		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		pb_val                          v = pb_field(f, m);
 
-		if (pb_present(f, m))
-			p = pb_put_field(p, f, m);
+		if (v.wire == PB_ABSENT)
+			continue;
+		if (f->id < 16)
+			*p++ = (uint8_t) (f->id << 3 | v.wire);
+		else
+			p = pb_put_varint(p, (uint64_t) f->id << 3 | v.wire);
+		switch (v.wire) {
+		case 0:
+			p = pb_put_varint(p, v.x);
+			break;
+		case 1:
+			p = pb_put_le64(p, v.x);
+			break;
+		case 5:
+			p = pb_put_le32(p, (uint32_t) v.x);
+			break;
+		default:
+			p = pb_put_varint(p, v.x);
+			if (v.x > 0)
+				memcpy(p, v.data, v.x);
+			p += v.x;
+			break;
+		}
 	}
 	return ((size_t) (p - out));
 }
@@ -278,9 +247,25 @@ sl_pb_packed_size(const ProtobufCMessage *msg)
 		return (protobuf_c_message_get_packed_size(msg));
 	for (unsigned i = 0; i < d->n_fields; i++) {
 		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		pb_val                          v = pb_field(f, m);
 
-		if (pb_present(f, m))
-			n += pb_field_size(f, m);
+		if (v.wire == PB_ABSENT)
+			continue;
+		n += pb_tag_size(f->id);
+		switch (v.wire) {
+		case 0:
+			n += pb_varint_size(v.x);
+			break;
+		case 1:
+			n += 8;
+			break;
+		case 5:
+			n += 4;
+			break;
+		default:
+			n += pb_varint_size(v.x) + v.x;
+			break;
+		}
 	}
 	return (n);
 }

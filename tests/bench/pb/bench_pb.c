@@ -1,6 +1,8 @@
 /*
- * bench_pb.c — decoding a 64-byte sluice.example.Record: protobuf-c's
- * protobuf_c_message_unpack against sl_pb_unpack, in the same run.
+ * bench_pb.c — decoding and encoding a 64-byte sluice.example.Record:
+ * protobuf-c's protobuf_c_message_unpack against sl_pb_unpack, and its
+ * get_packed_size + pack against sl_pb_packed_size + sl_pb_pack, in the
+ * same run.
  *
  * Usage: bench_pb [DECODES [malloc|arena]]
  *	DECODES per round (default 1000000); malloc or arena: only that
@@ -17,6 +19,12 @@
  *
  *	RESULT pb <allocator>_<decoder> <ns per decode>
  *	RESULT pb <allocator>_ratio <protobuf-c ns / sl_pb_unpack ns>
+ *	RESULT pb pack_protobuf_c <ns per size + pack>
+ *	RESULT pb pack_sl_pb_pack <ns per size + pack>
+ *	RESULT pb pack_ratio <protobuf-c ns / sl_pb_pack ns>
+ *
+ * Encoding sizes then packs the record into a buffer (as a stage does
+ * when it cannot bound the size), timed over the same batches and rounds.
  *
  * Instruction counts: run it under callgrind with few decodes,
  *	valgrind --tool=callgrind bench_pb 20000
@@ -108,6 +116,37 @@ round_ns(unpack_fn fn, ProtobufCAllocator *al, struct arena *ar,
 	return ((double) spent / (double) done);
 }
 
+/* One round of n encodes of m into a buffer, sized first: ns per
+ * encode.  sl selects sl_pb_*; else protobuf-c. */
+static double
+round_pack_ns(int sl, const ProtobufCMessage *m, long n)
+{
+	static uint8_t out[BATCH][128];
+	int64_t        spent = 0;
+	long           done = 0;
+	size_t         total = 0;
+
+	while (done < n) {
+		int64_t t0 = now_ns();
+
+		for (int i = 0; i < BATCH; i++) {
+			size_t len = sl ? sl_pb_packed_size(m) :
+			    protobuf_c_message_get_packed_size(m);
+			if (len > sizeof(out[i]))
+				exit(1);
+			total += sl ? sl_pb_pack(m, out[i]) :
+			    protobuf_c_message_pack(m, out[i]);
+		}
+		spent += now_ns() - t0;
+		done += BATCH;
+	}
+	if (total == 0) {
+		fprintf(stderr, "bench_pb: nothing packed\n");
+		exit(1);
+	}
+	return ((double) spent / (double) done);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -121,7 +160,8 @@ main(int argc, char **argv)
 	size_t                  len;
 	long                    n = argc > 1 ? atol(argv[1]) : 1000000;
 	const char             *only = argc > 2 ? argv[2] : NULL;
-	double                  best[2][2];
+	double                  best[2][2], pack[2] = { 1e300, 1e300 };
+	uint8_t                 rec2[128];
 
 	if (n < BATCH)
 		n = BATCH;
@@ -146,6 +186,10 @@ main(int argc, char **argv)
 	}
 	protobuf_c_message_free_unpacked(&a->base, NULL);
 	protobuf_c_message_free_unpacked(&b->base, NULL);
+	if (sl_pb_pack(&in.base, rec2) != len || memcmp(rec, rec2, len) != 0) {
+		fprintf(stderr, "bench_pb: the encoders disagree\n");
+		return (1);
+	}
 
 	for (int al = 0; al < 2; al++)
 		for (int d = 0; d < 2; d++)
@@ -164,6 +208,11 @@ main(int argc, char **argv)
 					best[al][d] = ns;
 			}
 		}
+		for (int d = 0; d < 2; d++) {
+			double ns = round_pack_ns(d, &in.base, n);
+			if (ns < pack[d])
+				pack[d] = ns;
+		}
 	}
 
 	printf("%zu-byte sluice.example.Record, best of %d rounds of %ld "
@@ -175,7 +224,9 @@ main(int argc, char **argv)
 			printf("| %s | %.1f ns | %.1f ns | %.2fx |\n",
 			    al == 0 ? "malloc" : "arena", best[al][0],
 			    best[al][1], best[al][0] / best[al][1]);
-	printf("\n");
+	printf("\n| encode | protobuf-c | sl_pb_pack | protobuf-c / sl_pb_pack "
+	    "|\n|---|---:|---:|---:|\n| size + pack | %.1f ns | %.1f ns | "
+	    "%.2fx |\n\n", pack[0], pack[1], pack[0] / pack[1]);
 	for (int al = 0; al < 2; al++) {
 		const char *an = al == 0 ? "malloc" : "arena";
 
@@ -186,5 +237,8 @@ main(int argc, char **argv)
 		printf("RESULT pb %s_ratio %.2f\n", an,
 		    best[al][0] / best[al][1]);
 	}
+	printf("RESULT pb pack_protobuf_c %.2f\n", pack[0]);
+	printf("RESULT pb pack_sl_pb_pack %.2f\n", pack[1]);
+	printf("RESULT pb pack_ratio %.2f\n", pack[0] / pack[1]);
 	return (0);
 }
