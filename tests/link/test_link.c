@@ -671,6 +671,109 @@ test_a_dead_replicas_messages_go_to_the_other_and_the_stream_ends(void **s)
 	slt_run(body_reassign, NULL);
 }
 
+/* A replica that takes 5 messages, stays up until the source finished
+ * and the other replica had time to finish its share, then dies. */
+typedef struct lt_late {
+	sl_link     *in;
+	sl_chan     *srcdone; /* closed once the source closed its output */
+	sl_waitgroup done;
+} lt_late;
+
+static void
+lt_die_late(void *arg)
+{
+	lt_late *d = arg;
+	sl_msg   held[5];
+
+	for (int i = 0; i < 5; i++)
+		SL_CHECK_OK(sl_chan_recv(sl_link_chan(d->in), &held[i]));
+	(void) sl_chan_recv(d->srcdone, NULL);
+	sl_sleep(300 * SL_MILLISECOND);
+	sl_link_free(d->in);
+	for (int i = 0; i < 5; i++)
+		sl_msg_done(&held[i]);
+	sl_waitgroup_done(&d->done);
+}
+
+typedef struct lt_src_done {
+	lt_src   src;
+	sl_chan *done;
+} lt_src_done;
+
+static void
+lt_source_then_close(void *arg)
+{
+	lt_src_done *s = arg;
+
+	lt_source(&s->src);
+	sl_chan_close(s->done);
+}
+
+/*
+ * The other order: the stream ends and r1 finishes its share while r2 is
+ * still up, and only then does r2 die.  r1 must not be sent Close before
+ * r2's messages are acked (once closed it could take no more), so r2's
+ * messages still reach r1 and the stream ends with all of them.
+ */
+static void
+body_reassign_late(void *unused)
+{
+	char          u1[300], u2[300];
+	sl_link      *in1, *out;
+	const char   *urls[2] = { u1, u2 };
+	sl_link_opts  oo = lt_opts("src", "out", "test.Long");
+	sl_link_opts  oi = lt_opts("r1", "in", "test.Long");
+	lt_sink       k = { 0 };
+	lt_late       d = { .done = SL_WAITGROUP_INIT };
+	long          n = 400;
+	sl_link_stats st;
+
+	(void) unused;
+	lt_url(u1, sizeof(u1), "late1");
+	lt_url(u2, sizeof(u2), "late2");
+	oo.window_msgs = 64;
+	oo.heartbeat = 20 * SL_MILLISECOND;
+	oo.reassign_after = 100 * SL_MILLISECOND;
+	oi.window_msgs = 64;
+	SL_ASSERT_OK(sl_link_input(u1, &oi, NULL, &in1));
+	oi.stage = "r2";
+	SL_ASSERT_OK(sl_link_input(u2, &oi, NULL, &d.in));
+	k.in = in1;
+	d.srcdone = sl_chan_make(0, 0);
+	SL_ASSERT_OK(d.srcdone == NULL ? SL_ENOMEM : 0);
+	sl_waitgroup_add(&d.done, 1);
+	SL_ASSERT_OK(sl_go(lt_die_late, &d));
+	SL_ASSERT_OK(sl_link_output(urls, 2, &oo, NULL, &out));
+	lt_src_done src = { .src = { .out = out, .from = 1, .to = n },
+		.done = d.srcdone };
+	SL_ASSERT_OK(sl_go(lt_source_then_close, &src));
+	lt_sink_run(&k);
+	/* With r1 closed too early its stream ends short, and the output
+	 * would wait for r2's acks for ever: stop here. */
+	if (k.count != n)
+		SLT_FATAL("r1's stream ended after %ld of %ld messages",
+		    k.count, n);
+	SL_CHECK_EQ(k.sum, n * (n + 1) / 2);
+	SL_CHECK_OK(sl_link_wait(out, NULL));
+	SL_CHECK_OK(sl_link_wait(in1, NULL));
+	sl_waitgroup_wait(&d.done);
+	sl_link_get_stats(out, &st);
+	SL_CHECK(st.reassigned >= 5);
+	printf("reassign late: %llu messages of the replica that died at the "
+	    "end went to the other\n", (unsigned long long) st.reassigned);
+	sl_chan_release(d.srcdone);
+	sl_link_free(out);
+	sl_link_free(in1);
+}
+
+static void
+test_a_replica_dying_after_the_stream_ended_still_hands_its_messages_over(
+    void **s)
+{
+	(void) s;
+	slt_run(body_reassign_late, NULL);
+}
+
 static void
 test_fan_out_balances_by_credit(void **state)
 {
@@ -1037,6 +1140,8 @@ main(void)
 		cmocka_unit_test(test_dedup_ring_grows_and_keeps_what_it_saw),
 		cmocka_unit_test(
 		    test_a_dead_replicas_messages_go_to_the_other_and_the_stream_ends),
+		cmocka_unit_test(
+		    test_a_replica_dying_after_the_stream_ended_still_hands_its_messages_over),
 	};
 
 	snprintf(lt_dir, sizeof(lt_dir), "/tmp/sluice-test-link-%d",

@@ -120,6 +120,7 @@ struct sl_link {
 	sl_ctx           *lctx;  /* the link's: child of ctx, canceled by free */
 	sl_chan          *ch;    /* the stage's channel of sl_msg */
 	sl_chan          *kick;  /* cap 1: the pump has room again */
+	sl_chan          *tick;  /* cap 1: the ticker should run now */
 	sl_chan          *done;  /* closed when the stream completed */
 	atomic_bool       done_closed;
 	sl_mutex          mu;
@@ -681,9 +682,13 @@ lk_all_closed(const sl_link *l)
 }
 
 /*
- * Could messages still be given to p?  True while another replica is
- * down with unacked messages that lk_reassign may hand out: the others'
- * Close waits, since a replica that replied to Close may be gone.  l->mu
+ * Could messages still be given to p?  True while another replica has
+ * unacked messages: if it goes away before acking them, lk_reassign hands
+ * them out, so the others' Close waits (a replica that replied to Close
+ * may be gone).  Up or down does not matter: a replica that is up now
+ * may drop before its last ack, as one that finished its share at once
+ * could otherwise have closed first.  lk_on_ack wakes the ticker at the
+ * end of the stream, whose flush sends the Close that waited.  l->mu
  * held.
  */
 static bool
@@ -693,8 +698,7 @@ lk_awaiting_reassign(const sl_link *l, const lk_peer *p)
 		return (false);
 	for (size_t i = 0; i < l->npeers; i++) {
 		const lk_peer *r = &l->peers[i];
-		if (r != p && r->conn == NULL && !r->closed &&
-		    r->acked < r->next_seq - 1)
+		if (r != p && !r->closed && r->acked < r->next_seq - 1)
 			return (true);
 	}
 	return (false);
@@ -962,6 +966,7 @@ lk_on_ack(sl_link *l, lk_peer *p, uint64_t seq)
 	}
 	if (p->sent < p->acked)
 		p->sent = p->acked;
+	bool eos = l->eos;
 	sl_mutex_unlock(&l->mu);
 	/* Upstream acks only now that downstream has them (1:1 stages):
 	 * one call per run of the same session. */
@@ -973,6 +978,10 @@ lk_on_ack(sl_link *l, lk_peer *p, uint64_t seq)
 	free(ss);
 	free(qs);
 	(void) sl_chan_trysend(l->kick, NULL);
+	/* A replica's Close may have waited for these acks (lk_flush): the
+	 * ticker's flush sends it now rather than a heartbeat later. */
+	if (eos && l->npeers > 1)
+		(void) sl_chan_trysend(l->tick, NULL);
 	return (0);
 }
 
@@ -1919,9 +1928,15 @@ lk_ticker(void *arg)
 	sl_link *l = arg;
 	lk_wbuf  w = { 0 };
 
-	while (sl_sleep_ctx(l->lctx, l->o.heartbeat) == 0) {
+	for (;;) {
 		size_t     n = 0;
 		sli_conn **cs;
+		/* Every heartbeat, or sooner when kicked (l->tick). */
+		int        r = sl_chan_recv_ctx(l->tick, NULL, l->lctx,
+		    sl_now() + l->o.heartbeat);
+
+		if (r != 0 && r != SL_ETIMEDOUT)
+			break;
 
 		if (l->output && l->npeers > 1 && l->o.reassign_after >= 0)
 			lk_reassign(l, &w);
@@ -2133,6 +2148,7 @@ lk_new(bool output, const sl_link_opts *o, sl_ctx *ctx, sl_link **out)
 	    sl_ctx_with_cancel(l->ctx, &l->lctx) != 0 ||
 	    (l->ch = sl_chan_make(sizeof(sl_msg), lk_chan_cap(l))) == NULL ||
 	    (l->kick = sl_chan_make(0, 1)) == NULL ||
+	    (l->tick = sl_chan_make(0, 1)) == NULL ||
 	    (l->done = sl_chan_make(0, 0)) == NULL) {
 		lk_free_mem(l);
 		return (SL_ENOMEM);
@@ -2382,6 +2398,7 @@ lk_free_mem(sl_link *l)
 		nng_tls_config_free(l->tls);
 	sl_chan_release(l->ch);
 	sl_chan_release(l->kick);
+	sl_chan_release(l->tick);
 	sl_chan_release(l->done);
 	sl_ctx_release(l->lctx);
 	sl_ctx_release(l->ctx);
