@@ -598,6 +598,8 @@ body_fan_out(void *unused)
 
 typedef struct lt_dying {
 	sl_link     *in;
+	sl_chan     *wait;  /* if set: dies only once it is closed, and
+	                       300 ms later */
 	sl_waitgroup done;
 } lt_dying;
 
@@ -611,6 +613,10 @@ lt_die_after_five(void *arg)
 
 	for (int i = 0; i < 5; i++)
 		SL_CHECK_OK(sl_chan_recv(sl_link_chan(d->in), &held[i]));
+	if (d->wait != NULL) {
+		(void) sl_chan_recv(d->wait, NULL);
+		sl_sleep(300 * SL_MILLISECOND);
+	}
 	sl_link_free(d->in);
 	for (int i = 0; i < 5; i++)
 		sl_msg_done(&held[i]); /* only frees: the link is gone */
@@ -671,30 +677,6 @@ test_a_dead_replicas_messages_go_to_the_other_and_the_stream_ends(void **s)
 	slt_run(body_reassign, NULL);
 }
 
-/* A replica that takes 5 messages, stays up until the source finished
- * and the other replica had time to finish its share, then dies. */
-typedef struct lt_late {
-	sl_link     *in;
-	sl_chan     *srcdone; /* closed once the source closed its output */
-	sl_waitgroup done;
-} lt_late;
-
-static void
-lt_die_late(void *arg)
-{
-	lt_late *d = arg;
-	sl_msg   held[5];
-
-	for (int i = 0; i < 5; i++)
-		SL_CHECK_OK(sl_chan_recv(sl_link_chan(d->in), &held[i]));
-	(void) sl_chan_recv(d->srcdone, NULL);
-	sl_sleep(300 * SL_MILLISECOND);
-	sl_link_free(d->in);
-	for (int i = 0; i < 5; i++)
-		sl_msg_done(&held[i]);
-	sl_waitgroup_done(&d->done);
-}
-
 typedef struct lt_src_done {
 	lt_src   src;
 	sl_chan *done;
@@ -724,7 +706,7 @@ body_reassign_late(void *unused)
 	sl_link_opts  oo = lt_opts("src", "out", "test.Long");
 	sl_link_opts  oi = lt_opts("r1", "in", "test.Long");
 	lt_sink       k = { 0 };
-	lt_late       d = { .done = SL_WAITGROUP_INIT };
+	lt_dying      d = { .done = SL_WAITGROUP_INIT };
 	long          n = 400;
 	sl_link_stats st;
 
@@ -739,13 +721,15 @@ body_reassign_late(void *unused)
 	oi.stage = "r2";
 	SL_ASSERT_OK(sl_link_input(u2, &oi, NULL, &d.in));
 	k.in = in1;
-	d.srcdone = sl_chan_make(0, 0);
-	SL_ASSERT_OK(d.srcdone == NULL ? SL_ENOMEM : 0);
+	/* r2 dies once the source finished, and r1 had time to finish its
+	 * share. */
+	d.wait = sl_chan_make(0, 0);
+	SL_ASSERT_OK(d.wait == NULL ? SL_ENOMEM : 0);
 	sl_waitgroup_add(&d.done, 1);
-	SL_ASSERT_OK(sl_go(lt_die_late, &d));
+	SL_ASSERT_OK(sl_go(lt_die_after_five, &d));
 	SL_ASSERT_OK(sl_link_output(urls, 2, &oo, NULL, &out));
 	lt_src_done src = { .src = { .out = out, .from = 1, .to = n },
-		.done = d.srcdone };
+		.done = d.wait };
 	SL_ASSERT_OK(sl_go(lt_source_then_close, &src));
 	lt_sink_run(&k);
 	/* With r1 closed too early its stream ends short, and the output
@@ -761,7 +745,7 @@ body_reassign_late(void *unused)
 	SL_CHECK(st.reassigned >= 5);
 	printf("reassign late: %llu messages of the replica that died at the "
 	    "end went to the other\n", (unsigned long long) st.reassigned);
-	sl_chan_release(d.srcdone);
+	sl_chan_release(d.wait);
 	sl_link_free(out);
 	sl_link_free(in1);
 }

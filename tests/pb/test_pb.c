@@ -27,6 +27,7 @@
 
 #include "../testutil.h"
 #include "pbcmp.h"
+#include "pbrand.h"
 #include "pbtest2.pb-c.h"
 #include "pbtest3.pb-c.h"
 #include "sluice/example.pb-c.h"
@@ -966,47 +967,28 @@ test_a_failed_allocation_fails_both_alike(void **state)
 
 /* ---- random and mutated encodings ---------------------------------------- */
 
-static uint64_t tp_rng = 0x5eed0f51c3ull;
-
-/* splitmix64. */
-static uint64_t
-tp_rand(void)
-{
-	uint64_t z = (tp_rng += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return (z ^ (z >> 31));
-}
-
-static uint32_t
-tp_below(uint32_t n)
-{
-	return ((uint32_t) (tp_rand() % n));
-}
-
 /* A value of some interesting size. */
 static uint64_t
 tp_value(void)
 {
-	switch (tp_below(7)) {
+	switch (pbr_below(7)) {
 	case 0:
 		return (0);
 	case 1:
-		return (tp_below(128));
+		return (pbr_below(128));
 	case 2: {
-		uint64_t v = tp_rand();
+		uint64_t v = pbr_next();
 
-		return (v >> tp_below(64));
+		return (v >> pbr_below(64));
 	}
 	case 3:
-		return ((uint64_t) -(int64_t) tp_below(1000));
+		return ((uint64_t) -(int64_t) pbr_below(1000));
 	case 4:
-		return (tp_rand());
+		return (pbr_next());
 	case 5:
-		return ((uint64_t) tp_rand() >> 32);
+		return ((uint64_t) pbr_next() >> 32);
 	default:
-		return (1ull << tp_below(64));
+		return (1ull << pbr_below(64));
 	}
 }
 
@@ -1020,19 +1002,19 @@ tp_wire_of(const ProtobufCFieldDescriptor *fd)
 	case PROTOBUF_C_TYPE_FIXED32:
 	case PROTOBUF_C_TYPE_FLOAT:
 		return (fd->label == PROTOBUF_C_LABEL_REPEATED &&
-		    tp_below(2) ? 2 : 5);
+		    pbr_below(2) ? 2 : 5);
 	case PROTOBUF_C_TYPE_SFIXED64:
 	case PROTOBUF_C_TYPE_FIXED64:
 	case PROTOBUF_C_TYPE_DOUBLE:
 		return (fd->label == PROTOBUF_C_LABEL_REPEATED &&
-		    tp_below(2) ? 2 : 1);
+		    pbr_below(2) ? 2 : 1);
 	case PROTOBUF_C_TYPE_STRING:
 	case PROTOBUF_C_TYPE_BYTES:
 	case PROTOBUF_C_TYPE_MESSAGE:
 		return (2);
 	default:
 		return (fd->label == PROTOBUF_C_LABEL_REPEATED &&
-		    tp_below(2) ? 2 : 0);
+		    pbr_below(2) ? 2 : 0);
 	}
 }
 
@@ -1046,42 +1028,42 @@ tp_gen_field(tp_buf *w, const ProtobufCMessageDescriptor *d, int depth,
     int clean)
 {
 	const ProtobufCFieldDescriptor *fd = NULL;
-	uint32_t                        id, r = tp_below(100);
+	uint32_t                        id, r = pbr_below(100);
 	unsigned                        wire;
 
 	if (clean) {
 		/* A field the fast path decodes, in its wire type. */
 		do
-			fd = &d->fields[tp_below(d->n_fields)];
+			fd = &d->fields[pbr_below(d->n_fields)];
 		while (fd->label == PROTOBUF_C_LABEL_REPEATED ||
 		    fd->type == PROTOBUF_C_TYPE_MESSAGE ||
 		    (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0);
 		id = fd->id;
 	} else if (r < 85 && d->n_fields > 0) {
-		fd = &d->fields[tp_below(d->n_fields)];
+		fd = &d->fields[pbr_below(d->n_fields)];
 		id = fd->id;
 	} else if (r < 96)
-		id = tp_below(40);
+		id = pbr_below(40);
 	else {
-		id = (uint32_t) tp_rand();
-		id >>= tp_below(32);
+		id = (uint32_t) pbr_next();
+		id >>= pbr_below(32);
 	}
-	wire = fd != NULL && (clean || tp_below(100) < 90) ? tp_wire_of(fd) :
-	    tp_below(8);
-	if (tp_below(25) == 0)
+	wire = fd != NULL && (clean || pbr_below(100) < 90) ? tp_wire_of(fd) :
+	    pbr_below(8);
+	if (pbr_below(25) == 0)
 		tp_varint_pad(w, (uint64_t) id << 3 | wire,
-		    1 + tp_below(clean ? 1 : 3));
+		    1 + pbr_below(clean ? 1 : 3));
 	else
 		tp_varint(w, (uint64_t) id << 3 | wire);
 	switch (wire) {
 	case 0:
-		if (!clean && tp_below(40) == 0) /* eleven bytes */
+		if (!clean && pbr_below(40) == 0) /* eleven bytes */
 			tp_bytes(w, "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80",
 			    10);
-		if (tp_below(15) == 0) {
+		if (pbr_below(15) == 0) {
 			uint64_t v = tp_value() >> 8;
 
-			tp_varint_pad(w, v, 1 + tp_below(2));
+			tp_varint_pad(w, v, 1 + pbr_below(2));
 		} else
 			tp_varint(w, tp_value());
 		break;
@@ -1101,18 +1083,18 @@ tp_gen_field(tp_buf *w, const ProtobufCMessageDescriptor *d, int depth,
 		    depth < 3)
 			tp_gen(in, fd->descriptor, depth + 1, 0);
 		else if (fd != NULL && fd->label == PROTOBUF_C_LABEL_REPEATED)
-			for (n = tp_below(6); n > 0; n--)
+			for (n = pbr_below(6); n > 0; n--)
 				tp_varint(in, tp_value());
 		else
-			for (n = tp_below(8) == 0 ? 200 : tp_below(24); n > 0;
+			for (n = pbr_below(8) == 0 ? 200 : pbr_below(24); n > 0;
 			    n--)
-				tp_byte(in, tp_below(4) == 0 ? 0 :
-				    'a' + tp_below(26));
+				tp_byte(in, pbr_below(4) == 0 ? 0 :
+				    'a' + pbr_below(26));
 		n = in->n;
-		if (!clean && tp_below(30) == 0)
-			n += tp_below(3); /* past the end, maybe */
-		if (tp_below(15) == 0)
-			tp_varint_pad(w, n, 1 + tp_below(clean ? 2 : 3));
+		if (!clean && pbr_below(30) == 0)
+			n += pbr_below(3); /* past the end, maybe */
+		if (pbr_below(15) == 0)
+			tp_varint_pad(w, n, 1 + pbr_below(clean ? 2 : 3));
 		else
 			tp_varint(w, n);
 		tp_bytes(w, in->b, in->n);
@@ -1120,8 +1102,8 @@ tp_gen_field(tp_buf *w, const ProtobufCMessageDescriptor *d, int depth,
 		break;
 	}
 	default: /* groups and wire types 6, 7: anything */
-		for (r = tp_below(3); r > 0; r--)
-			tp_byte(w, tp_below(256));
+		for (r = pbr_below(3); r > 0; r--)
+			tp_byte(w, pbr_below(256));
 		break;
 	}
 }
@@ -1131,7 +1113,7 @@ tp_gen_field(tp_buf *w, const ProtobufCMessageDescriptor *d, int depth,
 static void
 tp_gen(tp_buf *w, const ProtobufCMessageDescriptor *d, int depth, int clean)
 {
-	for (uint32_t n = tp_below(depth == 0 ? 12 : 4); n > 0; n--)
+	for (uint32_t n = pbr_below(depth == 0 ? 12 : 4); n > 0; n--)
 		tp_gen_field(w, d, depth, clean);
 }
 
@@ -1139,17 +1121,17 @@ tp_gen(tp_buf *w, const ProtobufCMessageDescriptor *d, int depth, int clean)
 static void
 tp_mutate(tp_buf *w)
 {
-	for (uint32_t k = 1 + tp_below(4); k > 0; k--) {
-		size_t at = w->n > 0 ? tp_below((uint32_t) w->n) : 0;
+	for (uint32_t k = 1 + pbr_below(4); k > 0; k--) {
+		size_t at = w->n > 0 ? pbr_below((uint32_t) w->n) : 0;
 
-		switch (tp_below(5)) {
+		switch (pbr_below(5)) {
 		case 0:
 			if (w->n > 0)
-				w->b[at] ^= (uint8_t) (1u << tp_below(8));
+				w->b[at] ^= (uint8_t) (1u << pbr_below(8));
 			break;
 		case 1:
 			if (w->n > 0)
-				w->b[at] = (uint8_t) tp_below(256);
+				w->b[at] = (uint8_t) pbr_below(256);
 			break;
 		case 2:
 			if (w->n > 0) {
@@ -1161,7 +1143,7 @@ tp_mutate(tp_buf *w)
 		case 3:
 			if (w->n < sizeof(w->b)) {
 				memmove(w->b + at + 1, w->b + at, w->n - at);
-				w->b[at] = (uint8_t) tp_below(256);
+				w->b[at] = (uint8_t) pbr_below(256);
 				w->n++;
 			}
 			break;
@@ -1198,12 +1180,12 @@ test_random_and_mutated_inputs_decode_as_protobuf_c_does(
 	tp_failures = 0;
 	for (size_t i = 0; i < n && tp_failures < 10; i++) {
 		const ProtobufCMessageDescriptor *d = descs[i % 5];
-		uint32_t                          how = tp_below(10);
+		uint32_t                          how = pbr_below(10);
 
 		w->n = 0;
 		if (how == 0) { /* noise */
-			for (uint32_t k = tp_below(40); k > 0; k--)
-				tp_byte(w, tp_below(256));
+			for (uint32_t k = pbr_below(40); k > 0; k--)
+				tp_byte(w, pbr_below(256));
 		} else {
 			/* Some clean ones, to check the fast path's values. */
 			tp_gen(w, d, 0, how >= 7 && d != REQ2_DESC);
@@ -1211,8 +1193,8 @@ test_random_and_mutated_inputs_decode_as_protobuf_c_does(
 				tp_mutate(w);
 		}
 		/* Now and then an allocation fails too. */
-		enum tp_path p = tp_both(d, w->b, w->n, tp_below(50) == 0 ?
-		    1 + tp_below(4) : 0);
+		enum tp_path p = tp_both(d, w->b, w->n, pbr_below(50) == 0 ?
+		    1 + pbr_below(4) : 0);
 		if (d != REQ2_DESC) /* always protobuf-c's */
 			count[p]++;
 	}
@@ -1359,6 +1341,7 @@ main(void)
 		    test_descriptors_past_the_plan_table_are_protobuf_c_s),
 	};
 
+	pbr_seed(0x5eed0f51c3ull);
 	test_filter();
 	return (cmocka_run_group_tests(tests, NULL, NULL));
 }

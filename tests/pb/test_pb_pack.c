@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "../testutil.h"
+#include "pbrand.h"
 #include "pbtest2.pb-c.h"
 #include "pbtest3.pb-c.h"
 #include "sluice/example.pb-c.h"
@@ -181,41 +182,22 @@ test_a_required_field_is_always_written(void **state)
 
 /* ---- random messages -------------------------------------------------- */
 
-static uint64_t pk_rng = 0x9ac4ed5eedull;
-
-/* splitmix64. */
-static uint64_t
-pk_rand(void)
-{
-	uint64_t z = (pk_rng += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return (z ^ (z >> 31));
-}
-
-static uint32_t
-pk_below(uint32_t n)
-{
-	return ((uint32_t) (pk_rand() % n));
-}
-
 /* A value of some interesting size, often zero. */
 static uint64_t
 pk_value(void)
 {
-	switch (pk_below(6)) {
+	switch (pbr_below(6)) {
 	case 0:
 	case 1:
 		return (0);
 	case 2:
-		return (pk_below(200));
+		return (pbr_below(200));
 	case 3:
-		return ((uint64_t) -(int64_t) pk_below(1000));
+		return ((uint64_t) -(int64_t) pbr_below(1000));
 	case 4:
-		return (pk_rand() >> pk_below(64));
+		return (pbr_next() >> pbr_below(64));
 	default:
-		return (1ull << pk_below(64));
+		return (1ull << pbr_below(64));
 	}
 }
 
@@ -225,9 +207,9 @@ pk_double(void)
 	static const double odd[] = { 0.0, -0.0, 1.5, -2.25, 1e300, NAN,
 		INFINITY };
 
-	if (pk_below(2))
-		return (odd[pk_below(7)]);
-	return ((double) (int64_t) pk_rand() / 1e6);
+	if (pbr_below(2))
+		return (odd[pbr_below(7)]);
+	return ((double) (int64_t) pbr_next() / 1e6);
 }
 
 static char pk_text[8][300];
@@ -239,15 +221,15 @@ pk_string(int slot)
 {
 	size_t n;
 
-	switch (pk_below(4)) {
+	switch (pbr_below(4)) {
 	case 0:
 		return (NULL);
 	case 1:
 		return (&pk_text[slot][299]); /* "" */
 	default:
-		n = pk_below(2) ? pk_below(20) : pk_below(299);
+		n = pbr_below(2) ? pbr_below(20) : pbr_below(299);
 		for (size_t i = 0; i < n; i++)
-			pk_text[slot][i] = (char) ('a' + pk_below(26));
+			pk_text[slot][i] = (char) ('a' + pbr_below(26));
 		pk_text[slot][n] = '\0';
 		return (pk_text[slot]);
 	}
@@ -258,17 +240,17 @@ pk_bytes_value(int slot)
 {
 	ProtobufCBinaryData b = { 0, NULL };
 
-	switch (pk_below(3)) {
+	switch (pbr_below(3)) {
 	case 0:
 		break;
 	case 1:
 		b.data = (uint8_t *) pk_text[slot];
 		break;
 	default:
-		b.len = pk_below(300);
+		b.len = pbr_below(300);
 		b.data = (uint8_t *) pk_text[slot];
 		for (size_t i = 0; i < b.len; i++)
-			b.data[i] = (uint8_t) pk_rand();
+			b.data[i] = (uint8_t) pbr_next();
 	}
 	return (b);
 }
@@ -292,7 +274,7 @@ pk_random_all3(Sluice__Pbtest__All3 *m, Sluice__Pbtest__Inner3 *in,
 	m->f_fixed64 = pk_value();
 	m->f_float = (float) pk_double();
 	m->f_double = pk_double();
-	m->f_bool = pk_below(2);
+	m->f_bool = pbr_below(2);
 	m->f_enum = (Sluice__Pbtest__Color) (int32_t) pk_value();
 	m->f_string = pk_string(0);
 	m->f_bytes = pk_bytes_value(1);
@@ -300,9 +282,9 @@ pk_random_all3(Sluice__Pbtest__All3 *m, Sluice__Pbtest__Inner3 *in,
 	m->big_str = pk_string(2);
 	if (flat)
 		return;
-	switch (pk_below(4)) {
+	switch (pbr_below(4)) {
 	case 0:
-		m->n_r_int32 = 1 + pk_below(4);
+		m->n_r_int32 = 1 + pbr_below(4);
 		m->r_int32 = pk_ints;
 		break;
 	case 1:
@@ -327,7 +309,7 @@ pk_random_all2(Sluice__Pbtest__All2 *m)
 	*m = (Sluice__Pbtest__All2) SLUICE__PBTEST__ALL2__INIT;
 #define PK_OPT(f, v)                                  \
 	do {                                          \
-		if (pk_below(2)) {                    \
+		if (pbr_below(2)) {                    \
 			m->has_##f = 1;               \
 			m->f = v;                     \
 		}                                     \
@@ -344,14 +326,14 @@ pk_random_all2(Sluice__Pbtest__All2 *m)
 	PK_OPT(f_fixed64, pk_value());
 	PK_OPT(f_float, (float) pk_double());
 	PK_OPT(f_double, pk_double());
-	PK_OPT(f_bool, pk_below(2));
+	PK_OPT(f_bool, pbr_below(2));
 	PK_OPT(f_enum, (Sluice__Pbtest__Shade) (int32_t) pk_value());
 	PK_OPT(f_bytes, pk_bytes_value(3));
 	PK_OPT(f_bytes2, pk_bytes_value(4));
 	PK_OPT(big_id, pk_value());
 #undef PK_OPT
 	/* Strings: the default's pointer (INIT), NULL, or another. */
-	if (pk_below(3) != 0)
+	if (pbr_below(3) != 0)
 		m->f_string = pk_string(5);
 	m->f_string2 = pk_string(6);
 }
@@ -424,6 +406,7 @@ main(void)
 		cmocka_unit_test(test_unknown_fields_are_written_back),
 	};
 
+	pbr_seed(0x9ac4ed5eedull);
 	test_filter();
 	return (cmocka_run_group_tests(tests, NULL, NULL));
 }
