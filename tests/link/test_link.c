@@ -623,6 +623,24 @@ lt_die_after_five(void *arg)
 	sl_waitgroup_done(&d->done);
 }
 
+/* Waits (10 s at most) until out has made n connections: a test whose
+ * replica must get a share starts the source only then, or the other
+ * replica may take the whole stream before it is there. */
+static void
+lt_wait_connects(sl_link *out, uint64_t n)
+{
+	sl_link_stats st;
+
+	for (int i = 0; i < 10000; i++) {
+		sl_link_get_stats(out, &st);
+		if (st.connects >= n)
+			return;
+		sl_sleep(SL_MILLISECOND);
+	}
+	SLT_FATAL("%llu of %llu connections after 10 s",
+	    (unsigned long long) st.connects, (unsigned long long) n);
+}
+
 static void
 body_reassign(void *unused)
 {
@@ -652,6 +670,7 @@ body_reassign(void *unused)
 	sl_waitgroup_add(&d.done, 1);
 	SL_ASSERT_OK(sl_go(lt_die_after_five, &d));
 	SL_ASSERT_OK(sl_link_output(urls, 2, &oo, NULL, &out));
+	lt_wait_connects(out, 2);
 	lt_src src = { .out = out, .from = 1, .to = n };
 	SL_ASSERT_OK(sl_go(lt_source, &src));
 	/* r2 never comes back: the stream still ends, with every message
@@ -707,7 +726,7 @@ body_reassign_late(void *unused)
 	sl_link_opts  oi = lt_opts("r1", "in", "test.Long");
 	lt_sink       k = { 0 };
 	lt_dying      d = { .done = SL_WAITGROUP_INIT };
-	long          n = 400;
+	long          n = 1000;
 	sl_link_stats st;
 
 	(void) unused;
@@ -728,6 +747,7 @@ body_reassign_late(void *unused)
 	sl_waitgroup_add(&d.done, 1);
 	SL_ASSERT_OK(sl_go(lt_die_after_five, &d));
 	SL_ASSERT_OK(sl_link_output(urls, 2, &oo, NULL, &out));
+	lt_wait_connects(out, 2);
 	lt_src_done src = { .src = { .out = out, .from = 1, .to = n },
 		.done = d.wait };
 	SL_ASSERT_OK(sl_go(lt_source_then_close, &src));
