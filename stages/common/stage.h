@@ -37,6 +37,11 @@ enum {
 /* The payload type every stage speaks unless --type says otherwise. */
 #define STAGE_RECORD_TYPE "sluice.example.Record"
 
+/* Messages a stage moves through a channel at a time
+ * (sl_chan_recv_many / sl_chan_send_many): a channel operation per
+ * message would cost about as much as the stage's own work. */
+#define STAGE_BATCH 64
+
 /* Options common to all stages, and the stage's context. */
 typedef struct stage {
 	const char   *prog;       /* program name for messages: "sluice-map" */

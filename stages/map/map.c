@@ -63,7 +63,8 @@ map_main(void *arg)
 	sl_link_opts o;
 	sl_link     *in = NULL, *out = NULL;
 	sl_chan     *inch, *outch;
-	sl_msg       msg, res;
+	sl_msg       msg[STAGE_BATCH], res[STAGE_BATCH];
+	size_t       n;
 	uint64_t     got = 0;
 	int          rv;
 
@@ -83,37 +84,49 @@ map_main(void *arg)
 	}
 	inch = sl_link_chan(in);
 	outch = sl_link_chan(out);
-	while ((rv = sl_chan_recv_ctx(inch, &msg, m->st.ctx,
+	while ((rv = sl_chan_recv_many(inch, msg, STAGE_BATCH, &n, m->st.ctx,
 	    SL_FOREVER)) == 0) {
-		got++;
-		if (m->die_after != 0 && got >= m->die_after) {
-			fflush(stdout);
-			_exit(137);
+		size_t nres = 0, sent = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			if (m->die_after != 0 && ++got >= m->die_after) {
+				fflush(stdout);
+				_exit(137);
+			}
+			if (m->sleep_us != 0)
+				sl_sleep((int64_t) m->sleep_us *
+				    SL_MICROSECOND);
+			rv = stage_rec_remap(msg[i].data, msg[i].len,
+			    "mapped", &res[nres]);
+			if (rv == SL_EPROTO) {
+				if (m->bad++ == 0)
+					stage_error(&m->st,
+					    "undecodable payload", rv);
+				sl_msg_done(&msg[i]);
+				continue;
+			}
+			if (rv != 0) {
+				stage_error(&m->st, "remap", rv);
+				for (size_t k = i; k < n; k++)
+					sl_msg_done(&msg[k]);
+				for (size_t k = 0; k < nres; k++)
+					sl_msg_done(&res[k]);
+				sl_ctx_cancel_cause(m->st.ctx, rv,
+				    "map: out of memory");
+				goto out;
+			}
+			sl_msg_derive(&res[nres++], &msg[i]);
 		}
-		if (m->sleep_us != 0)
-			sl_sleep((int64_t) m->sleep_us * SL_MICROSECOND);
-		rv = stage_rec_remap(msg.data, msg.len, "mapped", &res);
-		if (rv == SL_EPROTO) {
-			if (m->bad++ == 0)
-				stage_error(&m->st, "undecodable payload", rv);
-			sl_msg_done(&msg);
-			continue;
-		}
+		rv = sl_chan_send_many(outch, res, nres, &sent, m->st.ctx,
+		    SL_FOREVER);
+		m->processed += sent;
 		if (rv != 0) {
-			stage_error(&m->st, "remap", rv);
-			sl_msg_done(&msg);
-			sl_ctx_cancel_cause(m->st.ctx, rv, "map: out of memory");
-			goto out;
-		}
-		sl_msg_derive(&res, &msg);
-		if ((rv = sl_chan_send_ctx(outch, &res, m->st.ctx,
-		    SL_FOREVER)) != 0) {
-			sl_msg_done(&res);
+			for (size_t k = sent; k < nres; k++)
+				sl_msg_done(&res[k]);
 			if (rv != SL_ECANCELED)
 				stage_error(&m->st, "send", rv);
 			goto out;
 		}
-		m->processed++;
 	}
 	if (rv != SL_ECLOSED) {
 		if (rv != SL_ECANCELED)

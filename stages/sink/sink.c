@@ -226,7 +226,8 @@ sink_main(void *arg)
 	sl_link_opts o;
 	sl_link     *in = NULL;
 	sl_chan     *ch;
-	sl_msg       msg;
+	sl_msg       msg[STAGE_BATCH];
+	size_t       n;
 	stage_rec    r;
 	int64_t      now = 0;   /* the last clock reading (timing) */
 	unsigned     reuse = 0; /* readings of now still to reuse */
@@ -242,38 +243,44 @@ sink_main(void *arg)
 		return;
 	}
 	ch = sl_link_chan(in);
-	while ((rv = sl_chan_recv_ctx(ch, &msg, s->st.ctx, SL_FOREVER)) ==
-	    0) {
-		/*
-		 * The delivery time of each message, for its latency.  The
-		 * clock costs as much as the rest of a delivery, so within
-		 * a burst it is read every SINK_CLOCK_EVERY messages: a
-		 * message that was already waiting when the clock was last
-		 * read arrived before that reading, which understates its
-		 * latency by at most the handling of the messages between
-		 * (a few microseconds).  A message that found the channel
-		 * empty behind the previous one always reads the clock.
-		 */
-		if (s->timing) {
-			if (reuse > 0 && burst) {
-				reuse--;
-			} else {
-				now = sl_now();
-				reuse = SINK_CLOCK_EVERY - 1;
+	while ((rv = sl_chan_recv_many(ch, msg, STAGE_BATCH, &n, s->st.ctx,
+	    SL_FOREVER)) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			/*
+			 * The delivery time of each message, for its
+			 * latency.  The clock costs as much as the rest of
+			 * a delivery, so within a burst it is read every
+			 * SINK_CLOCK_EVERY messages: a message that was
+			 * already waiting when the clock was last read
+			 * arrived before that reading, which understates
+			 * its latency by at most the handling of the
+			 * messages between (a few microseconds).  A message
+			 * that found nothing waiting behind the previous
+			 * one always reads the clock.
+			 */
+			if (s->timing) {
+				if (reuse > 0 && burst) {
+					reuse--;
+				} else {
+					now = sl_now();
+					reuse = SINK_CLOCK_EVERY - 1;
+				}
+				burst = i + 1 < n || sl_chan_len(ch) > 0;
 			}
-			burst = sl_chan_len(ch) > 0;
-		}
 
-		if (s->sleep_us != 0)
-			sl_sleep((int64_t) s->sleep_us * SL_MICROSECOND);
-		if (stage_rec_unpack(msg.data, msg.len, &r) != 0) {
-			if (s->bad++ == 0)
-				stage_error(&s->st, "undecodable payload",
-				    SL_EPROTO);
-		} else {
-			sink_take(s, &r, now);
+			if (s->sleep_us != 0)
+				sl_sleep((int64_t) s->sleep_us *
+				    SL_MICROSECOND);
+			if (stage_rec_unpack(msg[i].data, msg[i].len,
+			    &r) != 0) {
+				if (s->bad++ == 0)
+					stage_error(&s->st,
+					    "undecodable payload", SL_EPROTO);
+			} else {
+				sink_take(s, &r, now);
+			}
+			sl_msg_done(&msg[i]);
 		}
-		sl_msg_done(&msg);
 	}
 	sink_report(s, sl_now());
 	if (rv != SL_ECLOSED) {

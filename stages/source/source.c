@@ -61,6 +61,7 @@ source_main(void *arg)
 	sl_link_opts   o;
 	sl_link       *out = NULL;
 	sl_chan       *ch;
+	sl_msg         m[STAGE_BATCH];
 	int64_t        t0, stamp = 0;
 	int            rv;
 
@@ -75,8 +76,10 @@ source_main(void *arg)
 	}
 	ch = sl_link_chan(out);
 	t0 = sl_now();
-	for (uint64_t i = 1; i <= s->n; i++) {
-		sl_msg m;
+	for (uint64_t i = 1; i <= s->n; ) {
+		/* At full speed, records go out STAGE_BATCH at a time; at a
+		 * set rate, each as soon as it is due. */
+		size_t want = s->rate != 0 ? 1 : STAGE_BATCH, k = 0, sent = 0;
 
 		if (s->rate != 0) {
 			int64_t due = t0 + (int64_t) ((double) (i - 1) *
@@ -87,24 +90,32 @@ source_main(void *arg)
 			    sl_sleep_ctx(s->st.ctx, due - now) != 0)
 				goto out;
 		}
-		/* Record.time_ns: at full speed the clock (as costly as
-		 * packing a record) is read for one record in
-		 * SOURCE_CLOCK_EVERY, so a record may carry a time up to
-		 * that many records early; at a set rate, for every one. */
-		if (s->rate != 0 || (i - 1) % SOURCE_CLOCK_EVERY == 0)
-			stamp = sl_now();
-		if ((rv = stage_rec_pack(&m, i, stamp, s->size, "")) != 0) {
-			stage_error(&s->st, "pack", rv);
-			goto out;
+		for (; k < want && i <= s->n; k++, i++) {
+			/* Record.time_ns: at full speed the clock (as
+			 * costly as packing a record) is read for one
+			 * record in SOURCE_CLOCK_EVERY, so a record may
+			 * carry a time up to that many records early; at a
+			 * set rate, for every one. */
+			if (s->rate != 0 || (i - 1) % SOURCE_CLOCK_EVERY == 0)
+				stamp = sl_now();
+			if ((rv = stage_rec_pack(&m[k], i, stamp, s->size,
+			    "")) != 0) {
+				stage_error(&s->st, "pack", rv);
+				for (size_t j = 0; j < k; j++)
+					sl_msg_done(&m[j]);
+				goto out;
+			}
 		}
-		rv = sl_chan_send_ctx(ch, &m, s->st.ctx, SL_FOREVER);
+		rv = sl_chan_send_many(ch, m, k, &sent, s->st.ctx,
+		    SL_FOREVER);
+		s->sent += sent;
 		if (rv != 0) {
-			sl_msg_done(&m);
+			for (size_t j = sent; j < k; j++)
+				sl_msg_done(&m[j]);
 			if (rv != SL_ECANCELED)
 				stage_error(&s->st, "send", rv);
 			goto out;
 		}
-		s->sent++;
 	}
 	sl_chan_close(ch);
 	if ((rv = sl_link_wait(out, s->st.ctx)) != 0) {

@@ -4,7 +4,8 @@
  * the Go-style panic, the NULL channel, zero-size and struct elements,
  * deadlines/contexts on send and receive, channels used from plain threads,
  * a many-producer many-consumer stress, cancellation racing with
- * transfers, and Go's prime sieve.
+ * transfers, the batch forms (sl_chan_send_many, sl_chan_recv_many), and
+ * Go's prime sieve.
  */
 #include <pthread.h>
 
@@ -901,6 +902,294 @@ test_mpmc(void **state)
 	slt_run(body_mpmc, *state);
 }
 
+/* ---- batch forms: sl_chan_send_many / sl_chan_recv_many ---------------- */
+
+struct bat {
+	sl_chan     *ch;
+	int          n;      /* elements the helper moves */
+	int          got[64];
+	int          ngot;
+	int          rv;
+	size_t       sent;
+	sl_waitgroup wg;
+};
+
+/* Receives b->n ints one at a time. */
+static void
+bat_recv_one_by_one(void *arg)
+{
+	struct bat *b = arg;
+
+	for (b->ngot = 0; b->ngot < b->n; b->ngot++)
+		SL_CHECK_OK(sl_chan_recv(b->ch, &b->got[b->ngot]));
+	sl_waitgroup_done(&b->wg);
+}
+
+/* Receives b->n ints with sl_chan_recv_many, 4 at most at a time. */
+static void
+bat_recv_many(void *arg)
+{
+	struct bat *b = arg;
+
+	b->ngot = 0;
+	while (b->ngot < b->n) {
+		size_t k = 0;
+		SL_CHECK_OK(sl_chan_recv_many(b->ch, &b->got[b->ngot], 4, &k,
+		    NULL, SL_FOREVER));
+		SL_CHECK(k >= 1 && k <= 4);
+		b->ngot += (int) k;
+	}
+	sl_waitgroup_done(&b->wg);
+}
+
+/* Sends 0..b->n-1 with one sl_chan_send_many, keeping what it says. */
+static void
+bat_send_many(void *arg)
+{
+	struct bat *b = arg;
+	int v[64];
+
+	for (int i = 0; i < b->n; i++)
+		v[i] = i;
+	b->rv = sl_chan_send_many(b->ch, v, (size_t) b->n, &b->sent, NULL,
+	    SL_FOREVER);
+	sl_waitgroup_done(&b->wg);
+}
+
+/* Blocks in a one-element receive (to have receivers queued). */
+static void
+bat_recv_one(void *arg)
+{
+	struct bat *b = arg;
+	int v = -1;
+
+	SL_CHECK_OK(sl_chan_recv(b->ch, &v));
+	b->got[v] = 1;
+	sl_waitgroup_done(&b->wg);
+}
+
+/* The batch forms keep FIFO order across the ring's wrap, hand elements
+ * to receivers already waiting before they touch the buffer, wait for
+ * room or for a first element, and report closed, timeouts and bad
+ * arguments as the one-element forms do. */
+static void
+body_batch(void *arg)
+{
+	sl_chan   *ch = sl_chan_make(sizeof(int), 8);
+	int        v[32], out[32];
+	size_t     n = 99, sent = 99;
+	struct bat b;
+
+	(void) arg;
+	for (int i = 0; i < 32; i++)
+		v[i] = 100 + i;
+
+	/* Buffered: in, partly out, the rest out. */
+	SL_CHECK_OK(sl_chan_send_many(ch, v, 5, &sent, NULL, SL_FOREVER));
+	SL_CHECK_EQ(sent, 5);
+	SL_CHECK_EQ(sl_chan_len(ch), 5);
+	SL_CHECK_OK(sl_chan_recv_many(ch, out, 3, &n, NULL, SL_FOREVER));
+	SL_CHECK_EQ(n, 3);
+	SL_CHECK(out[0] == 100 && out[1] == 101 && out[2] == 102);
+	SL_CHECK_OK(sl_chan_recv_many(ch, out, 32, &n, NULL, SL_FOREVER));
+	SL_CHECK_EQ(n, 2);
+	SL_CHECK(out[0] == 103 && out[1] == 104);
+
+	/* Across the wrap: the ring's head is at 5; 8 in, 8 out. */
+	SL_CHECK_OK(sl_chan_send_many(ch, v + 10, 8, &sent, NULL,
+	    SL_FOREVER));
+	SL_CHECK_EQ(sent, 8);
+	SL_CHECK_EQ(sl_chan_len(ch), 8);
+	SL_CHECK_OK(sl_chan_recv_many(ch, out, 32, &n, NULL, SL_FOREVER));
+	SL_CHECK_EQ(n, 8);
+	for (int i = 0; i < 8; i++)
+		SL_CHECK_EQ(out[i], 110 + i);
+
+	/* Nothing there: a deadline ends the wait; a full channel makes
+	 * a send wait, and what fitted is reported. */
+	SL_CHECK_ERR(sl_chan_recv_many(ch, out, 4, &n, NULL,
+	    sl_now() + 20 * SL_MILLISECOND), SL_ETIMEDOUT);
+	SL_CHECK_EQ(n, 0);
+	SL_CHECK_ERR(sl_chan_send_many(ch, v, 11, &sent, NULL,
+	    sl_now() + 20 * SL_MILLISECOND), SL_ETIMEDOUT);
+	SL_CHECK_EQ(sent, 8);
+	SL_CHECK_ERR(sl_chan_recv_many(ch, out, 0, &n, NULL, SL_FOREVER),
+	    SL_EINVAL);
+	SL_CHECK_OK(sl_chan_recv_many(ch, out, 32, &n, NULL, SL_FOREVER));
+	SL_CHECK_EQ(n, 8);
+	SL_CHECK_EQ(out[7], 107);
+
+	/* More than fits, a one-by-one receiver draining: all of it, in
+	 * order. */
+	memset(&b, 0, sizeof(b));
+	b.ch = ch;
+	b.n = 30;
+	sl_waitgroup_add(&b.wg, 1);
+	SL_CHECK_OK(sl_go(bat_recv_one_by_one, &b));
+	SL_CHECK_OK(sl_chan_send_many(ch, v, 30, &sent, NULL, SL_FOREVER));
+	SL_CHECK_EQ(sent, 30);
+	sl_waitgroup_wait(&b.wg);
+	for (int i = 0; i < 30; i++)
+		SL_CHECK_EQ(b.got[i], 100 + i);
+
+	/* Two receivers already waiting get the first two elements
+	 * directly; the other three are buffered. */
+	memset(&b, 0, sizeof(b));
+	b.ch = ch;
+	sl_waitgroup_add(&b.wg, 2);
+	SL_CHECK_OK(sl_go(bat_recv_one, &b));
+	SL_CHECK_OK(sl_go(bat_recv_one, &b));
+	sl_sleep(20 * SL_MILLISECOND); /* let them park */
+	for (int i = 0; i < 5; i++)
+		out[i] = i;
+	SL_CHECK_OK(sl_chan_send_many(ch, out, 5, &sent, NULL, SL_FOREVER));
+	sl_waitgroup_wait(&b.wg);
+	SL_CHECK(b.got[0] == 1 && b.got[1] == 1);
+	SL_CHECK_EQ(sl_chan_len(ch), 3);
+	SL_CHECK_OK(sl_chan_recv_many(ch, out, 32, &n, NULL, SL_FOREVER));
+	SL_CHECK(n == 3 && out[0] == 2 && out[1] == 3 && out[2] == 4);
+
+	/* Closed with elements buffered: they come first, then
+	 * SL_ECLOSED; a send on it sends nothing. */
+	SL_CHECK_OK(sl_chan_send_many(ch, v, 2, NULL, NULL, SL_FOREVER));
+	SL_CHECK_OK(sl_chan_close(ch));
+	SL_CHECK_ERR(sl_chan_send_many(ch, v, 2, &sent, NULL, SL_FOREVER),
+	    SL_ECLOSED);
+	SL_CHECK_EQ(sent, 0);
+	SL_CHECK_OK(sl_chan_recv_many(ch, out, 32, &n, NULL, SL_FOREVER));
+	SL_CHECK(n == 2 && out[0] == 100 && out[1] == 101);
+	SL_CHECK_ERR(sl_chan_recv_many(ch, out, 32, &n, NULL, SL_FOREVER),
+	    SL_ECLOSED);
+	SL_CHECK_EQ(n, 0);
+	sl_chan_release(ch);
+
+	/* A sender waiting for room when the channel closes: SL_ECLOSED,
+	 * and it says how many went. */
+	memset(&b, 0, sizeof(b));
+	b.ch = ch = sl_chan_make(sizeof(int), 2);
+	b.n = 5;
+	sl_waitgroup_add(&b.wg, 1);
+	SL_CHECK_OK(sl_go(bat_send_many, &b));
+	/* Two fit; whether or not it waits for room yet, the close
+	 * stops the third. */
+	while (sl_chan_len(ch) < 2)
+		sl_sleep(SL_MILLISECOND);
+	SL_CHECK_OK(sl_chan_close(ch));
+	sl_waitgroup_wait(&b.wg);
+	SL_CHECK_ERR(b.rv, SL_ECLOSED);
+	SL_CHECK_EQ(b.sent, 2);
+	sl_chan_release(ch);
+
+	/* Unbuffered: every element is a rendezvous, in order. */
+	memset(&b, 0, sizeof(b));
+	b.ch = ch = sl_chan_make(sizeof(int), 0);
+	b.n = 9;
+	sl_waitgroup_add(&b.wg, 1);
+	SL_CHECK_OK(sl_go(bat_recv_many, &b));
+	SL_CHECK_OK(sl_chan_send_many(ch, v, 9, &sent, NULL, SL_FOREVER));
+	SL_CHECK_EQ(sent, 9);
+	sl_waitgroup_wait(&b.wg);
+	SL_CHECK_EQ(b.ngot, 9);
+	for (int i = 0; i < 9; i++)
+		SL_CHECK_EQ(b.got[i], 100 + i);
+	sl_chan_release(ch);
+}
+
+static void
+test_batch(void **state)
+{
+	slt_run(body_batch, *state);
+}
+
+/* Batch producers and consumers racing (several threads): every value
+ * arrives exactly once. */
+enum { BM_P = 3, BM_C = 3 };
+
+struct bmpmc {
+	sl_chan     *ch;
+	int          per;
+	atomic_llong sum, count;
+	sl_waitgroup prod, cons;
+};
+
+struct bm_arg {
+	struct bmpmc *m;
+	int           id;
+};
+
+static void
+bm_producer(void *arg)
+{
+	struct bmpmc *m = ((struct bm_arg *) arg)->m;
+	int id = ((struct bm_arg *) arg)->id;
+	int v[37];
+
+	for (int i = 0; i < m->per; ) {
+		int k = 0;
+		/* Chunks of 1..37 values. */
+		for (; k < 1 + (i % 37) && i < m->per; k++, i++)
+			v[k] = id * m->per + i;
+		SL_CHECK_OK(sl_chan_send_many(m->ch, v, (size_t) k, NULL,
+		    NULL, SL_FOREVER));
+	}
+	sl_waitgroup_done(&m->prod);
+}
+
+static void
+bm_consumer(void *arg)
+{
+	struct bmpmc *m = arg;
+	int v[16];
+	size_t n;
+	long long sum = 0, count = 0;
+
+	while (sl_chan_recv_many(m->ch, v, 16, &n, NULL, SL_FOREVER) == 0) {
+		for (size_t i = 0; i < n; i++)
+			sum += v[i];
+		count += (long long) n;
+	}
+	atomic_fetch_add(&m->sum, sum);
+	atomic_fetch_add(&m->count, count);
+	sl_waitgroup_done(&m->cons);
+}
+
+static void
+body_batch_mpmc(void *arg)
+{
+	(void) arg;
+	for (size_t cap = 0; cap <= 64; cap += 64) {
+		struct bmpmc   m;
+		struct bm_arg  a[BM_P];
+		long long      total;
+
+		memset(&m, 0, sizeof(m));
+		m.ch = sl_chan_make(sizeof(int), cap);
+		m.per = (int) slt_scaled_min(20000, 200);
+		total = (long long) BM_P * m.per;
+		sl_waitgroup_add(&m.prod, BM_P);
+		sl_waitgroup_add(&m.cons, BM_C);
+		for (int i = 0; i < BM_C; i++)
+			SL_CHECK_OK(sl_go(bm_consumer, &m));
+		for (int i = 0; i < BM_P; i++) {
+			a[i].m = &m;
+			a[i].id = i;
+			SL_CHECK_OK(sl_go(bm_producer, &a[i]));
+		}
+		sl_waitgroup_wait(&m.prod);
+		SL_CHECK_OK(sl_chan_close(m.ch));
+		sl_waitgroup_wait(&m.cons);
+		SL_CHECK_EQ(atomic_load(&m.count), total);
+		SL_CHECK_EQ(atomic_load(&m.sum), total * (total - 1) / 2);
+		sl_chan_release(m.ch);
+	}
+}
+
+static void
+test_batch_mpmc(void **state)
+{
+	slt_run(body_batch_mpmc, *state);
+}
+
 /* ---- cancellation racing with transfers ------------------------------ */
 
 enum { CR_SEND = 4, CR_RECV = 4 };
@@ -1146,6 +1435,8 @@ main(void)
 		cmocka_unit_test(test_ctx_and_deadline),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_mpmc),
+		cmocka_unit_test(test_batch),
+		cmocka_unit_test(test_batch_mpmc),
 		cmocka_unit_test(test_cancel_race),
 		cmocka_unit_test(test_prime_sieve),
 	};

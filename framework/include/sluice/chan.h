@@ -60,6 +60,27 @@ int sl_chan_send_ctx(sl_chan *ch, const void *elem, sl_ctx *ctx,
     int64_t deadline);
 int sl_chan_recv_ctx(sl_chan *ch, void *elem, sl_ctx *ctx, int64_t deadline);
 
+/*
+ * Batch forms (an extension: Go has none).  One lock round trip moves
+ * many elements, which matters when each element is small work, as in a
+ * pipeline stage.  Order and semantics are those of the one-element calls
+ * made in a row.
+ *
+ * sl_chan_recv_many waits, as sl_chan_recv_ctx does, for a first element,
+ * then takes without waiting whatever more is ready, up to max, into
+ * elems[0..*n).  0 with *n >= 1; SL_ECLOSED (*n == 0) once ch is closed
+ * and drained; SL_EINVAL if max is 0; or the errors of sl_chan_recv_ctx.
+ *
+ * sl_chan_send_many sends elems[0..n) in order, waiting for room as
+ * sl_chan_send_ctx does; *sent (may be NULL) tells how many went, so on
+ * an error (SL_ECLOSED, or those of sl_chan_send_ctx) the caller still
+ * owns elems[*sent..n).
+ */
+int sl_chan_recv_many(sl_chan *ch, void *elems, size_t max, size_t *n,
+    sl_ctx *ctx, int64_t deadline);
+int sl_chan_send_many(sl_chan *ch, const void *elems, size_t n, size_t *sent,
+    sl_ctx *ctx, int64_t deadline);
+
 /* Closes ch: 0, or SL_ECLOSED if it was closed already (or ch is NULL). */
 int sl_chan_close(sl_chan *ch);
 

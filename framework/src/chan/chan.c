@@ -159,6 +159,21 @@ ch_copy(void *dst, const void *src, size_t n)
 	case 16:
 		memcpy(dst, src, 16);
 		return;
+	case 24:
+		memcpy(dst, src, 24);
+		return;
+	case 32:
+		memcpy(dst, src, 32);
+		return;
+	case 48:
+		memcpy(dst, src, 48);
+		return;
+	case 56: /* sl_msg, what links carry */
+		memcpy(dst, src, 56);
+		return;
+	case 64:
+		memcpy(dst, src, 64);
+		return;
 	default:
 		memcpy(dst, src, n);
 	}
@@ -341,6 +356,38 @@ sl_chan_recv_ctx(sl_chan *ch, void *elem, sl_ctx *ctx, int64_t deadline)
 	return (me.ok ? 0 : SL_ECLOSED);
 }
 
+/* Copies n <= len elements from the front of the ring to out. */
+static void
+ch_ring_copy_out(const sl_chan *ch, void *out, size_t n)
+{
+	size_t first = ch->cap - ch->head < n ? ch->cap - ch->head : n;
+
+	if (ch->elem_size == 0)
+		return;
+	memcpy(out, ch->buf + ch->head * ch->elem_size,
+	    first * ch->elem_size);
+	if (n > first)
+		memcpy((char *) out + first * ch->elem_size, ch->buf,
+		    (n - first) * ch->elem_size);
+}
+
+/* Copies n <= cap - len elements from in to the back of the ring. */
+static void
+ch_ring_copy_in(sl_chan *ch, const void *in, size_t n)
+{
+	size_t tail = ch->head + ch->len, first;
+
+	if (tail >= ch->cap)
+		tail -= ch->cap;
+	first = ch->cap - tail < n ? ch->cap - tail : n;
+	if (ch->elem_size == 0)
+		return;
+	memcpy(ch->buf + tail * ch->elem_size, in, first * ch->elem_size);
+	if (n > first)
+		memcpy(ch->buf, (const char *) in + first * ch->elem_size,
+		    (n - first) * ch->elem_size);
+}
+
 size_t
 sli_chan_tryrecv_many(sl_chan *ch, void *elems, size_t max)
 {
@@ -350,6 +397,18 @@ sli_chan_tryrecv_many(sl_chan *ch, void *elems, size_t max)
 	if (ch == NULL || max == 0)
 		return (0);
 	sli_lock(&ch->lock);
+	if (ch->sendq.head == NULL && ch->len > 0) {
+		/* No sender waits for room: one or two block copies out of
+		 * the ring. */
+		n = ch->len < max ? ch->len : max;
+		ch_ring_copy_out(ch, elems, n);
+		ch->head += n;
+		if (ch->head >= ch->cap)
+			ch->head -= ch->cap;
+		ch->len -= n;
+		sli_unlock(&ch->lock);
+		return (n);
+	}
 	while (n < max && sli_chan_recv_locked(ch,
 	    (char *) elems + n * ch->elem_size, &ok) && ok)
 		n++;
@@ -366,11 +425,74 @@ sli_chan_trysend_many(sl_chan *ch, const void *elems, size_t n)
 	if (ch == NULL || n == 0)
 		return (0);
 	sli_lock(&ch->lock);
+	/* Receivers waiting (the buffer is empty) get theirs one by one,
+	 * then the rest goes into the ring in one or two block copies. */
+	while (k < n && !ch->closed && ch->recvq.head != NULL &&
+	    sli_chan_send_locked(ch, (const char *) elems + k * ch->elem_size,
+	    &ok) && ok)
+		k++;
+	if (k < n && ch->recvq.head == NULL && !ch->closed &&
+	    ch->len < ch->cap) {
+		size_t m = ch->cap - ch->len < n - k ? ch->cap - ch->len :
+		    n - k;
+		ch_ring_copy_in(ch, (const char *) elems + k * ch->elem_size,
+		    m);
+		ch->len += m;
+		k += m;
+	}
 	while (k < n && !ch->closed && sli_chan_send_locked(ch,
 	    (const char *) elems + k * ch->elem_size, &ok) && ok)
 		k++;
 	sli_unlock(&ch->lock);
 	return (k);
+}
+
+int
+sl_chan_recv_many(sl_chan *ch, void *elems, size_t max, size_t *n,
+    sl_ctx *ctx, int64_t deadline)
+{
+	int r;
+
+	*n = 0;
+	if (max == 0)
+		return (SL_EINVAL);
+	if (ctx != NULL && (r = sl_ctx_err(ctx)) != 0)
+		return (r);
+	if ((*n = sli_chan_tryrecv_many(ch, elems, max)) > 0)
+		return (0);
+	if ((r = sl_chan_recv_ctx(ch, elems, ctx, deadline)) != 0)
+		return (r);
+	*n = 1 + sli_chan_tryrecv_many(ch, (char *) elems + ch->elem_size,
+	    max - 1);
+	return (0);
+}
+
+int
+sl_chan_send_many(sl_chan *ch, const void *elems, size_t n, size_t *sent,
+    sl_ctx *ctx, int64_t deadline)
+{
+	const char *e = elems;
+	size_t      k = 0;
+	int         r = 0;
+
+	if (ctx != NULL && (r = sl_ctx_err(ctx)) != 0)
+		goto out;
+	while (k < n) {
+		k += sli_chan_trysend_many(ch, e + k * sl_chan_elem_size(ch),
+		    n - k);
+		if (k == n)
+			break;
+		/* Full, closed or NULL: the one-element send waits, or
+		 * says which. */
+		if ((r = sl_chan_send_ctx(ch, e + k * sl_chan_elem_size(ch),
+		    ctx, deadline)) != 0)
+			break;
+		k++;
+	}
+out:
+	if (sent != NULL)
+		*sent = k;
+	return (r);
 }
 
 int
