@@ -279,8 +279,8 @@ sink_main(void *arg)
 			} else {
 				sink_take(s, &r, now);
 			}
-			sl_msg_done(&msg[i]);
 		}
+		sl_msg_done_many(msg, n);
 	}
 	sink_report(s, sl_now());
 	if (rv != SL_ECLOSED) {

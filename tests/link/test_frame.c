@@ -1216,7 +1216,8 @@ test_batch_fast_path_matches_protobuf(void **state)
 			x ^= x >> 7;
 			x ^= x << 17;
 			v[i].seq = 1000 * (uint64_t) round + 1 + i;
-			v[i].lin_src = (x & 1) ? (x >> 20) | 1 : 0;
+			/* Lineage ids of 1 to 10 varint bytes. */
+			v[i].lin_src = (x & 1) ? (x >> (x % 64)) | 1 : 0;
 			v[i].lin_seq = v[i].lin_src ? (x >> 8) | 1 : 0;
 			v[i].len = (size_t) (x % 49);
 			memset(payloads[i], (int) i, sizeof(payloads[i]));
@@ -1269,12 +1270,64 @@ test_batch_fast_path_matches_protobuf(void **state)
 	}
 }
 
+/* A varint with a trailing zero group (valid protobuf, not canonical) is
+ * left to the full decoder by the fast path, which reads the same
+ * values. */
+static void
+test_batch_overlong_varint_falls_back(void **state)
+{
+	/* Frame{batch{messages{seq: 5 as 85 80 00, lineage{source: 127,
+	 * seq: 3}, payload: "abcdefgh"}}}: the payload behind the seq
+	 * leaves room for the eight-byte reads. */
+	static const uint8_t frame[] = {
+		0x12, 22,                 /* Frame.batch */
+		0x0a, 20,                 /* Batch.messages */
+		0x08, 0x85, 0x80, 0x00,   /* seq 5, overlong */
+		0x12, 0x04,               /* lineage */
+		0x08, 0x7f, 0x10, 0x03,   /* source 127, seq 3 */
+		0x1a, 0x08, 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h',
+	};
+	sli_bmsg  *w = NULL;
+	size_t     cap = 0, got = 0;
+	sli_frame *f = NULL;
+	char       err[128];
+
+	(void) state;
+	assert_int_equal(sizeof(frame), 24);
+	assert_int_equal(sli_batch_view(frame, sizeof(frame), NULL, &w, &cap,
+	    &got), 1);
+	assert_int_equal(sli_frame_decode(frame, sizeof(frame), NULL, &f, err,
+	    sizeof(err)), 0);
+	assert_int_equal(f->kind_case, SLUICE__LINK__FRAME__KIND_BATCH);
+	assert_int_equal(f->batch->n_messages, 1);
+	assert_int_equal(f->batch->messages[0]->seq, 5);
+	assert_int_equal(f->batch->messages[0]->lineage->source, 127);
+	assert_int_equal(f->batch->messages[0]->lineage->seq, 3);
+	assert_int_equal(f->batch->messages[0]->payload.len, 8);
+	sli_frame_free(f);
+
+	/* A ten-byte seq whose last byte holds more than bit 63: not
+	 * canonical either. */
+	static const uint8_t wide[] = {
+		0x12, 23, 0x0a, 21,
+		0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0x02,
+		0x1a, 0x08, 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h',
+	};
+
+	assert_int_equal(sizeof(wide), 25);
+	assert_int_equal(sli_batch_view(wide, sizeof(wide), NULL, &w, &cap,
+	    &got), 1);
+	free(w);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hello_round_trips),
 		cmocka_unit_test(test_batch_fast_path_matches_protobuf),
+		cmocka_unit_test(test_batch_overlong_varint_falls_back),
 		cmocka_unit_test(test_batch_round_trips_with_lineage),
 		cmocka_unit_test(test_control_frames_round_trip),
 		cmocka_unit_test(test_largest_batch_fits_the_budget),

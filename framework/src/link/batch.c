@@ -24,41 +24,24 @@
  */
 #include <string.h>
 
+#include "core/varint.h"
 #include "link/batch.h"
 
 /* ---- encoding ------------------------------------------------------------ */
-
-static inline size_t
-bt_varint_size(uint64_t v)
-{
-	/* 7 bits per byte: the significant bits, rounded up. */
-	return ((size_t) (64 - __builtin_clzll(v | 1) + 6) / 7);
-}
-
-static uint8_t *
-bt_put_varint(uint8_t *p, uint64_t v)
-{
-	while (v >= 0x80) {
-		*p++ = (uint8_t) (v | 0x80);
-		v >>= 7;
-	}
-	*p++ = (uint8_t) v;
-	return (p);
-}
 
 /* Size of one Message body (without its own tag and length). */
 static size_t
 bt_msg_size(const sli_bmsg *m)
 {
-	size_t n = 1 + bt_varint_size(m->seq);
+	size_t n = 1 + sli_varint_size(m->seq);
 
 	if (m->lin_src != 0 && m->lin_seq != 0) {
-		size_t ln = 2 + bt_varint_size(m->lin_src) +
-		    bt_varint_size(m->lin_seq);
-		n += 1 + bt_varint_size(ln) + ln;
+		size_t ln = 2 + sli_varint_size(m->lin_src) +
+		    sli_varint_size(m->lin_seq);
+		n += 1 + sli_varint_size(ln) + ln;
 	}
 	if (m->len > 0)
-		n += 1 + bt_varint_size(m->len) + m->len;
+		n += 1 + sli_varint_size(m->len) + m->len;
 	return (n);
 }
 
@@ -70,9 +53,9 @@ sli_batch_size(sli_bmsg *msgs, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		size_t ms = bt_msg_size(&msgs[i]);
 		msgs[i].wsize = ms;
-		body += 1 + bt_varint_size(ms) + ms;
+		body += 1 + sli_varint_size(ms) + ms;
 	}
-	return (1 + bt_varint_size(body) + body);
+	return (1 + sli_varint_size(body) + body);
 }
 
 size_t
@@ -82,28 +65,28 @@ sli_batch_write(const sli_bmsg *msgs, size_t n, uint8_t *out)
 	size_t   body = 0;
 
 	for (size_t i = 0; i < n; i++)
-		body += 1 + bt_varint_size(msgs[i].wsize) + msgs[i].wsize;
+		body += 1 + sli_varint_size(msgs[i].wsize) + msgs[i].wsize;
 	*p++ = (2 << 3) | 2; /* Frame.batch */
-	p = bt_put_varint(p, body);
+	p = sli_varint_put(p, body);
 	for (size_t i = 0; i < n; i++) {
 		const sli_bmsg *m = &msgs[i];
 
 		*p++ = (1 << 3) | 2; /* Batch.messages */
-		p = bt_put_varint(p, m->wsize);
+		p = sli_varint_put(p, m->wsize);
 		*p++ = (1 << 3) | 0; /* Message.seq */
-		p = bt_put_varint(p, m->seq);
+		p = sli_varint_put(p, m->seq);
 		if (m->lin_src != 0 && m->lin_seq != 0) {
 			*p++ = (2 << 3) | 2; /* Message.lineage */
-			p = bt_put_varint(p, 2 + bt_varint_size(m->lin_src) +
-			    bt_varint_size(m->lin_seq));
+			p = sli_varint_put(p, 2 + sli_varint_size(m->lin_src) +
+			    sli_varint_size(m->lin_seq));
 			*p++ = (1 << 3) | 0;
-			p = bt_put_varint(p, m->lin_src);
+			p = sli_varint_put(p, m->lin_src);
 			*p++ = (2 << 3) | 0;
-			p = bt_put_varint(p, m->lin_seq);
+			p = sli_varint_put(p, m->lin_seq);
 		}
 		if (m->len > 0) {
 			*p++ = (3 << 3) | 2; /* Message.payload */
-			p = bt_put_varint(p, m->len);
+			p = sli_varint_put(p, m->len);
 			memcpy(p, m->payload, m->len);
 			p += m->len;
 		}

@@ -277,6 +277,35 @@ sl_msg_done(sl_msg *m)
 	m->len = 0;
 }
 
+static void lk_session_done_seqs(lk_session *s, const uint64_t *seqs,
+    size_t n);
+
+void
+sl_msg_done_many(sl_msg *m, size_t n)
+{
+	uint64_t seqs[64];
+
+	/* Runs of messages from one session: one lock round for each. */
+	for (size_t i = 0; i < n; ) {
+		lk_session *s = (lk_session *) m[i].parent;
+		size_t      k = 0;
+
+		if (s == NULL) {
+			i++;
+			continue;
+		}
+		while (i < n && k < 64 && m[i].parent == (sli_delivery *) s) {
+			seqs[k++] = m[i].parent_seq;
+			m[i].parent = NULL;
+			i++;
+		}
+		lk_session_done_seqs(s, seqs, k);
+	}
+	sli_payload_release_many(m, n);
+	for (size_t i = 0; i < n; i++)
+		m[i].len = 0;
+}
+
 /* ---- sessions (input) --------------------------------------------------- */
 
 /* Drops n references to s; the last one frees it. */

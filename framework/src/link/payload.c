@@ -82,6 +82,29 @@ sli_payload_release(sl_msg *m)
 	m->data = NULL;
 }
 
+void
+sli_payload_release_many(sl_msg *m, size_t n)
+{
+	for (size_t i = 0; i < n; ) {
+		sli_payload *b = m[i].block;
+		size_t       j = i + 1;
+
+		if (b == NULL) {
+			free(m[i].data);
+		} else {
+			while (j < n && m[j].block == b) {
+				m[j].block = NULL;
+				m[j].data = NULL;
+				j++;
+			}
+			pl_unref(b, (int) (j - i));
+		}
+		m[i].block = NULL;
+		m[i].data = NULL;
+		i = j;
+	}
+}
+
 /* Gives up the calling thread's slab (it is freed once its messages
  * are). */
 static void

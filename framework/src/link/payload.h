@@ -35,6 +35,9 @@ sli_payload_bytes(sli_payload *b)
 /* Frees m's data (or drops its reference to its block); m->data and
  * m->block become NULL. */
 void sli_payload_release(sl_msg *m);
+/* The same for m[0..n), one reference count update per run of messages
+ * sharing a buffer. */
+void sli_payload_release_many(sl_msg *m, size_t n);
 
 /* Blocks allocated and not yet freed, in the whole process (for tests:
  * a slab lives on while its thread carves from it). */

@@ -53,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/varint.h"
 #include "sluice/pb.h"
 
 /* Above this many fields protobuf-c allocates a bitmap before anything
@@ -281,26 +282,6 @@ pbd_plan_of(const ProtobufCMessageDescriptor *desc)
 
 /* ---- reading the wire ---------------------------------------------------- */
 
-/* Eight bytes of 7-bit groups (high bits ignored) packed into the 56-bit
- * number they spell, little-endian group first. */
-static inline uint64_t
-pbd_pack7(uint64_t w)
-{
-	w = (w & 0x007f007f007f007full) | ((w & 0x7f007f007f007f00ull) >> 1);
-	w = (w & 0x00003fff00003fffull) | ((w & 0x3fff00003fff0000ull) >> 2);
-	return ((w & 0x000000000fffffffull) |
-	    ((w & 0x0fffffff00000000ull) >> 4));
-}
-
-/* Four bytes of 7-bit groups (high bits ignored) packed into the 28-bit
- * number they spell, little-endian group first. */
-static inline uint32_t
-pbd_pack4(uint32_t w)
-{
-	w = (w & 0x007f007fu) | ((w & 0x7f007f00u) >> 1);
-	return ((w & 0x00003fffu) | ((w & 0x3fff0000u) >> 2));
-}
-
 /*
  * Reads a varint of two to ten bytes at p (the caller took the one-byte
  * case): its value modulo 2^64 in *v, and returns the byte after it.
@@ -325,15 +306,15 @@ pbd_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
 		if ((uint32_t) stop != 0) {
 			uint32_t s32 = (uint32_t) stop;
 
-			*v = pbd_pack4((uint32_t) w & (s32 ^ (s32 - 1)));
+			*v = sli_varint_pack4((uint32_t) w & (s32 ^ (s32 - 1)));
 			return (p + __builtin_ctz(s32) / 8 + 1);
 		}
 		if (stop != 0) {
-			*v = pbd_pack7(w & (stop ^ (stop - 1)));
+			*v = sli_varint_pack7(w & (stop ^ (stop - 1)));
 			return (p + __builtin_ctzll(stop) / 8 + 1);
 		}
 		if (max >= 10) {
-			x = pbd_pack7(w) | (uint64_t) (p[8] & 0x7f) << 56;
+			x = sli_varint_pack7(w) | (uint64_t) (p[8] & 0x7f) << 56;
 			if (p[8] < 0x80) {
 				*v = x;
 				return (p + 9);

@@ -13,25 +13,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "core/varint.h"
 #include "sluice/pb.h"
-
-/* Bytes of v as a varint. */
-static inline size_t
-pb_varint_size(uint64_t v)
-{
-	return ((size_t) (64 - __builtin_clzll(v | 1) + 6) / 7);
-}
-
-static inline uint8_t *
-pb_put_varint(uint8_t *p, uint64_t v)
-{
-	while (v >= 0x80) {
-		*p++ = (uint8_t) (v | 0x80);
-		v >>= 7;
-	}
-	*p++ = (uint8_t) v;
-	return (p);
-}
 
 static inline uint8_t *
 pb_put_le32(uint8_t *p, uint32_t v)
@@ -193,7 +176,7 @@ pb_field(const ProtobufCFieldDescriptor *f, const char *m)
 static inline size_t
 pb_tag_size(uint32_t id)
 {
-	return (id < 16 ? 1 : pb_varint_size((uint64_t) id << 3));
+	return (id < 16 ? 1 : sli_varint_size((uint64_t) id << 3));
 }
 
 size_t
@@ -214,10 +197,10 @@ sl_pb_pack(const ProtobufCMessage *msg, uint8_t *out)
 		if (f->id < 16)
 			*p++ = (uint8_t) (f->id << 3 | v.wire);
 		else
-			p = pb_put_varint(p, (uint64_t) f->id << 3 | v.wire);
+			p = sli_varint_put(p, (uint64_t) f->id << 3 | v.wire);
 		switch (v.wire) {
 		case 0:
-			p = pb_put_varint(p, v.x);
+			p = sli_varint_put(p, v.x);
 			break;
 		case 1:
 			p = pb_put_le64(p, v.x);
@@ -226,7 +209,7 @@ sl_pb_pack(const ProtobufCMessage *msg, uint8_t *out)
 			p = pb_put_le32(p, (uint32_t) v.x);
 			break;
 		default:
-			p = pb_put_varint(p, v.x);
+			p = sli_varint_put(p, v.x);
 			if (v.x > 0)
 				memcpy(p, v.data, v.x);
 			p += v.x;
@@ -254,7 +237,7 @@ sl_pb_packed_size(const ProtobufCMessage *msg)
 		n += pb_tag_size(f->id);
 		switch (v.wire) {
 		case 0:
-			n += pb_varint_size(v.x);
+			n += sli_varint_size(v.x);
 			break;
 		case 1:
 			n += 8;
@@ -263,7 +246,7 @@ sl_pb_packed_size(const ProtobufCMessage *msg)
 			n += 4;
 			break;
 		default:
-			n += pb_varint_size(v.x) + v.x;
+			n += sli_varint_size(v.x) + v.x;
 			break;
 		}
 	}
