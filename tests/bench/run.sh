@@ -7,7 +7,9 @@
 #	tests/bench/run.sh [CASE...]
 #
 # Cases: chan pingpong spawn spawnwarm select selectfed million fault (all
-# by default; fault, the machine's page fault cost, has no Go half).  Environment: BUILD (default build-bench, a release build),
+# by default; fault, the machine's page fault cost, has no Go half).
+# Environment: BUILD (default build-bench, a release build with link-time
+# optimization),
 # REPS (runs per case, default 5; each run is a fresh process),
 # REPS_MILLION (default 3), PROCS (GOMAXPROCS and SLUICE_PROCS, default
 # nproc), OUT (also write the report to this file), GO (go binary), STAT
@@ -32,9 +34,14 @@ case $STAT in best | median) ;; *) echo "STAT: best or median" >&2; exit 2 ;; es
 
 # ---- build -----------------------------------------------------------------
 
+# A release build with link-time optimization (calls between libsluice,
+# the pb codec and the stages get inlined: about 10% fewer instructions
+# per message through the pipeline).
 if [ ! -f "$BUILD/build.ninja" ]; then
-	meson setup "$BUILD" --buildtype=release -Dtests=disabled \
-	    -Dbench=true >&2
+	meson setup "$BUILD" --buildtype=release -Db_lto=true \
+	    -Dtests=disabled -Dbench=true >&2
+else
+	meson configure "$BUILD" --buildtype=release -Db_lto=true >&2
 fi
 ninja -C "$BUILD" tests/bench/bench_runtime >&2
 cbin="$BUILD/tests/bench/bench_runtime"
