@@ -99,24 +99,26 @@ fz_batch(const uint8_t *data, size_t size, const sli_frame_limits *lim)
 	if (sli_batch_view(data, size, lim, &v, &cap, &n) == 0) {
 		FZ_REQUIRE(sli_frame_decode(data, size, lim, &f, NULL, 0) == 0);
 		FZ_REQUIRE(f->kind_case == SLUICE__LINK__FRAME__KIND_BATCH);
-		FZ_REQUIRE(f->batch->n_messages == n);
+		FZ_REQUIRE(f->batch->n_payloads == n);
+		uint64_t lseq = 0;
 		for (size_t i = 0; i < n; i++) {
-			const sli_msg *m = f->batch->messages[i];
-			FZ_REQUIRE(m->seq == v[i].seq);
-			FZ_REQUIRE(m->payload.len == v[i].len);
-			FZ_REQUIRE(v[i].len == 0 || memcmp(m->payload.data,
+			const ProtobufCBinaryData *p = &f->batch->payloads[i];
+			FZ_REQUIRE(f->batch->first_seq + i == v[i].seq);
+			FZ_REQUIRE(p->len == v[i].len);
+			FZ_REQUIRE(v[i].len == 0 || memcmp(p->data,
 			    v[i].payload, v[i].len) == 0);
-			FZ_REQUIRE((m->lineage != NULL) ==
-			    (v[i].lin_src != 0));
-			if (m->lineage != NULL)
-				FZ_REQUIRE(m->lineage->source == v[i].lin_src &&
-				    m->lineage->seq == v[i].lin_seq);
+			FZ_REQUIRE(f->batch->lineage_source == v[i].lin_src);
+			if (v[i].lin_src != 0) {
+				lseq += (uint64_t) f->batch->lineage_seq_delta[i];
+				FZ_REQUIRE(lseq == v[i].lin_seq);
+			}
 		}
 		/* And what the fast writer makes of it is the same bytes. */
-		FZ_REQUIRE(sli_batch_size(v, n) == size);
+		sli_batch_plan plan;
+		FZ_REQUIRE(sli_batch_size(v, n, &plan) == size);
 		uint8_t *out = malloc(size);
 		FZ_REQUIRE(out != NULL);
-		FZ_REQUIRE(sli_batch_write(v, n, out) == size);
+		FZ_REQUIRE(sli_batch_write(v, n, &plan, out) == size);
 		FZ_REQUIRE(memcmp(out, data, size) == 0);
 		free(out);
 		sli_frame_free(f);

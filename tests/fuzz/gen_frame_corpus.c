@@ -44,10 +44,8 @@ main(int argc, char **argv)
 	sli_frame f = SLUICE__LINK__FRAME__INIT;
 	sli_hello h = SLUICE__LINK__HELLO__INIT;
 	sli_batch b = SLUICE__LINK__BATCH__INIT;
-	sli_msg m[3] = { SLUICE__LINK__MESSAGE__INIT,
-	    SLUICE__LINK__MESSAGE__INIT, SLUICE__LINK__MESSAGE__INIT };
-	sli_msg *mp[3] = { &m[0], &m[1], &m[2] };
-	sli_lineage lin = SLUICE__LINK__LINEAGE__INIT;
+	ProtobufCBinaryData pl[3] = { { 0, NULL }, { 0, NULL }, { 0, NULL } };
+	int64_t dl[3] = { 7, 1, -3 };
 	sli_credit c = SLUICE__LINK__CREDIT__INIT;
 	sli_ack a = SLUICE__LINK__ACK__INIT;
 	sli_close cl = SLUICE__LINK__CLOSE__INIT;
@@ -84,22 +82,19 @@ main(int argc, char **argv)
 	rec.time_ns = 123456789;
 	rec.body = sli_bytes("0123456789abcdef");
 	rec.note = (char *) "seed";
-	m[0].seq = 1;
-	b.n_messages = 1;
-	b.messages = mp;
+	b.first_seq = 1;
+	b.n_payloads = 1;
+	b.payloads = pl;
 	f.kind_case = SLUICE__LINK__FRAME__KIND_BATCH;
 	f.batch = &b;
 	gen_write("batch-empty-payload", &f);
-	m[0].payload.len = sluice__example__record__pack(&rec, recbuf);
-	m[0].payload.data = recbuf;
-	lin.source = 0xabcdef;
-	lin.seq = 7;
-	m[0].lineage = &lin;
-	m[1].seq = 2;
-	m[1].payload = sli_bytes("xy");
-	m[2].seq = 3;
-	m[2].lineage = &lin;
-	b.n_messages = 3;
+	pl[0].len = sluice__example__record__pack(&rec, recbuf);
+	pl[0].data = recbuf;
+	pl[1] = sli_bytes("xy");
+	b.lineage_source = 0xabcdef;
+	b.n_lineage_seq_delta = 3;
+	b.lineage_seq_delta = dl;
+	b.n_payloads = 3;
 	gen_write("batch-3-lineage", &f);
 
 	c.messages = 64;

@@ -120,11 +120,11 @@ frame_of(int kind, void *body)
 	return (f);
 }
 
-/* A batch of n messages numbered from first, kept in static storage. */
+/* A batch of n empty messages numbered from first, kept in static
+ * storage; with lineage, source 77 and lineage seqs 1000, 1001, ... */
 #define BATCH_MAX 8192
-static sli_msg batch_msgs[BATCH_MAX];
-static sli_msg *batch_ptrs[BATCH_MAX];
-static sli_lineage batch_lin[BATCH_MAX];
+static ProtobufCBinaryData batch_pl[BATCH_MAX];
+static int64_t             batch_dl[BATCH_MAX];
 
 static sli_batch
 batch_make(size_t n, uint64_t first, bool lineage)
@@ -134,21 +134,17 @@ batch_make(size_t n, uint64_t first, bool lineage)
 
 	assert_true(n <= BATCH_MAX);
 	for (i = 0; i < n; i++) {
-		sli_msg m = SLUICE__LINK__MESSAGE__INIT;
-		sli_lineage l = SLUICE__LINK__LINEAGE__INIT;
-
-		m.seq = first + i;
-		if (lineage) {
-			l.source = 77;
-			l.seq = 1000 + i;
-			batch_lin[i] = l;
-			m.lineage = &batch_lin[i];
-		}
-		batch_msgs[i] = m;
-		batch_ptrs[i] = &batch_msgs[i];
+		batch_pl[i] = (ProtobufCBinaryData) { 0, NULL };
+		batch_dl[i] = i == 0 ? 1000 : 1;
 	}
-	b.n_messages = n;
-	b.messages = batch_ptrs;
+	b.first_seq = first;
+	b.n_payloads = n;
+	b.payloads = batch_pl;
+	if (lineage) {
+		b.lineage_source = 77;
+		b.n_lineage_seq_delta = n;
+		b.lineage_seq_delta = batch_dl;
+	}
 	return (b);
 }
 
@@ -333,30 +329,30 @@ test_batch_round_trips_with_lineage(void **state)
 	rlen = sluice__example__record__pack(&r, rbuf);
 	assert_true(rlen <= sizeof(rbuf));
 
-	b = batch_make(3, UINT64_MAX - 2, false);
-	batch_lin[1] = (sli_lineage) SLUICE__LINK__LINEAGE__INIT;
-	batch_lin[1].source = 9;
-	batch_lin[1].seq = 10;
-	batch_msgs[1].lineage = &batch_lin[1];
-	batch_msgs[1].payload.data = rbuf;
-	batch_msgs[1].payload.len = rlen;
+	/* The last seqs there are; lineage seqs that step back and wrap
+	 * round 2^64 (deltas are signed, modulo 2^64). */
+	b = batch_make(3, UINT64_MAX - 2, true);
+	b.lineage_source = 9;
+	batch_dl[0] = 10;
+	batch_dl[1] = -9;
+	batch_dl[2] = INT64_MIN;
+	batch_pl[1].data = rbuf;
+	batch_pl[1].len = rlen;
 	f = frame_of(SLUICE__LINK__FRAME__KIND_BATCH, &b);
 	g = round_trip(&f);
 	assert_string_equal(sli_frame_kind_name(g), "batch");
-	assert_int_equal(g->batch->n_messages, 3);
-	assert_int_equal(g->batch->messages[0]->seq, UINT64_MAX - 2);
-	assert_int_equal(g->batch->messages[1]->seq, UINT64_MAX - 1);
-	assert_int_equal(g->batch->messages[2]->seq, UINT64_MAX);
-	assert_null(g->batch->messages[0]->lineage);
-	assert_null(g->batch->messages[2]->lineage);
-	assert_int_equal(g->batch->messages[1]->lineage->source, 9);
-	assert_int_equal(g->batch->messages[1]->lineage->seq, 10);
-	assert_int_equal(g->batch->messages[0]->payload.len, 0);
-	assert_int_equal(g->batch->messages[1]->payload.len, rlen);
+	assert_int_equal(g->batch->n_payloads, 3);
+	assert_true(g->batch->first_seq == UINT64_MAX - 2);
+	assert_int_equal(g->batch->lineage_source, 9);
+	assert_int_equal(g->batch->n_lineage_seq_delta, 3);
+	assert_int_equal(g->batch->lineage_seq_delta[0], 10);
+	assert_int_equal(g->batch->lineage_seq_delta[1], -9);
+	assert_true(g->batch->lineage_seq_delta[2] == INT64_MIN);
+	assert_int_equal(g->batch->payloads[0].len, 0);
+	assert_int_equal(g->batch->payloads[1].len, rlen);
 
 	r2 = sluice__example__record__unpack(NULL,
-	    g->batch->messages[1]->payload.len,
-	    g->batch->messages[1]->payload.data);
+	    g->batch->payloads[1].len, g->batch->payloads[1].data);
 	assert_non_null(r2);
 	assert_int_equal(r2->id, 42);
 	assert_int_equal(r2->time_ns, -7);
@@ -478,18 +474,19 @@ test_largest_batch_fits_the_budget(void **state)
 	b = batch_make(SLI_BATCH_MAX_DEFAULT, 1, false);
 	f = frame_of(SLUICE__LINK__FRAME__KIND_BATCH, &b);
 	g = round_trip(&f);
-	assert_int_equal(g->batch->n_messages, SLI_BATCH_MAX_DEFAULT);
-	assert_int_equal(g->batch->messages[4095]->seq, 4096);
+	assert_int_equal(g->batch->n_payloads, SLI_BATCH_MAX_DEFAULT);
+	assert_int_equal(g->batch->first_seq, 1);
 	sli_frame_free(g);
 
 	b = batch_make(SLI_BATCH_MAX_DEFAULT, 1, true);
-	for (i = 0; i < b.n_messages; i++) {
-		batch_msgs[i].payload.data = payload;
-		batch_msgs[i].payload.len = sizeof(payload);
+	for (i = 0; i < b.n_payloads; i++) {
+		batch_pl[i].data = payload;
+		batch_pl[i].len = sizeof(payload);
 	}
 	g = round_trip(&f);
-	assert_int_equal(g->batch->n_messages, SLI_BATCH_MAX_DEFAULT);
-	assert_int_equal(g->batch->messages[4095]->lineage->seq, 1000 + 4095);
+	assert_int_equal(g->batch->n_payloads, SLI_BATCH_MAX_DEFAULT);
+	assert_int_equal(g->batch->n_lineage_seq_delta, SLI_BATCH_MAX_DEFAULT);
+	assert_int_equal(g->batch->lineage_seq_delta[4095], 1);
 	sli_frame_free(g);
 }
 
@@ -570,8 +567,8 @@ test_frame_size_limit_is_exact(void **state)
 
 	(void) state;
 	b = batch_make(1, 1, false);
-	batch_msgs[0].payload.data = payload;
-	batch_msgs[0].payload.len = 1000;
+	batch_pl[0].data = payload;
+	batch_pl[0].len = 1000;
 	f = frame_of(SLUICE__LINK__FRAME__KIND_BATCH, &b);
 	n = sli_frame_size(&f);
 
@@ -606,8 +603,8 @@ test_frame_size_limit_is_exact(void **state)
 	free(buf);
 }
 
-/* A batch frame of n empty messages: 2 bytes each on the wire, far more
- * in memory.  The caller frees it. */
+/* A batch frame of n empty payloads: 2 bytes each on the wire, 8 times
+ * that in memory.  The caller frees it. */
 static uint8_t *
 empty_msgs_frame(size_t n, size_t *lenp)
 {
@@ -623,7 +620,7 @@ empty_msgs_frame(size_t n, size_t *lenp)
 	buf[2] = (uint8_t) (0x80 | ((inner >> 7) & 0x7f));
 	buf[3] = (uint8_t) (inner >> 14);
 	for (i = 0; i < n; i++) {
-		buf[4 + 2 * i] = 0x0a; /* Batch.messages, length 0 */
+		buf[4 + 2 * i] = 0x2a; /* Batch.payloads, length 0 */
 		buf[4 + 2 * i + 1] = 0x00;
 	}
 	*lenp = 4 + inner;
@@ -642,7 +639,7 @@ test_decode_memory_is_bounded(void **state)
 
 	(void) state;
 	lim.max_batch = 1;
-	buf = empty_msgs_frame(20000, &len);
+	buf = empty_msgs_frame(200000, &len);
 	snprintf(want, sizeof(want), "frame of %zu bytes needs more than %zu "
 	    "bytes of memory to decode", len, 2 * len + 384 + 64 * 1024);
 	expect_decode_err(buf, len, &lim, SL_ETOOBIG, want);
@@ -727,12 +724,15 @@ test_bad_hellos_are_refused(void **state)
 	f = frame_of(SLUICE__LINK__FRAME__KIND_HELLO, &h);
 
 	h = hello_make();
-	h.version = 2;
-	expect_bad(&f, NULL, true, SL_EVERSION, "hello: protocol version 2 "
-	    "from peer (stage 'src' port 'out'), this end speaks 1");
+	h.version = 1; /* a Message per message */
+	expect_bad(&f, NULL, true, SL_EVERSION, "hello: protocol version 1 "
+	    "from peer (stage 'src' port 'out'), this end speaks 2");
+	h.version = 3;
+	expect_bad(&f, NULL, true, SL_EVERSION, "hello: protocol version 3 "
+	    "from peer (stage 'src' port 'out'), this end speaks 2");
 	h.version = 0;
 	expect_bad(&f, NULL, true, SL_EVERSION, "hello: protocol version 0 "
-	    "from peer (stage 'src' port 'out'), this end speaks 1");
+	    "from peer (stage 'src' port 'out'), this end speaks 2");
 	/* Names of a peer of another version are quoted safely, cut. */
 	h.stage = sli_bytes("it's\x01\xff\\");
 	h.port = sli_bytes("abcdefghijklmnopqrstuvwxyz"
@@ -740,7 +740,7 @@ test_bad_hellos_are_refused(void **state)
 	expect_bad(&f, NULL, true, SL_EVERSION, "hello: protocol version 0 "
 	    "from peer (stage 'it\\x27s\\x01\\xff\\x5c' port "
 	    "'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV...'), "
-	    "this end speaks 1");
+	    "this end speaks 2");
 
 	h = hello_make();
 	h.role = SLUICE__LINK__ROLE__ROLE_UNSPECIFIED;
@@ -857,56 +857,49 @@ test_bad_batches_are_refused(void **state)
 	assert_int_equal(sli_frame_check(&f, &lim, NULL, 0), 0);
 
 	b = batch_make(1, 0, false);
-	expect_bad(&f, NULL, true, SL_EPROTO, "batch: message 0 has seq 0");
-	b = batch_make(3, 5, false);
-	batch_msgs[2].seq = 0;
-	expect_bad(&f, NULL, true, SL_EPROTO, "batch: message 2 has seq 0");
-	batch_msgs[2].seq = 8;
-	expect_bad(&f, NULL, true, SL_EPROTO,
-	    "batch: message 2 has seq 8, expected 7");
-	batch_msgs[2].seq = 6;
-	expect_bad(&f, NULL, true, SL_EPROTO,
-	    "batch: message 2 has seq 6, expected 7");
-	batch_msgs[1].seq = 4;
-	expect_bad(&f, NULL, true, SL_EPROTO,
-	    "batch: message 1 has seq 4, expected 6");
+	expect_bad(&f, NULL, true, SL_EPROTO, "batch: first_seq is 0");
 
 	/* No wrap from UINT64_MAX to 0 (or on). */
 	b = batch_make(2, UINT64_MAX, false);
-	expect_bad(&f, NULL, true, SL_EPROTO, "batch: message 1 has seq 0");
-	batch_msgs[1].seq = 1;
 	expect_bad(&f, NULL, true, SL_EPROTO,
-	    "batch: message 1 has seq 1, expected 0");
+	    "batch: 2 messages from seq 18446744073709551615 go past "
+	    "2^64 - 1");
+	b = batch_make(1, UINT64_MAX, false);
+	assert_int_equal(sli_frame_check(&f, NULL, NULL, 0), 0);
 
 	lim = sli_frame_limits_default;
 	lim.max_payload = 16;
 	b = batch_make(2, 1, false);
-	batch_msgs[0].payload.data = payload;
-	batch_msgs[0].payload.len = 16;
-	batch_msgs[1].payload.data = payload;
-	batch_msgs[1].payload.len = 17;
+	batch_pl[0].data = payload;
+	batch_pl[0].len = 16;
+	batch_pl[1].data = payload;
+	batch_pl[1].len = 17;
 	expect_bad(&f, &lim, true, SL_ETOOBIG,
 	    "batch: message 1 payload of 17 bytes exceeds the limit of 16");
-	batch_msgs[1].payload.len = 16;
+	batch_pl[1].len = 16;
 	assert_int_equal(sli_frame_check(&f, &lim, NULL, 0), 0);
-	batch_msgs[1].payload.data = NULL;
+	batch_pl[1].data = NULL;
 	expect_bad(&f, &lim, false, SL_EPROTO,
 	    "batch: message 1 payload has no data");
 
+	/* Lineage: one delta per message with a source, none without;
+	 * no lineage seq is 0. */
 	b = batch_make(3, 1, true);
-	batch_lin[1].source = 0;
+	assert_int_equal(sli_frame_check(&f, NULL, NULL, 0), 0);
+	b.n_lineage_seq_delta = 2;
 	expect_bad(&f, NULL, true, SL_EPROTO,
-	    "batch: message 1 lineage source is 0");
-	batch_lin[1].source = 1;
-	batch_lin[2].seq = 0;
+	    "batch: 2 lineage seq deltas for 3 messages");
+	b.n_lineage_seq_delta = 3;
+	b.lineage_source = 0;
+	expect_bad(&f, NULL, true, SL_EPROTO,
+	    "batch: 3 lineage seq deltas without a lineage source");
+	b.lineage_source = 5;
+	batch_dl[2] = -1001; /* 1000, 1001, 0 */
 	expect_bad(&f, NULL, true, SL_EPROTO,
 	    "batch: message 2 lineage seq is 0");
-
-	b = batch_make(3, 1, false);
-	batch_ptrs[1] = NULL;
-	expect_bad(&f, NULL, false, SL_EPROTO, "batch: message 1 is missing");
-	b.messages = NULL;
-	expect_bad(&f, NULL, false, SL_EPROTO, "batch: message 0 is missing");
+	batch_dl[0] = 0;
+	expect_bad(&f, NULL, true, SL_EPROTO,
+	    "batch: message 0 lineage seq is 0");
 }
 
 static void
@@ -978,7 +971,7 @@ test_every_failed_malloc_gives_enomem(void **state)
 
 	(void) state;
 	b = batch_make(3, 1, true);
-	batch_msgs[1].payload = sli_bytes("payload");
+	batch_pl[1] = sli_bytes("payload");
 	f = frame_of(SLUICE__LINK__FRAME__KIND_BATCH, &b);
 	buf = encode_ok(&f, NULL, &len);
 	snprintf(want, sizeof(want),
@@ -993,10 +986,10 @@ test_every_failed_malloc_gives_enomem(void **state)
 		expect_err(rv, err, SL_ENOMEM, want);
 		assert_null(g);
 	}
-	/* 10 allocations: frame, batch, array, 3 messages, 3 lineages, 1
-	 * payload; the 11th run had none fail. */
-	assert_int_equal(n, 11);
-	assert_int_equal(g->batch->n_messages, 3);
+	/* 5 allocations: frame, batch, the deltas, the payloads array, 1
+	 * payload; the 6th run had none fail. */
+	assert_int_equal(n, 6);
+	assert_int_equal(g->batch->n_payloads, 3);
 	sli_frame_free(g);
 	free(buf);
 }
@@ -1039,10 +1032,10 @@ test_hello_match_names_both_ends(void **state)
 	    SL_EPROTO, "role mismatch: this end (stage 'sink' port 'in') "
 	    "and peer (stage 'src' port 'out') are both receivers");
 
-	src.version = 2;
+	src.version = 3;
 	expect_err(sli_hello_match(&sink, &src, err, sizeof(err)), err,
 	    SL_EVERSION, "protocol version mismatch: this end (stage 'sink' "
-	    "port 'in') speaks 1, peer (stage 'src' port 'out') speaks 2");
+	    "port 'in') speaks 2, peer (stage 'src' port 'out') speaks 3");
 }
 
 /* ---- garbage ---------------------------------------------------------- */
@@ -1130,8 +1123,8 @@ test_mutated_frames_never_crash(void **state)
 	lim.max_payload = 64;
 	b = batch_make(5, 100, true);
 	for (i = 0; i < 5; i++) {
-		batch_msgs[i].payload.data = payload;
-		batch_msgs[i].payload.len = sizeof(payload);
+		batch_pl[i].data = payload;
+		batch_pl[i].len = sizeof(payload);
 	}
 	ca.code = SL_ECANCELED;
 	ca.direction = SLUICE__LINK__DIRECTION__DIRECTION_UPSTREAM;
@@ -1202,48 +1195,59 @@ test_batch_fast_path_matches_protobuf(void **state)
 
 	(void) state;
 	for (int round = 0; round < 300; round++) {
-		sli_bmsg  v[40], *w = NULL;
-		uint8_t   payloads[40][48], *fast, *slow;
-		size_t    n = 1 + (size_t) (round % 40), cap = 0, got = 0;
-		size_t    fl, sl;
-		sli_msg   ms[40], *mp[40];
-		sli_lineage ln[40];
-		sli_batch b = SLUICE__LINK__BATCH__INIT;
-		sli_frame f = SLUICE__LINK__FRAME__INIT;
+		sli_bmsg       v[40], *w = NULL;
+		static uint8_t payloads[40][200];
+		uint8_t       *fast, *slow;
+		size_t         n = 1 + (size_t) (round % 40), cap = 0, got = 0;
+		size_t         fl, sl, plen = round % 7 == 0 ? 200 : 49;
+		ProtobufCBinaryData pl[40];
+		int64_t        dl[40];
+		uint64_t       src, prev = 0;
+		sli_batch      b = SLUICE__LINK__BATCH__INIT;
+		sli_frame      f = SLUICE__LINK__FRAME__INIT;
+		sli_batch_plan plan;
 
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		/* Half the batches with a lineage source of 1 to 10 varint
+		 * bytes. */
+		src = (x & 1) ? (x >> (x % 64)) | 1 : 0;
+		b.first_seq = 1000 * (uint64_t) round + 1;
+		b.lineage_source = src;
 		for (size_t i = 0; i < n; i++) {
 			x ^= x << 13;
 			x ^= x >> 7;
 			x ^= x << 17;
-			v[i].seq = 1000 * (uint64_t) round + 1 + i;
-			/* Lineage ids of 1 to 10 varint bytes. */
-			v[i].lin_src = (x & 1) ? (x >> (x % 64)) | 1 : 0;
-			v[i].lin_seq = v[i].lin_src ? (x >> 8) | 1 : 0;
-			v[i].len = (size_t) (x % 49);
-			memset(payloads[i], (int) i, sizeof(payloads[i]));
+			v[i].seq = b.first_seq + i;
+			v[i].lin_src = src;
+			/* Lineage seqs: mostly one up, sometimes anywhere. */
+			v[i].lin_seq = src == 0 ? 0 : (x % 4 != 0 ?
+			    prev + 1 : (x >> (x % 64)) | 1);
+			if (src != 0 && v[i].lin_seq == 0)
+				v[i].lin_seq = 1;
+			dl[i] = (int64_t) (v[i].lin_seq - prev);
+			prev = v[i].lin_seq;
+			v[i].len = (size_t) (x % (plen + 1));
+			memset(payloads[i], (int) i, plen);
 			v[i].payload = payloads[i];
-			sluice__link__message__init(&ms[i]);
-			ms[i].seq = v[i].seq;
-			ms[i].payload.data = payloads[i];
-			ms[i].payload.len = v[i].len;
-			if (v[i].lin_src) {
-				sluice__link__lineage__init(&ln[i]);
-				ln[i].source = v[i].lin_src;
-				ln[i].seq = v[i].lin_seq;
-				ms[i].lineage = &ln[i];
-			}
-			mp[i] = &ms[i];
+			pl[i].data = v[i].len ? payloads[i] : NULL;
+			pl[i].len = v[i].len;
 		}
-		b.n_messages = n;
-		b.messages = mp;
+		b.n_payloads = n;
+		b.payloads = pl;
+		if (src != 0) {
+			b.n_lineage_seq_delta = n;
+			b.lineage_seq_delta = dl;
+		}
 		f.kind_case = SLUICE__LINK__FRAME__KIND_BATCH;
 		f.batch = &b;
 		sl = sli_frame_size(&f);
-		fl = sli_batch_size(v, n);
+		fl = sli_batch_size(v, n, &plan);
 		assert_int_equal(fl, sl);
 		fast = malloc(fl);
 		slow = malloc(sl);
-		assert_int_equal(sli_batch_write(v, n, fast), fl);
+		assert_int_equal(sli_batch_write(v, n, &plan, fast), fl);
 		assert_int_equal(sli_frame_encode(&f, NULL, slow, sl, &sl, NULL,
 		    0), 0);
 		assert_memory_equal(fast, slow, fl);
@@ -1255,14 +1259,26 @@ test_batch_fast_path_matches_protobuf(void **state)
 			assert_true(w[i].lin_src == v[i].lin_src);
 			assert_true(w[i].lin_seq == v[i].lin_seq);
 			assert_int_equal(w[i].len, v[i].len);
+			if (v[i].len > 0)
+				assert_memory_equal(w[i].payload, payloads[i],
+				    v[i].len);
 		}
 		/* Broken variants are left to the full decoder. */
-		if (n > 1) {
-			v[1].seq += 5; /* not consecutive */
-			fl = sli_batch_size(v, n);
-			assert_int_equal(sli_batch_write(v, n, fast), fl);
+		if (src != 0) {
+			v[n - 1].lin_seq = 0; /* a lineage seq of 0 */
+			fl = sli_batch_size(v, n, &plan);
+			fast = realloc(fast, fl);
+			assert_int_equal(sli_batch_write(v, n, &plan, fast), fl);
 			assert_int_equal(sli_batch_view(fast, fl, NULL, &w, &cap,
 			    &got), 1);
+		} else {
+			/* seqs past 2^64 - 1; one at 2^64 - 1 is fine */
+			v[0].seq = n > 1 ? UINT64_MAX - n + 2 : UINT64_MAX;
+			fl = sli_batch_size(v, n, &plan);
+			fast = realloc(fast, fl);
+			assert_int_equal(sli_batch_write(v, n, &plan, fast), fl);
+			assert_int_equal(sli_batch_view(fast, fl, NULL, &w, &cap,
+			    &got), n > 1 ? 1 : 0);
 		}
 		free(fast);
 		free(slow);
@@ -1270,22 +1286,27 @@ test_batch_fast_path_matches_protobuf(void **state)
 	}
 }
 
-/* A varint with a trailing zero group (valid protobuf, not canonical) is
- * left to the full decoder by the fast path, which reads the same
- * values. */
+/* Varints with a trailing zero group, or a tenth byte above 1 (valid
+ * protobuf, not canonical), are left to the full decoder by the fast
+ * path; it reads the same values. */
 static void
 test_batch_overlong_varint_falls_back(void **state)
 {
-	/* Frame{batch{messages{seq: 5 as 85 80 00, lineage{source: 127,
-	 * seq: 3}, payload: "abcdefgh"}}}: the payload behind the seq
-	 * leaves room for the eight-byte reads. */
+	/* Frame{batch{first_seq: 5 as 85 80 00, lineage_source: 127,
+	 * lineage_seq_delta: [3], payloads: ["abcdefgh"]}} */
 	static const uint8_t frame[] = {
-		0x12, 22,                 /* Frame.batch */
-		0x0a, 20,                 /* Batch.messages */
-		0x08, 0x85, 0x80, 0x00,   /* seq 5, overlong */
-		0x12, 0x04,               /* lineage */
-		0x08, 0x7f, 0x10, 0x03,   /* source 127, seq 3 */
-		0x1a, 0x08, 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h',
+		0x12, 19,                 /* Frame.batch */
+		0x10, 0x85, 0x80, 0x00,   /* first_seq 5, overlong */
+		0x18, 0x7f,               /* lineage_source 127 */
+		0x22, 0x01, 0x06,         /* lineage_seq_delta [3] */
+		0x2a, 0x08, 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h',
+	};
+	/* A ten-byte first_seq whose last byte holds more than bit 63. */
+	static const uint8_t wide[] = {
+		0x12, 21,
+		0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0x02,
+		0x2a, 0x08, 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h',
 	};
 	sli_bmsg  *w = NULL;
 	size_t     cap = 0, got = 0;
@@ -1293,29 +1314,20 @@ test_batch_overlong_varint_falls_back(void **state)
 	char       err[128];
 
 	(void) state;
-	assert_int_equal(sizeof(frame), 24);
+	assert_int_equal(sizeof(frame), 21);
+	assert_int_equal(sizeof(wide), 23);
 	assert_int_equal(sli_batch_view(frame, sizeof(frame), NULL, &w, &cap,
 	    &got), 1);
 	assert_int_equal(sli_frame_decode(frame, sizeof(frame), NULL, &f, err,
 	    sizeof(err)), 0);
 	assert_int_equal(f->kind_case, SLUICE__LINK__FRAME__KIND_BATCH);
-	assert_int_equal(f->batch->n_messages, 1);
-	assert_int_equal(f->batch->messages[0]->seq, 5);
-	assert_int_equal(f->batch->messages[0]->lineage->source, 127);
-	assert_int_equal(f->batch->messages[0]->lineage->seq, 3);
-	assert_int_equal(f->batch->messages[0]->payload.len, 8);
+	assert_int_equal(f->batch->first_seq, 5);
+	assert_int_equal(f->batch->lineage_source, 127);
+	assert_int_equal(f->batch->n_lineage_seq_delta, 1);
+	assert_int_equal(f->batch->lineage_seq_delta[0], 3);
+	assert_int_equal(f->batch->n_payloads, 1);
+	assert_int_equal(f->batch->payloads[0].len, 8);
 	sli_frame_free(f);
-
-	/* A ten-byte seq whose last byte holds more than bit 63: not
-	 * canonical either. */
-	static const uint8_t wide[] = {
-		0x12, 23, 0x0a, 21,
-		0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-		0x02,
-		0x1a, 0x08, 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h',
-	};
-
-	assert_int_equal(sizeof(wide), 25);
 	assert_int_equal(sli_batch_view(wide, sizeof(wide), NULL, &w, &cap,
 	    &got), 1);
 	free(w);

@@ -2,9 +2,9 @@
  * batch.c — the fast path for Batch frames (internal).  See batch.h.
  *
  * Batch frames carry every message of a link, so their cost is the cost
- * of a link: through protobuf-c, each message costs three allocations and
- * two walks of the message tree on decode, and two size computations on
- * encode.  This file writes and reads the one canonical encoding of a
+ * of a link: through protobuf-c, a batch costs an allocation per array
+ * and a walk of the fields on decode, and two walks on encode.  This file
+ * writes and reads the one canonical encoding of a
  * Batch directly, with no allocation per message.  It is not a second
  * decoder for everything: anything that is not exactly the canonical form
  * (unknown or repeated fields, other frame kinds, any rule broken) is
@@ -13,14 +13,14 @@
  * that the two agree.
  *
  * Canonical form (protobuf wire format, fields in number order, proto3
- * defaults omitted):
+ * defaults omitted, repeated scalars packed):
  *
  *	Frame:   field 2 (batch), length-delimited
- *	Batch:   field 1 (messages), length-delimited, once per message
- *	Message: field 1 seq varint (nonzero)
- *	         field 2 lineage, length-delimited, if present:
- *	             field 1 source varint, field 2 seq varint (both nonzero)
- *	         field 3 payload, length-delimited, if non-empty
+ *	Batch:   field 2 first_seq varint (nonzero)
+ *	         field 3 lineage_source varint, if nonzero
+ *	         field 4 lineage_seq_delta, packed zigzag varints, one per
+ *	             message, if lineage_source is nonzero
+ *	         field 5 payloads, length-delimited, once per message
  */
 #include <string.h>
 
@@ -29,67 +29,76 @@
 
 /* ---- encoding ------------------------------------------------------------ */
 
-/* Size of one Message body (without its own tag and length). */
-static size_t
-bt_msg_size(const sli_bmsg *m)
+/* The zigzag form of the step from lineage seq prev to cur (sint64). */
+static inline uint64_t
+bt_zigzag_step(uint64_t cur, uint64_t prev)
 {
-	size_t n = 1 + sli_varint_size(m->seq);
+	uint64_t d = cur - prev;
 
-	if (m->lin_src != 0 && m->lin_seq != 0) {
-		size_t ln = 2 + sli_varint_size(m->lin_src) +
-		    sli_varint_size(m->lin_seq);
-		n += 1 + sli_varint_size(ln) + ln;
-	}
-	if (m->len > 0)
-		n += 1 + sli_varint_size(m->len) + m->len;
-	return (n);
+	return ((d << 1) ^ (0 - (d >> 63)));
 }
 
 size_t
-sli_batch_size(sli_bmsg *msgs, size_t n)
+sli_batch_size(const sli_bmsg *msgs, size_t n, sli_batch_plan *plan)
 {
-	size_t body = 0;
+	size_t body = 1 + sli_varint_size(msgs[0].seq), deltas = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		size_t ms = bt_msg_size(&msgs[i]);
-		msgs[i].wsize = ms;
-		body += 1 + sli_varint_size(ms) + ms;
+	if (msgs[0].lin_src != 0) {
+		uint64_t prev = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			deltas += sli_varint_size(bt_zigzag_step(msgs[i].lin_seq,
+			    prev));
+			prev = msgs[i].lin_seq;
+		}
+		body += 1 + sli_varint_size(msgs[0].lin_src) + 1 +
+		    sli_varint_size(deltas) + deltas;
 	}
+	for (size_t i = 0; i < n; i++)
+		body += 1 + sli_varint_size(msgs[i].len) + msgs[i].len;
+	plan->body = body;
+	plan->deltas = deltas;
 	return (1 + sli_varint_size(body) + body);
 }
 
 size_t
-sli_batch_write(const sli_bmsg *msgs, size_t n, uint8_t *out)
+sli_batch_write(const sli_bmsg *msgs, size_t n, const sli_batch_plan *plan,
+    uint8_t *out)
 {
 	uint8_t *p = out;
-	size_t   body = 0;
 
-	for (size_t i = 0; i < n; i++)
-		body += 1 + sli_varint_size(msgs[i].wsize) + msgs[i].wsize;
 	*p++ = (2 << 3) | 2; /* Frame.batch */
-	p = sli_varint_put(p, body);
-	for (size_t i = 0; i < n; i++) {
-		const sli_bmsg *m = &msgs[i];
+	p = sli_varint_put(p, plan->body);
+	*p++ = (2 << 3) | 0; /* Batch.first_seq */
+	p = sli_varint_put(p, msgs[0].seq);
+	if (msgs[0].lin_src != 0) {
+		uint64_t prev = 0;
 
-		*p++ = (1 << 3) | 2; /* Batch.messages */
-		p = sli_varint_put(p, m->wsize);
-		*p++ = (1 << 3) | 0; /* Message.seq */
-		p = sli_varint_put(p, m->seq);
-		if (m->lin_src != 0 && m->lin_seq != 0) {
-			*p++ = (2 << 3) | 2; /* Message.lineage */
-			p = sli_varint_put(p, 2 + sli_varint_size(m->lin_src) +
-			    sli_varint_size(m->lin_seq));
-			*p++ = (1 << 3) | 0;
-			p = sli_varint_put(p, m->lin_src);
-			*p++ = (2 << 3) | 0;
-			p = sli_varint_put(p, m->lin_seq);
+		*p++ = (3 << 3) | 0; /* Batch.lineage_source */
+		p = sli_varint_put(p, msgs[0].lin_src);
+		*p++ = (4 << 3) | 2; /* Batch.lineage_seq_delta, packed */
+		p = sli_varint_put(p, plan->deltas);
+		for (size_t i = 0; i < n; i++) {
+			uint64_t z = bt_zigzag_step(msgs[i].lin_seq, prev);
+
+			if (z < 0x80)
+				*p++ = (uint8_t) z;
+			else
+				p = sli_varint_put(p, z);
+			prev = msgs[i].lin_seq;
 		}
-		if (m->len > 0) {
-			*p++ = (3 << 3) | 2; /* Message.payload */
-			p = sli_varint_put(p, m->len);
-			memcpy(p, m->payload, m->len);
-			p += m->len;
-		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t len = msgs[i].len;
+
+		*p++ = (5 << 3) | 2; /* Batch.payloads */
+		if (len < 0x80)
+			*p++ = (uint8_t) len;
+		else
+			p = sli_varint_put(p, len);
+		if (len > 0)
+			memcpy(p, msgs[i].payload, len);
+		p += len;
 	}
 	return ((size_t) (p - out));
 }
@@ -163,13 +172,29 @@ bt_get_len(const uint8_t *p, const uint8_t *end, uint8_t t, uint64_t *len)
 	return (p);
 }
 
+/* Makes room for message n in *msgs.  0, or 1 if out of memory. */
+static int
+bt_grow(sli_bmsg **msgs, size_t *cap, size_t n)
+{
+	if (n < *cap)
+		return (0);
+	size_t    ncap = *cap ? *cap * 2 : 256;
+	sli_bmsg *nm = realloc(*msgs, ncap * sizeof(*nm));
+
+	if (nm == NULL)
+		return (1);
+	*msgs = nm;
+	*cap = ncap;
+	return (0);
+}
+
 int
 sli_batch_view(const void *buf, size_t len, const sli_frame_limits *lim,
     sli_bmsg **msgs, size_t *cap, size_t *np)
 {
 	const uint8_t *p = buf, *end = p + len;
-	uint64_t       blen, prev = 0;
-	size_t         n = 0;
+	uint64_t       blen, first, src = 0, v;
+	size_t         n = 0, nd = 0;
 
 	if (lim == NULL)
 		lim = &sli_frame_limits_default;
@@ -178,58 +203,65 @@ sli_batch_view(const void *buf, size_t len, const sli_frame_limits *lim,
 	if ((p = bt_get_len(p, end, (2 << 3) | 2, &blen)) == NULL ||
 	    p + blen != end || blen == 0)
 		return (1);
-	while (p < end) {
-		uint64_t       mlen, v;
-		const uint8_t *mend;
-		sli_bmsg       m = { 0 };
+	/* first_seq */
+	if (*p != ((2 << 3) | 0) ||
+	    (p = bt_get_varint(p + 1, end, &first)) == NULL || first == 0)
+		return (1);
+	/* lineage_source and its deltas: one lineage seq per message, into
+	 * views 0..nd-1 */
+	if (p < end && *p == ((3 << 3) | 0)) {
+		uint64_t       dlen, lseq = 0;
+		const uint8_t *dend;
 
-		if ((p = bt_get_len(p, end, (1 << 3) | 2, &mlen)) == NULL)
+		if ((p = bt_get_varint(p + 1, end, &src)) == NULL ||
+		    src == 0 ||
+		    (p = bt_get_len(p, end, (4 << 3) | 2, &dlen)) == NULL ||
+		    dlen == 0)
 			return (1);
-		mend = p + mlen;
-		/* seq */
-		if (p >= mend || *p != ((1 << 3) | 0) ||
-		    (p = bt_get_varint(p + 1, mend, &m.seq)) == NULL ||
-		    m.seq == 0 || (n > 0 && m.seq != prev + 1))
-			return (1);
-		/* lineage */
-		if (p < mend && *p == ((2 << 3) | 2)) {
-			const uint8_t *lend;
-			if ((p = bt_get_len(p, mend, (2 << 3) | 2,
-			    &v)) == NULL)
+		dend = p + dlen;
+		while (p < dend) {
+			if (*p < 0x80)
+				v = *p++;
+			else if ((p = bt_get_varint(p, dend, &v)) == NULL)
 				return (1);
-			lend = p + v;
-			if (p >= lend || *p != ((1 << 3) | 0) ||
-			    (p = bt_get_varint(p + 1, lend, &m.lin_src)) ==
-			    NULL || p >= lend || *p != ((2 << 3) | 0) ||
-			    (p = bt_get_varint(p + 1, lend, &m.lin_seq)) ==
-			    NULL || p != lend || m.lin_src == 0 ||
-			    m.lin_seq == 0)
+			/* Undo the zigzag: the step, modulo 2^64. */
+			lseq += (v >> 1) ^ (0 - (v & 1));
+			if (lseq == 0 || nd == lim->max_batch ||
+			    bt_grow(msgs, cap, nd) != 0)
 				return (1);
+			(*msgs)[nd++].lin_seq = lseq;
 		}
-		/* payload */
-		if (p < mend && *p == ((3 << 3) | 2)) {
-			if ((p = bt_get_len(p, mend, (3 << 3) | 2,
-			    &v)) == NULL || v == 0 || v > lim->max_payload)
-				return (1);
-			m.payload = p;
-			m.len = (size_t) v;
-			p += v;
-		}
-		if (p != mend)
-			return (1);
-		if (n == lim->max_batch)
-			return (1);
-		if (n == *cap) {
-			size_t    ncap = *cap ? *cap * 2 : 256;
-			sli_bmsg *nm = realloc(*msgs, ncap * sizeof(*nm));
-			if (nm == NULL)
-				return (1);
-			*msgs = nm;
-			*cap = ncap;
-		}
-		(*msgs)[n++] = m;
-		prev = m.seq;
 	}
+	/* payloads */
+	while (p < end) {
+		sli_bmsg *m;
+
+		if (*p != ((5 << 3) | 2))
+			return (1);
+		if (p + 1 < end && p[1] < 0x80) {
+			v = p[1];
+			p += 2;
+		} else if ((p = bt_get_varint(p + 1, end, &v)) == NULL) {
+			return (1);
+		}
+		if (v > (uint64_t) (end - p) || v > lim->max_payload ||
+		    n == lim->max_batch || (src != 0 && n == nd) ||
+		    bt_grow(msgs, cap, n) != 0)
+			return (1);
+		m = &(*msgs)[n];
+		m->seq = first + n;
+		m->lin_src = src;
+		if (src == 0)
+			m->lin_seq = 0;
+		m->payload = p;
+		m->len = (size_t) v;
+		p += v;
+		n++;
+	}
+	/* As many deltas as payloads; seqs up to first + n - 1 in 64
+	 * bits. */
+	if (n == 0 || (src != 0 && n != nd) || first - 1 > UINT64_MAX - n)
+		return (1);
 	*np = n;
 	return (0);
 }

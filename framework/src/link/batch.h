@@ -22,20 +22,23 @@ typedef struct sli_bmsg {
 	uint64_t       lin_seq;
 	const uint8_t *payload; /* len bytes (not owned) */
 	size_t         len;
-	size_t         wsize;   /* encoding: its Message's size, stored by
-	                           sli_batch_size for sli_batch_write */
 } sli_bmsg;
 
-/* Bytes of the canonical Frame{batch} holding msgs[0..n).  Also stores
- * each message's encoded size in its wsize. */
-size_t sli_batch_size(sli_bmsg *msgs, size_t n);
+/* Lengths sli_batch_size works out for sli_batch_write. */
+typedef struct sli_batch_plan {
+	size_t body;   /* bytes of the Batch message */
+	size_t deltas; /* bytes of its packed lineage_seq_delta */
+} sli_batch_plan;
 
-/* Writes it to out (sli_batch_size bytes); returns the bytes written.
- * sli_batch_size must have been called on msgs first (each size is
- * computed once per message).  The caller guarantees the rules of
- * frame.h (n >= 1, consecutive seqs, lineage both nonzero or both zero,
- * sizes within the limits). */
-size_t sli_batch_write(const sli_bmsg *msgs, size_t n, uint8_t *out);
+/* Bytes of the canonical Frame{batch} holding msgs[0..n); fills *plan. */
+size_t sli_batch_size(const sli_bmsg *msgs, size_t n, sli_batch_plan *plan);
+
+/* Writes it to out (sli_batch_size bytes, with the plan that call
+ * filled); returns the bytes written.  The caller guarantees the rules of
+ * frame.h (n >= 1, consecutive seqs, one lineage source for all messages
+ * or none, nonzero lineage seqs, sizes within the limits). */
+size_t sli_batch_write(const sli_bmsg *msgs, size_t n,
+    const sli_batch_plan *plan, uint8_t *out);
 
 /*
  * If buf[0..len) is a Batch frame in canonical form that obeys every rule

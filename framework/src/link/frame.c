@@ -244,45 +244,43 @@ static int
 fr_check_batch(const sli_batch *b, const sli_frame_limits *lim, char *err,
     size_t errsz)
 {
-	const sli_msg *m;
-	uint64_t prev;
-	size_t i;
+	size_t   n = b->n_payloads, i;
+	uint64_t lseq = 0;
 
-	if (b->n_messages == 0)
+	if (n == 0)
 		return (fr_fail(err, errsz, SL_EPROTO, "batch: no messages"));
-	if (b->n_messages > lim->max_batch)
+	if (n > lim->max_batch)
 		return (fr_fail(err, errsz, SL_ETOOBIG,
-		    "batch: %zu messages exceed the limit of %zu",
-		    b->n_messages, lim->max_batch));
-	if (b->messages == NULL)
+		    "batch: %zu messages exceed the limit of %zu", n,
+		    lim->max_batch));
+	if (b->first_seq == 0)
 		return (fr_fail(err, errsz, SL_EPROTO,
-		    "batch: message 0 is missing"));
-	prev = 0;
-	for (i = 0; i < b->n_messages; i++) {
-		m = b->messages[i];
-		if (m == NULL)
-			return (fr_fail(err, errsz, SL_EPROTO,
-			    "batch: message %zu is missing", i));
-		if (m->seq == 0)
-			return (fr_fail(err, errsz, SL_EPROTO,
-			    "batch: message %zu has seq 0", i));
-		if (i > 0 && m->seq != prev + 1)
-			return (fr_fail(err, errsz, SL_EPROTO,
-			    "batch: message %zu has seq %" PRIu64
-			    ", expected %" PRIu64, i, m->seq, prev + 1));
-		prev = m->seq;
-		if (m->payload.len > lim->max_payload)
+		    "batch: first_seq is 0"));
+	if (b->first_seq - 1 > UINT64_MAX - n)
+		return (fr_fail(err, errsz, SL_EPROTO,
+		    "batch: %zu messages from seq %" PRIu64 " go past 2^64 - 1",
+		    n, b->first_seq));
+	if (b->lineage_source == 0 && b->n_lineage_seq_delta != 0)
+		return (fr_fail(err, errsz, SL_EPROTO,
+		    "batch: %zu lineage seq deltas without a lineage source",
+		    b->n_lineage_seq_delta));
+	if (b->lineage_source != 0 && b->n_lineage_seq_delta != n)
+		return (fr_fail(err, errsz, SL_EPROTO,
+		    "batch: %zu lineage seq deltas for %zu messages",
+		    b->n_lineage_seq_delta, n));
+	for (i = 0; i < n; i++) {
+		if (b->payloads[i].len > lim->max_payload)
 			return (fr_fail(err, errsz, SL_ETOOBIG,
 			    "batch: message %zu payload of %zu bytes exceeds "
-			    "the limit of %zu", i, m->payload.len,
+			    "the limit of %zu", i, b->payloads[i].len,
 			    lim->max_payload));
-		if (m->payload.len > 0 && m->payload.data == NULL)
+		if (b->payloads[i].len > 0 && b->payloads[i].data == NULL)
 			return (fr_fail(err, errsz, SL_EPROTO,
 			    "batch: message %zu payload has no data", i));
-		if (m->lineage != NULL && m->lineage->source == 0)
-			return (fr_fail(err, errsz, SL_EPROTO,
-			    "batch: message %zu lineage source is 0", i));
-		if (m->lineage != NULL && m->lineage->seq == 0)
+		if (b->lineage_source == 0)
+			continue;
+		lseq += (uint64_t) b->lineage_seq_delta[i];
+		if (lseq == 0)
 			return (fr_fail(err, errsz, SL_EPROTO,
 			    "batch: message %zu lineage seq is 0", i));
 	}
@@ -404,8 +402,6 @@ fr_tag0(const ProtobufCMessage *m)
 static bool
 fr_tag0_frame(const sli_frame *f)
 {
-	size_t i;
-
 	if (fr_tag0(&f->base))
 		return (true);
 	switch (f->kind_case) {
@@ -414,16 +410,7 @@ fr_tag0_frame(const sli_frame *f)
 	case SLUICE__LINK__FRAME__KIND_BATCH:
 		if (f->batch == NULL)
 			return (false);
-		if (fr_tag0(&f->batch->base))
-			return (true);
-		for (i = 0; i < f->batch->n_messages; i++) {
-			const sli_msg *m = f->batch->messages[i];
-
-			if (m != NULL && (fr_tag0(&m->base) ||
-			    (m->lineage != NULL && fr_tag0(&m->lineage->base))))
-				return (true);
-		}
-		return (false);
+		return (fr_tag0(&f->batch->base));
 	case SLUICE__LINK__FRAME__KIND_CREDIT:
 		return (f->credit != NULL && fr_tag0(&f->credit->base));
 	case SLUICE__LINK__FRAME__KIND_ACK:

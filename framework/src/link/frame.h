@@ -20,9 +20,11 @@
  *              UTF-8 without NUL; payload_type is a protobuf full name of
  *              1..max_name bytes (identifiers joined by '.'); incarnation
  *              is nonzero; max_frame is at least SLI_FRAME_MIN.
- *   batch      1..max_batch messages; seq nonzero and consecutive (each
- *              is the previous plus one); payload at most max_payload
- *              bytes; a lineage, if present, has nonzero source and seq.
+ *   batch      1..max_batch messages (payloads); first_seq nonzero and
+ *              the last seq within 64 bits; payload at most max_payload
+ *              bytes; one lineage seq delta per message with a nonzero
+ *              lineage source, none without one; every lineage seq
+ *              nonzero.
  *   credit     grants at least one message or one byte.
  *   ack        seq nonzero; an attached credit follows the credit rule.
  *   cancel     code nonzero; direction DOWNSTREAM or UPSTREAM; text of
@@ -34,8 +36,8 @@
  * protocol version, SL_EPROTO for anything else.
  *
  * Error messages: functions taking (err, errsz) write one line (no
- * newline) into err on failure, e.g. "batch: message 3 has seq 9,
- * expected 8".  err may be NULL when errsz is 0.  SLI_FRAME_ERRSZ is
+ * newline) into err on failure, e.g. "batch: 3 lineage seq deltas for 4
+ * messages".  err may be NULL when errsz is 0.  SLI_FRAME_ERRSZ is
  * enough for every message.
  */
 #ifndef SLUICE_LINK_FRAME_H
@@ -51,8 +53,6 @@
 typedef Sluice__Link__Frame     sli_frame;
 typedef Sluice__Link__Hello     sli_hello;
 typedef Sluice__Link__Batch     sli_batch;
-typedef Sluice__Link__Message   sli_msg;
-typedef Sluice__Link__Lineage   sli_lineage;
 typedef Sluice__Link__Credit    sli_credit;
 typedef Sluice__Link__Ack       sli_ack;
 typedef Sluice__Link__Close     sli_close;

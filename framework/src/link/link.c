@@ -560,24 +560,28 @@ lk_encode_range(sl_link *l, lk_peer *p, uint64_t from, uint64_t to,
 		uint64_t payload = 0;
 
 		while (from <= to && n < want) {
-			sl_msg *m = &p->ring[from & p->mask];
+			sl_msg  *m = &p->ring[from & p->mask];
+			uint64_t src = m->lin_src != 0 && m->lin_seq != 0 ?
+			    m->lin_src : 0;
 			/* Keep frames well under both ends' limits, and
-			 * several batches in the byte window. */
+			 * several batches in the byte window.  A batch has
+			 * one lineage source (or none). */
 			if (n > 0 && (bytes + m->len + 64 > lim / 2 ||
-			    payload + m->len > maxbytes))
+			    payload + m->len > maxbytes ||
+			    src != v[0].lin_src))
 				break;
 			payload += m->len;
 			v[n].seq = from;
-			v[n].lin_src = m->lin_src != 0 && m->lin_seq != 0 ?
-			    m->lin_src : 0;
-			v[n].lin_seq = v[n].lin_src != 0 ? m->lin_seq : 0;
+			v[n].lin_src = src;
+			v[n].lin_seq = src != 0 ? m->lin_seq : 0;
 			v[n].payload = m->data;
 			v[n].len = m->len;
 			bytes += m->len + 32;
 			n++;
 			from++;
 		}
-		size_t sz = sli_batch_size(v, n);
+		sli_batch_plan plan;
+		size_t         sz = sli_batch_size(v, n, &plan);
 		if (w->cap - *len < 4 + sz) {
 			size_t ncap = w->cap ? w->cap : 4096;
 			while (ncap - *len < 4 + sz)
@@ -589,7 +593,7 @@ lk_encode_range(sl_link *l, lk_peer *p, uint64_t from, uint64_t to,
 			w->cap = ncap;
 		}
 		uint8_t *hdr = w->buf + *len;
-		size_t   wr = sli_batch_write(v, n, hdr + 4);
+		size_t   wr = sli_batch_write(v, n, &plan, hdr + 4);
 		hdr[0] = (uint8_t) wr;
 		hdr[1] = (uint8_t) (wr >> 8);
 		hdr[2] = (uint8_t) (wr >> 16);
@@ -1597,22 +1601,25 @@ static int
 lk_on_batch_frame(sl_link *l, lk_session *s, sli_conn *c, const sli_batch *b,
     lk_rbuf *rb)
 {
-	sli_bmsg *v = calloc(b->n_messages ? b->n_messages : 1, sizeof(*v));
+	size_t    n = b->n_payloads;
+	sli_bmsg *v = calloc(n ? n : 1, sizeof(*v));
+	uint64_t  lseq = 0;
 	int       r;
 
 	if (v == NULL)
 		return (SL_ENOMEM);
-	for (size_t i = 0; i < b->n_messages; i++) {
-		const sli_msg *bm = b->messages[i];
-		v[i].seq = bm->seq;
-		if (bm->lineage != NULL) {
-			v[i].lin_src = bm->lineage->source;
-			v[i].lin_seq = bm->lineage->seq;
+	/* sli_frame_decode checked the rules: n deltas with a source. */
+	for (size_t i = 0; i < n; i++) {
+		v[i].seq = b->first_seq + i;
+		if (b->lineage_source != 0) {
+			lseq += (uint64_t) b->lineage_seq_delta[i];
+			v[i].lin_src = b->lineage_source;
+			v[i].lin_seq = lseq;
 		}
-		v[i].payload = bm->payload.data;
-		v[i].len = bm->payload.len;
+		v[i].payload = b->payloads[i].data;
+		v[i].len = b->payloads[i].len;
 	}
-	r = lk_on_batch(l, s, c, v, b->n_messages, rb);
+	r = lk_on_batch(l, s, c, v, n, rb);
 	free(v);
 	return (r);
 }
