@@ -26,6 +26,19 @@ lt_url(char *buf, size_t n, const char *name)
 	snprintf(buf, n, "ipc://%s/%s.sock", lt_dir, name);
 }
 
+/* An input at a fresh url called name, and an output to it. */
+static void
+lt_open_pair(const char *name, const sl_link_opts *oi, const sl_link_opts *oo,
+    sl_link **in, sl_link **out)
+{
+	char        url[300];
+	const char *urls[1] = { url };
+
+	lt_url(url, sizeof(url), name);
+	SL_ASSERT_OK(sl_link_input(url, oi, NULL, in));
+	SL_ASSERT_OK(sl_link_output(urls, 1, oo, NULL, out));
+}
+
 static sl_link_opts
 lt_opts(const char *stage, const char *port, const char *type)
 {
@@ -211,19 +224,15 @@ test_dedup_ring_grows_and_keeps_what_it_saw(void **s)
 static void
 body_roundtrip(void *unused)
 {
-	char          url[300];
 	sl_link      *in, *out;
 	sl_link_opts  oi = lt_opts("sink", "in", "test.Long");
 	sl_link_opts  oo = lt_opts("src", "out", "test.Long");
 	long          n = slt_scaled(50000), count, sum;
 	sl_link_stats st;
-	const char   *urls[1] = { url };
 
 	(void) unused;
-	lt_url(url, sizeof(url), "roundtrip");
 	oo.source_id = 9;
-	SL_ASSERT_OK(sl_link_input(url, &oi, NULL, &in));
-	SL_ASSERT_OK(sl_link_output(urls, 1, &oo, NULL, &out));
+	lt_open_pair("roundtrip", &oi, &oo, &in, &out);
 	lt_src src = { .out = out, .from = 1, .to = n };
 	SL_ASSERT_OK(sl_go(lt_source, &src));
 	lt_drain(in, &count, &sum);
@@ -255,23 +264,19 @@ test_roundtrip_exact_counts(void **state)
 static void
 body_done_many(void *unused)
 {
-	char          url[300];
 	sl_link      *in, *out;
 	sl_link_opts  oi = lt_opts("sink", "in", "test.Long");
 	sl_link_opts  oo = lt_opts("src", "out", "test.Long");
 	long          n = slt_scaled_min(20000, 500), count = 0, sum = 0;
 	long          live0 = sli_payload_live();
-	const char   *urls[1] = { url };
 	sl_msg        m[50];
 	size_t        k;
 	sl_ctx       *ctx;
 	int           rv;
 
 	(void) unused;
-	lt_url(url, sizeof(url), "donemany");
 	oi.window_msgs = 64;
-	SL_ASSERT_OK(sl_link_input(url, &oi, NULL, &in));
-	SL_ASSERT_OK(sl_link_output(urls, 1, &oo, NULL, &out));
+	lt_open_pair("donemany", &oi, &oo, &in, &out);
 	lt_src src = { .out = out, .from = 1, .to = n };
 	SL_ASSERT_OK(sl_go(lt_source, &src));
 	/* A message never acknowledged stalls the source: a deadline
@@ -358,12 +363,10 @@ lt_mixed_source(void *arg)
 static void
 body_mixed_lineage(void *unused)
 {
-	char          url[300];
 	sl_link      *in, *out;
 	sl_link_opts  oi = lt_opts("sink", "in", "test.Long");
 	sl_link_opts  oo = lt_opts("map", "out", "test.Long");
 	long          n = slt_scaled_min(20000, 500), count = 0;
-	const char   *urls[1] = { url };
 	sl_link_stats st;
 	sl_msg        m;
 	long          withlin = 0;
@@ -371,9 +374,7 @@ body_mixed_lineage(void *unused)
 	int           rv;
 
 	(void) unused;
-	lt_url(url, sizeof(url), "mixedlin");
-	SL_ASSERT_OK(sl_link_input(url, &oi, NULL, &in));
-	SL_ASSERT_OK(sl_link_output(urls, 1, &oo, NULL, &out));
+	lt_open_pair("mixedlin", &oi, &oo, &in, &out);
 	lt_src src = { .out = out, .from = 1, .to = n };
 	SL_ASSERT_OK(sl_go(lt_mixed_source, &src));
 	/* A frame the receiver refuses is sent again and again: a deadline
@@ -416,17 +417,13 @@ test_mixed_lineage_sources_keep_their_lineage(void **state)
 static void
 body_empty(void *unused)
 {
-	char          url[300];
 	sl_link      *in, *out;
 	sl_link_opts  oi = lt_opts("sink", "in", "test.Long");
 	sl_link_opts  oo = lt_opts("src", "out", "test.Long");
-	const char   *urls[1] = { url };
 	long          count, sum;
 
 	(void) unused;
-	lt_url(url, sizeof(url), "empty");
-	SL_ASSERT_OK(sl_link_input(url, &oi, NULL, &in));
-	SL_ASSERT_OK(sl_link_output(urls, 1, &oo, NULL, &out));
+	lt_open_pair("empty", &oi, &oo, &in, &out);
 	sl_chan_close(sl_link_chan(out));
 	lt_drain(in, &count, &sum);
 	SL_CHECK_EQ(count, 0);
