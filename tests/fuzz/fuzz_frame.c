@@ -109,7 +109,8 @@ fz_batch(const uint8_t *data, size_t size, const sli_frame_limits *lim)
 			    v[i].payload, v[i].len) == 0);
 			FZ_REQUIRE(f->batch->lineage_source == v[i].lin_src);
 			if (v[i].lin_src != 0) {
-				lseq += (uint64_t) f->batch->lineage_seq_delta[i];
+				lseq += (uint64_t)
+				    f->batch->lineage_seq_delta[i];
 				FZ_REQUIRE(lseq == v[i].lin_seq);
 			}
 		}

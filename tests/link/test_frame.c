@@ -1268,17 +1268,19 @@ test_batch_fast_path_matches_protobuf(void **state)
 			v[n - 1].lin_seq = 0; /* a lineage seq of 0 */
 			fl = sli_batch_size(v, n, &plan);
 			fast = realloc(fast, fl);
-			assert_int_equal(sli_batch_write(v, n, &plan, fast), fl);
-			assert_int_equal(sli_batch_view(fast, fl, NULL, &w, &cap,
-			    &got), 1);
+			assert_int_equal(sli_batch_write(v, n, &plan, fast),
+			    fl);
+			assert_int_equal(sli_batch_view(fast, fl, NULL, &w,
+			    &cap, &got), 1);
 		} else {
 			/* seqs past 2^64 - 1; one at 2^64 - 1 is fine */
 			v[0].seq = n > 1 ? UINT64_MAX - n + 2 : UINT64_MAX;
 			fl = sli_batch_size(v, n, &plan);
 			fast = realloc(fast, fl);
-			assert_int_equal(sli_batch_write(v, n, &plan, fast), fl);
-			assert_int_equal(sli_batch_view(fast, fl, NULL, &w, &cap,
-			    &got), n > 1 ? 1 : 0);
+			assert_int_equal(sli_batch_write(v, n, &plan, fast),
+			    fl);
+			assert_int_equal(sli_batch_view(fast, fl, NULL, &w,
+			    &cap, &got), n > 1 ? 1 : 0);
 		}
 		free(fast);
 		free(slow);

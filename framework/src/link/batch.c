@@ -47,8 +47,9 @@ sli_batch_size(const sli_bmsg *msgs, size_t n, sli_batch_plan *plan)
 		uint64_t prev = 0;
 
 		for (size_t i = 0; i < n; i++) {
-			deltas += sli_varint_size(bt_zigzag_step(msgs[i].lin_seq,
-			    prev));
+			uint64_t z = bt_zigzag_step(msgs[i].lin_seq, prev);
+
+			deltas += sli_varint_size(z);
 			prev = msgs[i].lin_seq;
 		}
 		body += 1 + sli_varint_size(msgs[0].lin_src) + 1 +

@@ -314,7 +314,8 @@ pbd_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
 			return (p + __builtin_ctzll(stop) / 8 + 1);
 		}
 		if (max >= 10) {
-			x = sli_varint_pack7(w) | (uint64_t) (p[8] & 0x7f) << 56;
+			x = sli_varint_pack7(w) |
+			    (uint64_t) (p[8] & 0x7f) << 56;
 			if (p[8] < 0x80) {
 				*v = x;
 				return (p + 9);
