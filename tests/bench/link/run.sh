@@ -60,6 +60,11 @@ if ! ninja -C "$BUILD" tests/bench/link/bench_nng_raw >&2 2>/dev/null; then
 	mkdir -p "$BUILD/tests/bench/link"
 	${CC:-cc} -O2 -o "$rawbin" "$here/bench_nng_raw.c" -lnng
 fi
+wakebin=$BUILD/tests/bench/link/bench_wakeup
+if ! ninja -C "$BUILD" tests/bench/link/bench_wakeup >&2 2>/dev/null; then
+	mkdir -p "$BUILD/tests/bench/link"
+	${CC:-cc} -O2 -o "$wakebin" "$here/bench_wakeup.c"
+fi
 
 # ---- run -------------------------------------------------------------------
 
@@ -139,6 +144,12 @@ done
 p50=$(echo "$p50s" | tr ' ' '\n' | grep . | median)
 p99=$(echo "$p99s" | tr ' ' '\n' | grep . | median)
 
+# The host's own wake-up latency, right after: a thread sleeping 1 ms.
+echo "host wake-up: 3000 x 1 ms sleeps" >&2
+"$wakebin" 3000 >"$work/wakeup"
+wake50=$(field p50_us "$work/wakeup")
+wake99=$(field p99_us "$work/wakeup")
+
 echo "raw NNG: $REPS x $RAW_N messages" >&2
 raw_rates=""
 i=0
@@ -211,6 +222,10 @@ vs_sh=$(ratio "$sl_rate" "$sh_rate")
 	    "($(commas "$LAT_N") messages per run, Record.time_ns at the" \
 	    "source to delivery at the sink; medians of $REPS runs):" \
 	    "p50 ${p50} µs, p99 ${p99} µs, max ${pmax} µs (of all runs)."
+	echo "For scale, the host in the same run: a thread sleeping 1 ms" \
+	    "wakes ${wake50} µs late at p50, ${wake99} µs at p99" \
+	    "(tests/bench/link/bench_wakeup.c); a message at this rate" \
+	    "waits for about six such wake-ups."
 	echo
 	echo "| target | measured | verdict |"
 	echo "|---|---:|---|"
