@@ -1332,6 +1332,33 @@ test_batch_overlong_varint_falls_back(void **state)
 	sli_frame_free(f);
 	assert_int_equal(sli_batch_view(wide, sizeof(wide), NULL, &w, &cap,
 	    &got), 1);
+
+	/* The packed deltas sent unpacked, one tag each (protobuf allows
+	 * both; found by fuzz_frame): the full decoder reads them, and
+	 * re-encodes them packed, one length byte longer. */
+	static const uint8_t unpacked[] = {
+		0x12, 12,
+		0x10, 0x01,               /* first_seq 1 */
+		0x18, 0x05,               /* lineage_source 5 */
+		0x20, 0x04,               /* lineage_seq_delta 2, unpacked */
+		0x2a, 0x02, 'a', 'b',
+		0x20, 0x02,               /* lineage_seq_delta 1 */
+	};
+	assert_int_equal(sli_batch_view(unpacked, sizeof(unpacked), NULL, &w,
+	    &cap, &got), 1);
+	assert_int_equal(sli_frame_decode(unpacked, sizeof(unpacked), NULL,
+	    &f, err, sizeof(err)), SL_EPROTO);
+	assert_string_equal(err, "batch: 2 lineage seq deltas for 1 messages");
+	static const uint8_t one[] = {
+		0x12, 10,
+		0x10, 0x01, 0x18, 0x05, 0x20, 0x04, 0x2a, 0x02, 'a', 'b',
+	};
+	assert_int_equal(sli_frame_decode(one, sizeof(one), NULL, &f, err,
+	    sizeof(err)), 0);
+	assert_int_equal(f->batch->n_lineage_seq_delta, 1);
+	assert_int_equal(f->batch->lineage_seq_delta[0], 2);
+	assert_int_equal(sli_frame_size(f), sizeof(one) + 1);
+	sli_frame_free(f);
 	free(w);
 }
 
