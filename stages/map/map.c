@@ -107,10 +107,8 @@ map_main(void *arg)
 			}
 			if (rv != 0) {
 				stage_error(&m->st, "remap", rv);
-				for (size_t k = i; k < n; k++)
-					sl_msg_done(&msg[k]);
-				for (size_t k = 0; k < nres; k++)
-					sl_msg_done(&res[k]);
+				sl_msg_done_many(msg + i, n - i);
+				sl_msg_done_many(res, nres);
 				sl_ctx_cancel_cause(m->st.ctx, rv,
 				    "map: out of memory");
 				goto out;
@@ -121,8 +119,7 @@ map_main(void *arg)
 		    SL_FOREVER);
 		m->processed += sent;
 		if (rv != 0) {
-			for (size_t k = sent; k < nres; k++)
-				sl_msg_done(&res[k]);
+			sl_msg_done_many(res + sent, nres - sent);
 			if (rv != SL_ECANCELED)
 				stage_error(&m->st, "send", rv);
 			goto out;

@@ -101,8 +101,7 @@ source_main(void *arg)
 			if ((rv = stage_rec_pack(&m[k], i, stamp, s->size,
 			    "")) != 0) {
 				stage_error(&s->st, "pack", rv);
-				for (size_t j = 0; j < k; j++)
-					sl_msg_done(&m[j]);
+				sl_msg_done_many(m, k);
 				goto out;
 			}
 		}
@@ -110,8 +109,7 @@ source_main(void *arg)
 		    SL_FOREVER);
 		s->sent += sent;
 		if (rv != 0) {
-			for (size_t j = sent; j < k; j++)
-				sl_msg_done(&m[j]);
+			sl_msg_done_many(m + sent, k - sent);
 			if (rv != SL_ECANCELED)
 				stage_error(&s->st, "send", rv);
 			goto out;

@@ -33,6 +33,22 @@ sli_varint_put(uint8_t *p, uint64_t v)
 	return (p);
 }
 
+/* sint64's zigzag form of v (modulo 2^64, as a two's complement int64):
+ * 0, -1, 1, -2 ... become 0, 1, 2, 3 ..., so small steps either way are
+ * short varints. */
+static inline uint64_t
+sli_zigzag(uint64_t v)
+{
+	return ((v << 1) ^ (0 - (v >> 63)));
+}
+
+/* The value whose zigzag form is z. */
+static inline uint64_t
+sli_unzigzag(uint64_t z)
+{
+	return ((z >> 1) ^ (0 - (z & 1)));
+}
+
 /* Eight bytes of 7-bit groups (high bits ignored) packed into the 56-bit
  * number they spell, little-endian group first. */
 static inline uint64_t

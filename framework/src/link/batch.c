@@ -29,15 +29,6 @@
 
 /* ---- encoding ------------------------------------------------------------ */
 
-/* The zigzag form of the step from lineage seq prev to cur (sint64). */
-static inline uint64_t
-bt_zigzag_step(uint64_t cur, uint64_t prev)
-{
-	uint64_t d = cur - prev;
-
-	return ((d << 1) ^ (0 - (d >> 63)));
-}
-
 size_t
 sli_batch_size(const sli_bmsg *msgs, size_t n, sli_batch_plan *plan)
 {
@@ -47,9 +38,8 @@ sli_batch_size(const sli_bmsg *msgs, size_t n, sli_batch_plan *plan)
 		uint64_t prev = 0;
 
 		for (size_t i = 0; i < n; i++) {
-			uint64_t z = bt_zigzag_step(msgs[i].lin_seq, prev);
-
-			deltas += sli_varint_size(z);
+			deltas += sli_varint_size(sli_zigzag(msgs[i].lin_seq -
+			    prev));
 			prev = msgs[i].lin_seq;
 		}
 		body += 1 + sli_varint_size(msgs[0].lin_src) + 1 +
@@ -80,26 +70,17 @@ sli_batch_write(const sli_bmsg *msgs, size_t n, const sli_batch_plan *plan,
 		*p++ = (4 << 3) | 2; /* Batch.lineage_seq_delta, packed */
 		p = sli_varint_put(p, plan->deltas);
 		for (size_t i = 0; i < n; i++) {
-			uint64_t z = bt_zigzag_step(msgs[i].lin_seq, prev);
-
-			if (z < 0x80)
-				*p++ = (uint8_t) z;
-			else
-				p = sli_varint_put(p, z);
+			p = sli_varint_put(p, sli_zigzag(msgs[i].lin_seq -
+			    prev));
 			prev = msgs[i].lin_seq;
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
-		size_t len = msgs[i].len;
-
 		*p++ = (5 << 3) | 2; /* Batch.payloads */
-		if (len < 0x80)
-			*p++ = (uint8_t) len;
-		else
-			p = sli_varint_put(p, len);
-		if (len > 0)
-			memcpy(p, msgs[i].payload, len);
-		p += len;
+		p = sli_varint_put(p, msgs[i].len);
+		if (msgs[i].len > 0)
+			memcpy(p, msgs[i].payload, msgs[i].len);
+		p += msgs[i].len;
 	}
 	return ((size_t) (p - out));
 }
@@ -221,12 +202,9 @@ sli_batch_view(const void *buf, size_t len, const sli_frame_limits *lim,
 			return (1);
 		dend = p + dlen;
 		while (p < dend) {
-			if (*p < 0x80)
-				v = *p++;
-			else if ((p = bt_get_varint(p, dend, &v)) == NULL)
+			if ((p = bt_get_varint(p, dend, &v)) == NULL)
 				return (1);
-			/* Undo the zigzag: the step, modulo 2^64. */
-			lseq += (v >> 1) ^ (0 - (v & 1));
+			lseq += sli_unzigzag(v); /* the step, modulo 2^64 */
 			if (lseq == 0 || nd == lim->max_batch ||
 			    bt_grow(msgs, cap, nd) != 0)
 				return (1);
@@ -237,15 +215,8 @@ sli_batch_view(const void *buf, size_t len, const sli_frame_limits *lim,
 	while (p < end) {
 		sli_bmsg *m;
 
-		if (*p != ((5 << 3) | 2))
-			return (1);
-		if (p + 1 < end && p[1] < 0x80) {
-			v = p[1];
-			p += 2;
-		} else if ((p = bt_get_varint(p + 1, end, &v)) == NULL) {
-			return (1);
-		}
-		if (v > (uint64_t) (end - p) || v > lim->max_payload ||
+		if ((p = bt_get_len(p, end, (5 << 3) | 2, &v)) == NULL ||
+		    v > lim->max_payload ||
 		    n == lim->max_batch || (src != 0 && n == nd) ||
 		    bt_grow(msgs, cap, n) != 0)
 			return (1);

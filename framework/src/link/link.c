@@ -285,7 +285,8 @@ sl_msg_done_many(sl_msg *m, size_t n)
 {
 	uint64_t seqs[64];
 
-	/* Runs of messages from one session: one lock round for each. */
+	/* Runs of messages from one session: one lock round for each (runs
+	 * longer than seqs are cut). */
 	for (size_t i = 0; i < n; ) {
 		lk_session *s = (lk_session *) m[i].parent;
 		size_t      k = 0;
@@ -294,7 +295,8 @@ sl_msg_done_many(sl_msg *m, size_t n)
 			i++;
 			continue;
 		}
-		while (i < n && k < 64 && m[i].parent == (sli_delivery *) s) {
+		while (i < n && k < sizeof(seqs) / sizeof(seqs[0]) &&
+		    m[i].parent == (sli_delivery *) s) {
 			seqs[k++] = m[i].parent_seq;
 			m[i].parent = NULL;
 			i++;

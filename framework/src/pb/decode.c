@@ -521,7 +521,7 @@ pbd_fields(const pbd_plan *pl, ProtobufCMessage *msg, ProtobufCAllocator *a,
 		PBD_HAS_CASE(PBD_Z64)
 		case PBD_Z64:
 			PBD_VARINT();
-			v = (v >> 1) ^ (0ull - (v & 1));
+			v = sli_unzigzag(v);
 			memcpy(m, &v, 8);
 			break;
 		PBD_HAS_CASE(PBD_BOOL)

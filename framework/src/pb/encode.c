@@ -118,7 +118,7 @@ pb_field(const ProtobufCFieldDescriptor *f, const char *m)
 		break;
 	case PROTOBUF_C_TYPE_SINT64: {
 		int64_t i = *(const int64_t *) (const void *) v;
-		r.x = ((uint64_t) i << 1) ^ (uint64_t) (i >> 63);
+		r.x = sli_zigzag((uint64_t) i);
 		break;
 	}
 	case PROTOBUF_C_TYPE_SFIXED32:
