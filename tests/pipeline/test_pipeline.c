@@ -13,8 +13,10 @@
  * stderr; SLUICE_TEST_KEEP=1 keeps the scratch directories.
  */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -214,6 +216,110 @@ test_bad_options_are_refused_with_a_clear_message(void **state)
 			    cases[i].err);
 		free(err);
 	}
+}
+
+/* ---- SLUICE_CPUS ---------------------------------------------------------- */
+
+/* How many threads pid has, and how many of them may run on exactly the
+ * CPUs "want" (Cpus_allowed_list in /proc/PID/task/TID/status). */
+static void
+threads_on(pid_t pid, const char *want, int *threads, int *bound)
+{
+	struct dirent *e;
+	char           path[300], line[256];
+	DIR           *d;
+
+	*threads = *bound = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int) pid);
+	if ((d = opendir(path)) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/status",
+		    (int) pid, e->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		(*threads)++;
+		while (fgets(line, sizeof(line), f) != NULL) {
+			char *v = line + 18;
+
+			if (strncmp(line, "Cpus_allowed_list:", 18) != 0)
+				continue;
+			v += strspn(v, " \t");
+			v[strcspn(v, "\n")] = '\0';
+			if (strcmp(v, want) == 0)
+				(*bound)++;
+			break;
+		}
+		fclose(f);
+	}
+	closedir(d);
+}
+
+/* SLUICE_CPUS binds every thread of a stage process, NNG's included, and
+ * the stages still deliver everything; a bad list stops the stage with a
+ * message naming it. */
+static void
+test_sluice_cpus_binds_every_thread_of_each_stage(void **state)
+{
+	uint64_t  n = 2000; /* 2 s at --rate 1000, valgrind or not */
+	pt_proc  *src, *sink, *bad;
+	cpu_set_t mine;
+	char      cpu[16], *err;
+	int       last = -1, threads, bound;
+
+	(void) state;
+	PT_CHECK(sched_getaffinity(0, sizeof(mine), &mine) == 0);
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &mine))
+			last = c;
+	snprintf(cpu, sizeof(cpu), "%d", last);
+
+	setenv("SLUICE_CPUS", cpu, 1);
+	sink = pt_spawn("sink", "sluice-sink", "--in", pt_ipc("sink.in"),
+	    "--stage", "sink", "--expect", num(n), (char *) NULL);
+	src = pt_spawn("src", "sluice-source", "--out", pt_ipc("sink.in"),
+	    "--n", num(n), "--rate", "1000", "--stage", "src",
+	    (char *) NULL);
+	unsetenv("SLUICE_CPUS");
+	/* NNG starts its threads (poller, task queue, timer, resolver)
+	 * when a process opens its first socket. */
+	for (int i = 0; i < PT_TIMEOUT_MS / 50 && pt_running(src); i++) {
+		int st, ss, bt, bs;
+
+		threads_on(sink->pid, cpu, &st, &bt);
+		threads_on(src->pid, cpu, &ss, &bs);
+		if (st >= 3 && ss >= 3)
+			break;
+		pt_msleep(50);
+	}
+	pt_msleep(100);
+	PT_CHECK(pt_running(src));
+	threads_on(sink->pid, cpu, &threads, &bound);
+	if (threads < 3 || bound != threads)
+		PT_FAIL("sink: %d of %d threads bound to CPU %s", bound,
+		    threads, cpu);
+	threads_on(src->pid, cpu, &threads, &bound);
+	if (threads < 3 || bound != threads)
+		PT_FAIL("source: %d of %d threads bound to CPU %s", bound,
+		    threads, cpu);
+	expect_exit(src, EXIT_OK);
+	expect_exit(sink, EXIT_OK);
+	expect_exact(sink, n);
+
+	setenv("SLUICE_CPUS", "0-", 1);
+	bad = pt_spawn("bad", "sluice-map", "--in", pt_ipc("map.in"),
+	    "--out", pt_ipc("sink.in"), "--stage", "m", (char *) NULL);
+	unsetenv("SLUICE_CPUS");
+	expect_exit(bad, EXIT_FAIL);
+	err = pt_slurp(bad->err);
+	if (strstr(err, "sluice: SLUICE_CPUS=\"0-\": not a CPU list: a CPU "
+	    "number is missing at the end") == NULL)
+		PT_FAIL("bad SLUICE_CPUS: stderr '%s'", err);
+	free(err);
 }
 
 /* ---- (a) a chain of three ---------------------------------------------- */
@@ -821,6 +927,7 @@ main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(test_bad_options_are_refused_with_a_clear_message),
 		T(test_chain_of_three_delivers_every_record_once),
+		T(test_sluice_cpus_binds_every_thread_of_each_stage),
 		T(test_close_delivers_everything_sent_before_it),
 		T(test_sigkill_of_the_middle_stage_loses_and_duplicates_nothing),
 		T(test_slow_sink_keeps_every_process_memory_bounded),

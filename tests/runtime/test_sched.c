@@ -1,12 +1,15 @@
 /*
  * test_sched.c — goroutines and the M:N scheduler: spawning (from
  * goroutines and foreign threads), goroutine ids, sl_numgoroutine, yield
- * interleaving, worker counts (options and SLUICE_PROCS), work spreading
+ * interleaving, worker counts (options and SLUICE_PROCS), CPU binding
+ * (SLUICE_CPUS, sl_opts.cpus) and its error messages, work spreading
  * over both cores, 100k (and, with SLUICE_TEST_BIG=1, 1M) parked
  * goroutines released by close, abandoned goroutines, the API outside a
  * scheduler, and sl_main re-entry.
  */
+#include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 
 #include "sltest.h"
 
@@ -355,7 +358,12 @@ test_procs(void **state)
 	assert_int_equal(procs, 2);
 	unsetenv("SLUICE_PROCS");
 	slt_run(body_procs, &procs);
-	assert_int_equal(procs, (int) sysconf(_SC_NPROCESSORS_ONLN));
+	{
+		cpu_set_t mine;
+
+		assert_int_equal(sched_getaffinity(0, sizeof(mine), &mine), 0);
+		assert_int_equal(procs, CPU_COUNT(&mine));
+	}
 	if (saved != NULL) {
 		setenv("SLUICE_PROCS", saved, 1);
 		free(saved);
@@ -364,6 +372,194 @@ test_procs(void **state)
 	assert_int_equal(sl_procs(), 0);
 	assert_int_equal(sl_worker_id(), -1);
 	assert_int_equal(sl_goid(), 0);
+}
+
+/* ---- binding to CPUs ---------------------------------------------------- */
+
+struct cpus {
+	int       procs;
+	cpu_set_t worker;  /* affinity seen by a goroutine */
+	cpu_set_t thread;  /* affinity of a thread created by it */
+	bool      ran;
+};
+
+static void *
+cpus_thread(void *arg)
+{
+	cpu_set_t *set = arg;
+
+	SL_CHECK_EQ(sched_getaffinity(0, sizeof(*set), set), 0);
+	return (NULL);
+}
+
+static void
+body_cpus(void *arg)
+{
+	struct cpus *c = arg;
+	pthread_t    t;
+
+	c->ran = true;
+	c->procs = sl_procs();
+	SL_CHECK_EQ(sched_getaffinity(0, sizeof(c->worker), &c->worker), 0);
+	SL_CHECK_EQ(pthread_create(&t, NULL, cpus_thread, &c->thread), 0);
+	pthread_join(t, NULL);
+}
+
+/* The CPUs the test may use, as a list and a set; the highest of them. */
+static int
+cpus_mine(cpu_set_t *set, char *list, size_t len)
+{
+	int last = -1;
+
+	list[0] = '\0';
+	assert_int_equal(sched_getaffinity(0, sizeof(*set), set), 0);
+	for (int c = 0; c < CPU_SETSIZE; c++) {
+		if (CPU_ISSET(c, set)) {
+			snprintf(list + strlen(list), len - strlen(list),
+			    "%s%d", last >= 0 ? "," : "", c);
+			last = c;
+		}
+	}
+	return (last);
+}
+
+/* SLUICE_CPUS=N binds the workers and every thread made while the
+ * scheduler runs to CPU N; the default worker count follows (1); the
+ * caller's affinity is back afterwards.  sl_opts.cpus does the same and
+ * wins over the environment. */
+static void
+test_cpus(void **state)
+{
+	struct cpus c;
+	cpu_set_t   mine, after;
+	sl_opts     o;
+	char        all[512], one[16];
+	int         last;
+
+	(void) state;
+	last = cpus_mine(&mine, all, sizeof(all));
+	assert_true(last >= 0);
+	snprintf(one, sizeof(one), "%d", last);
+
+	unsetenv("SLUICE_PROCS");
+	setenv("SLUICE_CPUS", one, 1);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(sl_main(body_cpus, &c), 0);
+	unsetenv("SLUICE_CPUS");
+	slt_assert_no_failures();
+	assert_true(c.ran);
+	assert_int_equal(c.procs, 1);
+	assert_int_equal(CPU_COUNT(&c.worker), 1);
+	assert_true(CPU_ISSET(last, &c.worker));
+	assert_int_equal(CPU_COUNT(&c.thread), 1);
+	assert_true(CPU_ISSET(last, &c.thread));
+	assert_int_equal(sched_getaffinity(0, sizeof(after), &after), 0);
+	assert_true(CPU_EQUAL(&after, &mine));
+
+	/* opts over env: the env names a CPU that does not exist */
+	setenv("SLUICE_CPUS", "1000", 1);
+	memset(&o, 0, sizeof(o));
+	o.cpus = all;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(sl_main_opts(&o, body_cpus, &c), 0);
+	unsetenv("SLUICE_CPUS");
+	slt_assert_no_failures();
+	assert_int_equal(c.procs, CPU_COUNT(&mine));
+	assert_true(CPU_EQUAL(&c.worker, &mine));
+}
+
+/* Runs sl_main_opts with cpus = list and returns what it wrote to stderr
+ * (the body must not run, the affinity must not change). */
+static void
+cpus_refused(const char *list, const char *want)
+{
+	struct cpus c;
+	cpu_set_t   before, after;
+	sl_opts     o;
+	char        path[] = "/tmp/sluice-cpus-XXXXXX";
+	char        got[512];
+	int         fd, saved;
+	ssize_t     n;
+
+	assert_int_equal(sched_getaffinity(0, sizeof(before), &before), 0);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	fflush(stderr);
+	saved = dup(2);
+	dup2(fd, 2);
+	memset(&o, 0, sizeof(o));
+	o.cpus = list;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(sl_main_opts(&o, body_cpus, &c), SL_EINVAL);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = pread(fd, got, sizeof(got) - 1, 0);
+	close(fd);
+	assert_true(n > 0);
+	got[n] = '\0';
+	if (strstr(got, want) == NULL)
+		fail_msg("cpus \"%s\": stderr \"%s\" lacks \"%s\"", list,
+		    got, want);
+	assert_false(c.ran);
+	assert_int_equal(sched_getaffinity(0, sizeof(after), &after), 0);
+	assert_true(CPU_EQUAL(&after, &before));
+}
+
+/* A bad CPU list is refused with a message naming it and what is wrong;
+ * the scheduler then starts normally. */
+static void
+test_cpus_refused(void **state)
+{
+	struct cpus c;
+	cpu_set_t   mine;
+	char        all[512], want[600];
+
+	(void) state;
+	cpus_mine(&mine, all, sizeof(all));
+	cpus_refused("", "sluice: sl_opts.cpus=\"\": empty CPU list");
+	cpus_refused("x", "sl_opts.cpus=\"x\": not a CPU list at \"x\"");
+	cpus_refused("0,", "sl_opts.cpus=\"0,\": not a CPU list: a CPU "
+	    "number is missing at the end (expected CPU numbers below");
+	cpus_refused("0-", "not a CPU list: a CPU number is missing at the "
+	    "end");
+	cpus_refused("-1", "not a CPU list at \"-1\"");
+	cpus_refused("0 1", "not a CPU list at \" 1\"");
+	cpus_refused("3-1", "sl_opts.cpus=\"3-1\": range 3-1 runs backwards");
+	cpus_refused("99999", "not a CPU list at \"99999\"");
+	cpus_refused("1000-1001", "sl_opts.cpus=\"1000-1001\": CPU "
+	    "1000-1001 not available to this process");
+	snprintf(want, sizeof(want), "(it may use ");
+	cpus_refused("1000", want);
+
+	/* SLUICE_CPUS set but empty is as unset */
+	unsetenv("SLUICE_PROCS");
+	setenv("SLUICE_CPUS", "", 1);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(sl_main(body_cpus, &c), 0);
+	assert_true(CPU_EQUAL(&c.worker, &mine));
+
+	setenv("SLUICE_CPUS", "zero", 1);
+	{
+		int fd = open("/dev/null", O_WRONLY), saved;
+
+		fflush(stderr);
+		saved = dup(2);
+		dup2(fd, 2);
+		memset(&c, 0, sizeof(c));
+		assert_int_equal(sl_main(body_cpus, &c), SL_EINVAL);
+		fflush(stderr);
+		dup2(saved, 2);
+		close(saved);
+		close(fd);
+	}
+	unsetenv("SLUICE_CPUS");
+	assert_false(c.ran);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(sl_main(body_cpus, &c), 0);
+	assert_true(c.ran);
+	assert_int_equal(c.procs, CPU_COUNT(&mine));
 }
 
 /* ---- spreading over cores ----------------------------------------------- */
@@ -679,6 +875,8 @@ main(void)
 		cmocka_unit_test(test_yield_interleaving),
 		cmocka_unit_test(test_yield_no_starvation),
 		cmocka_unit_test(test_procs),
+		cmocka_unit_test(test_cpus),
+		cmocka_unit_test(test_cpus_refused),
 		cmocka_unit_test(test_spread_over_cores),
 		cmocka_unit_test(test_park_100k),
 		cmocka_unit_test(test_park_1m),

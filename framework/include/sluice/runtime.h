@@ -3,7 +3,7 @@
  *
  * A goroutine is a stackful coroutine.  Goroutines run on a pool of worker
  * OS threads (one per CPU by default; SLUICE_PROCS overrides it, like
- * GOMAXPROCS).  Each worker has its own run queue; idle workers steal.
+ * GOMAXPROCS; SLUICE_CPUS binds them to some CPUs).  Each worker has its own run queue; idle workers steal.
  * A goroutine that blocks (channel, select, timer, mutex, ...) parks: its
  * worker runs other goroutines meanwhile.  Scheduling is cooperative: a
  * goroutine that computes for a long time without blocking should call
@@ -40,6 +40,9 @@ typedef struct sl_opts {
 	int    procs;      /* worker threads; default $SLUICE_PROCS or #CPUs */
 	size_t stack_size; /* bytes per goroutine stack; default
 	                      $SLUICE_STACK_SIZE or 64 KiB (256 KiB under ASan) */
+	const char *cpus;  /* CPU list the scheduler's threads run on, as
+	                      taskset takes it ("0", "0-3,6"); default
+	                      $SLUICE_CPUS, or leave the affinity alone */
 } sl_opts;
 
 /*
@@ -48,8 +51,16 @@ typedef struct sl_opts {
  * (their stacks are freed without unwinding them).  The calling thread
  * becomes worker 0.  Returns 0, SL_EDEADLOCK if every goroutine blocked
  * forever (a report naming each goroutine's wait is printed to stderr
- * first), SL_ENOMEM, SL_ESYSTEM, or SL_ESTATE if a scheduler already runs
+ * first), SL_ENOMEM, SL_ESYSTEM, SL_EINVAL for a bad CPU list (the
+ * reason is printed to stderr), or SL_ESTATE if a scheduler already runs
  * in this process.  sl_main may be called again after it returned.
+ *
+ * With a CPU list (sl_opts.cpus or $SLUICE_CPUS) every thread of the
+ * process, and every thread created while the scheduler runs (workers,
+ * the blocking pool, NNG's threads), is bound to those CPUs, as taskset
+ * would bind the process; the caller's own affinity is restored on
+ * return.  The default worker count is the number of CPUs
+ * the process may run on, after that binding (as Go's GOMAXPROCS).
  */
 int sl_main(sl_fn fn, void *arg);
 int sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg);

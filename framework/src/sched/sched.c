@@ -1118,6 +1118,8 @@ int
 sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 {
 	pthread_condattr_t ca;
+	cpu_set_t          oldcpus;
+	const char        *cpus, *cpus_from;
 	long               nprocs;
 	size_t             stack;
 	int                rv;
@@ -1127,8 +1129,20 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 	if (atomic_exchange(&sli_S.running, true))
 		return (SL_ESTATE);
 
+	cpus_from = "sl_opts.cpus";
+	if ((cpus = opts ? opts->cpus : NULL) == NULL) {
+		cpus_from = "SLUICE_CPUS";
+		cpus = getenv("SLUICE_CPUS");
+		if (cpus != NULL && *cpus == '\0')
+			cpus = NULL; /* set but empty: as unset */
+	}
+	if (cpus != NULL &&
+	    (rv = sli_cpus_apply(cpus, cpus_from, &oldcpus)) != 0) {
+		atomic_store(&sli_S.running, false);
+		return (rv);
+	}
 	nprocs = opts && opts->procs > 0 ? opts->procs :
-	    sch_env_long("SLUICE_PROCS", sysconf(_SC_NPROCESSORS_ONLN));
+	    sch_env_long("SLUICE_PROCS", sli_cpus_count());
 	if (nprocs < 1)
 		nprocs = 1;
 	if (nprocs > 256)
@@ -1157,6 +1171,8 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 	pthread_mutex_init(&sli_S.lock, NULL);
 	sli_S.workers = calloc((size_t) nprocs, sizeof(sli_worker));
 	if (sli_S.workers == NULL) {
+		if (cpus != NULL)
+			sched_setaffinity(0, sizeof(oldcpus), &oldcpus);
 		atomic_store(&sli_S.running, false);
 		return (SL_ENOMEM);
 	}
@@ -1202,6 +1218,8 @@ out:
 	free(sli_S.workers);
 	sli_S.workers = NULL;
 	pthread_mutex_destroy(&sli_S.lock);
+	if (cpus != NULL)
+		sched_setaffinity(0, sizeof(oldcpus), &oldcpus);
 	atomic_store(&sli_S.live, 0);
 	atomic_store(&sli_S.running, false);
 	return (rv);

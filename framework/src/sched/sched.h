@@ -11,11 +11,13 @@
  *   timer.c     one timer heap, fired by workers.
  *   wait.c      sli_wait: park with deadline/context, thread parking.
  *   blocking.c  the thread pool behind sl_blocking.
+ *   cpus.c      CPU lists (SLUICE_CPUS) and the affinity they set.
  */
 #ifndef SLI_SCHED_H
 #define SLI_SCHED_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -147,6 +149,17 @@ void   sli_stack_foreach(void (*fn)(sli_g *, void *), void *arg);
 
 /* The blocking pool (blocking.c). */
 void sli_blocking_fini(void);
+
+/* cpus.c: parse a CPU list ("0-3,6") into set; on error an explanation
+ * goes to err and SL_EINVAL is returned. */
+int sli_cpus_parse(const char *list, cpu_set_t *set, char *err,
+    size_t errlen);
+/* Sets the affinity of every thread of the process to list (what names
+ * its source in error messages, printed to stderr); the calling thread's
+ * previous one goes to old. */
+int sli_cpus_apply(const char *list, const char *what, cpu_set_t *old);
+/* CPUs the calling thread may run on (the default worker count). */
+int sli_cpus_count(void);
 
 /* Context switch (switch_*.S). */
 void sli_switch(void **save_sp, void *load_sp);
