@@ -220,6 +220,12 @@ report() {
 			    "$(fmt "$g")" "$(ratio "$f" "$g")"
 			echo ' (info) |'
 		fi
+		f=$(pick sluice fault populate_us_per_page)
+		if [ -n "$f" ] && [ "$f" != "-" ]; then
+			printf '| %s | %s us/page | | | (info) |\n' \
+			    "(c) the same pages filled by the kernel in bulk (MADV_POPULATE_WRITE)" \
+			    "$(fmt "$f")"
+		fi
 	fi
 	has spawnwarm && inforow \
 	    "(c') the same, 2nd round in the process (stacks cached)" \
