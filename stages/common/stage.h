@@ -86,7 +86,14 @@ typedef struct stage {
 	"                          unacked messages to the others (default\n" \
 	"                          5000)\n"                                   \
 	"  --window N              credit window of each link, in messages\n" \
-	"                          (default 8192)\n"
+	"                          (default 8192)\n"                           \
+	"environment:\n"                                                      \
+	"  SLUICE_PROCS=N          worker threads (default: the CPUs the\n"   \
+	"                          process may use)\n"                        \
+	"  SLUICE_CPUS=LIST        run on these CPUs, as taskset -c takes\n"  \
+	"                          them (0, 0-3,6); a low-rate pipeline\n"    \
+	"                          answers fastest with all stages on one\n"  \
+	"                          CPU\n"
 
 /* Sets defaults (prog, type); everything else zero. */
 void stage_init(stage *st, const char *prog);
