@@ -11,7 +11,9 @@
 # and the latency of the sluice pipeline at 1,000 msgs/s (the sink takes
 # sl_now() - Record.time_ns at delivery; one machine, one monotonic clock),
 # with the kernel placing the stages' threads and with all three stages
-# on one CPU (SLUICE_CPUS), next to the host's own wake-up latencies.
+# on one CPU (SLUICE_CPUS), next to a raw NNG chain of three processes
+# (push -> relay -> pull, blocking calls) in the same two placements and
+# the host's own wake-up latencies.
 # Prints a markdown table and writes it to $OUT.
 #
 #	tests/bench/link/run.sh
@@ -136,35 +138,80 @@ while [ "$i" -lt "$REPS" ]; do
 done
 sl_rate=$(echo "$sl_rates" | tr ' ' '\n' | grep . | median)
 
-# Latency at 1,000 msgs/s in two placements, runs interleaved so both see
-# the same host: the kernel's (threads go to whichever CPU is idle, so a
-# message crosses CPUs at every hand-off) and all three stages on one CPU
-# (SLUICE_CPUS=$LAT_CPUS: each hand-off is a context switch on a CPU that
-# is awake).
-echo "sluice latency: $REPS x $LAT_N messages at 1000/s, two placements" >&2
-p50s=""; p99s=""; pmax=0
-c50s=""; c99s=""; cmax=0
+# raw_chain N RATE TAG: raw NNG push -> relay -> pull, the same three
+# processes with nothing of sluice; $cpus, when set, goes to taskset.
+raw_chain() {
+	ts=""
+	[ -n "$cpus" ] && ts="taskset -c $cpus"
+	$ts "$rawbin" pull "ipc://$work/$3.b.ipc" "$1" lat >"$work/$3.sink" \
+	    2>"$work/$3.pull.err" &
+	pp=$!
+	$ts "$rawbin" relay "ipc://$work/$3.a.ipc" "ipc://$work/$3.b.ipc" \
+	    "$1" 2>"$work/$3.relay.err" &
+	rp=$!
+	$ts "$rawbin" push "ipc://$work/$3.a.ipc" "$1" 64 "$2" \
+	    2>"$work/$3.push.err" &
+	qp=$!
+	pids="$pp $rp $qp"
+	ok=0
+	wait "$qp" || ok=1
+	wait "$rp" || ok=1
+	wait "$pp" || ok=1
+	pids=""
+	if [ "$ok" != 0 ]; then
+		echo "raw NNG chain $3 failed:" >&2
+		cat "$work/$3".*err >&2
+		return 1
+	fi
+}
+
+# lat_keep KEY TAG: files the p50, p99 and max of run TAG under KEY.
+lat_keep() {
+	for m in p50 p99 max; do
+		field "${m}_us" "$work/$2.sink" >>"$work/lat-$1.$m"
+	done
+}
+
+# lat_stat KEY METRIC: the median (p50, p99) or the largest (max) of KEY.
+lat_stat() {
+	if [ "$2" = max ]; then
+		sort -g "$work/lat-$1.max" | tail -n 1
+	else
+		median <"$work/lat-$1.$2"
+	fi
+}
+
+# Latency at 1,000 msgs/s, the sluice pipeline and a raw NNG chain of
+# three processes, each in two placements, all runs interleaved so they
+# see the same host: the kernel's (threads go to whichever CPU is idle,
+# so a message crosses CPUs at hand-offs) and all three processes on one
+# CPU ($LAT_CPUS: each hand-off is a context switch on a CPU that is
+# awake; SLUICE_CPUS for sluice, taskset for raw NNG).
+echo "latency: $REPS x $LAT_N messages at 1000/s, sluice and raw NNG," \
+    "two placements" >&2
 i=0
 while [ "$i" -lt "$REPS" ]; do
 	cpus=""
 	sluice_run "$LAT_N" 1000 "lat$i"
-	p50s="$p50s $(field p50_us "$work/lat$i.sink")"
-	p99s="$p99s $(field p99_us "$work/lat$i.sink")"
-	pmax=$(awk -v a="$pmax" -v b="$(field max_us "$work/lat$i.sink")" \
-	    'BEGIN { print (b > a ? b : a) }')
+	lat_keep sl "lat$i"
+	raw_chain "$LAT_N" 1000 "rlat$i"
+	lat_keep raw "rlat$i"
 	cpus=$LAT_CPUS
 	sluice_run "$LAT_N" 1000 "one$i"
+	lat_keep sl1 "one$i"
+	raw_chain "$LAT_N" 1000 "rone$i"
+	lat_keep raw1 "rone$i"
 	cpus=""
-	c50s="$c50s $(field p50_us "$work/one$i.sink")"
-	c99s="$c99s $(field p99_us "$work/one$i.sink")"
-	cmax=$(awk -v a="$cmax" -v b="$(field max_us "$work/one$i.sink")" \
-	    'BEGIN { print (b > a ? b : a) }')
 	i=$((i + 1))
 done
-p50=$(echo "$p50s" | tr ' ' '\n' | grep . | median)
-p99=$(echo "$p99s" | tr ' ' '\n' | grep . | median)
-c50=$(echo "$c50s" | tr ' ' '\n' | grep . | median)
-c99=$(echo "$c99s" | tr ' ' '\n' | grep . | median)
+p50=$(lat_stat sl p50); p99=$(lat_stat sl p99); pmax=$(lat_stat sl max)
+c50=$(lat_stat sl1 p50); c99=$(lat_stat sl1 p99); cmax=$(lat_stat sl1 max)
+r50=$(lat_stat raw p50); r99=$(lat_stat raw p99); rmax=$(lat_stat raw max)
+q50=$(lat_stat raw1 p50); q99=$(lat_stat raw1 p99); qmax=$(lat_stat raw1 max)
+p99s=$(tr '\n' ' ' <"$work/lat-sl.p99" | sed 's/ $//')
+c99s=$(tr '\n' ' ' <"$work/lat-sl1.p99" | sed 's/ $//')
+r99s=$(tr '\n' ' ' <"$work/lat-raw.p99" | sed 's/ $//')
+q99s=$(tr '\n' ' ' <"$work/lat-raw1.p99" | sed 's/ $//')
 
 # The host's own wake-up latencies, right after: a thread sleeping 1 ms,
 # and one hand-off between two processes on two CPUs and on one.
@@ -248,14 +295,21 @@ vs_sh=$(ratio "$sl_rate" "$sh_rate")
 	echo "Latency through source → map → sink at 1,000 msgs/s" \
 	    "($(commas "$LAT_N") messages per run, Record.time_ns at the" \
 	    "source to delivery at the sink; medians of $REPS runs of each" \
-	    "placement, interleaved; max of all runs):"
+	    "kind, all interleaved; max of all runs). The raw NNG chain is" \
+	    "the same three processes with nothing of sluice: one thread each" \
+	    "in nng_recv/nng_send, 64-byte messages stamped at the push" \
+	    "(tests/bench/link/bench_nng_raw.c):"
 	echo
-	echo "| placement | p50 | p99 | max |"
-	echo "|---|---:|---:|---:|"
-	echo "| default: the kernel places every thread |" \
-	    "${p50} µs | ${p99} µs | ${pmax} µs |"
-	echo "| all three stages on one CPU (\`SLUICE_CPUS=$LAT_CPUS\`) |" \
-	    "${c50} µs | ${c99} µs | ${cmax} µs |"
+	echo "| chain | placement | p50 | p99 | max |"
+	echo "|---|---|---:|---:|---:|"
+	echo "| sluice source → map → sink | default: the kernel places" \
+	    "every thread | ${p50} µs | ${p99} µs | ${pmax} µs |"
+	echo "| sluice source → map → sink | one CPU" \
+	    "(\`SLUICE_CPUS=$LAT_CPUS\`) | ${c50} µs | ${c99} µs | ${cmax} µs |"
+	echo "| raw NNG push → relay → pull, blocking calls | default |" \
+	    "${r50} µs | ${r99} µs | ${rmax} µs |"
+	echo "| raw NNG push → relay → pull, blocking calls | one CPU" \
+	    "(\`taskset -c $LAT_CPUS\`) | ${q50} µs | ${q99} µs | ${qmax} µs |"
 	echo
 	echo "For scale, the host in the same run (tests/bench/link/bench_wakeup.c):" \
 	    "a thread sleeping 1 ms wakes ${wake50} µs late at p50, ${wake99} µs" \
@@ -279,8 +333,9 @@ vs_sh=$(ratio "$sl_rate" "$sh_rate")
 	    "${p99} µs | $(ok "$p99" 1000 "<") |"
 	echo
 	echo "Runs (msgs/s): sluice$sl_rates; raw NNG$raw_rates;" \
-	    "shell$sh_rates. Latency runs (µs), default placement: p50$p50s;" \
-	    "p99$p99s; one CPU: p50$c50s; p99$c99s."
+	    "shell$sh_rates. Latency runs, p99 (µs): sluice default" \
+	    "${p99s}; sluice one CPU ${c99s}; raw NNG default ${r99s}; raw" \
+	    "NNG one CPU ${q99s}."
 } >"$work/report"
 cat "$work/report"
 cp "$work/report" "$OUT"
