@@ -145,13 +145,15 @@ sl_chan_release(sl_chan *ch)
  * always the channel's element size, which both objects have; but with
  * link-time optimization GCC inlines this into callers that pass an
  * 8-byte object and warns about the wider cases, unreachable for them.
- * The empty asm hides where src points for those cases (no instruction
- * is emitted). */
+ * The empty asm hides where src points from then on (no instruction is
+ * emitted). */
 static inline void
 ch_copy(void *dst, const void *src, size_t n)
 {
 	if (dst == NULL)
 		return;
+	if (n > 8)
+		__asm__("" : "+r"(src));
 	switch (n) {
 	case 0:
 		return;
@@ -161,9 +163,6 @@ ch_copy(void *dst, const void *src, size_t n)
 	case 4:
 		memcpy(dst, src, 4);
 		return;
-	}
-	__asm__("" : "+r"(src));
-	switch (n) {
 	case 16:
 		memcpy(dst, src, 16);
 		return;
@@ -364,36 +363,28 @@ sl_chan_recv_ctx(sl_chan *ch, void *elem, sl_ctx *ctx, int64_t deadline)
 	return (me.ok ? 0 : SL_ECLOSED);
 }
 
-/* Copies n <= len elements from the front of the ring to out. */
+/* Moves n elements between ext and the ring, starting at ring slot pos
+ * and wrapping at cap: one or two block copies.  into_ring picks the
+ * direction. */
 static void
-ch_ring_copy_out(const sl_chan *ch, void *out, size_t n)
+ch_ring_copy(sl_chan *ch, size_t pos, void *ext, size_t n, bool into_ring)
 {
-	size_t first = ch->cap - ch->head < n ? ch->cap - ch->head : n;
+	size_t es = ch->elem_size;
+	size_t first = ch->cap - pos < n ? ch->cap - pos : n;
+	char  *r = ch->buf + pos * es, *x = ext;
 
-	if (ch->elem_size == 0)
+	if (es == 0)
 		return;
-	memcpy(out, ch->buf + ch->head * ch->elem_size,
-	    first * ch->elem_size);
-	if (n > first)
-		memcpy((char *) out + first * ch->elem_size, ch->buf,
-		    (n - first) * ch->elem_size);
-}
-
-/* Copies n <= cap - len elements from in to the back of the ring. */
-static void
-ch_ring_copy_in(sl_chan *ch, const void *in, size_t n)
-{
-	size_t tail = ch->head + ch->len, first;
-
-	if (tail >= ch->cap)
-		tail -= ch->cap;
-	first = ch->cap - tail < n ? ch->cap - tail : n;
-	if (ch->elem_size == 0)
+	if (into_ring)
+		memcpy(r, x, first * es);
+	else
+		memcpy(x, r, first * es);
+	if (n == first)
 		return;
-	memcpy(ch->buf + tail * ch->elem_size, in, first * ch->elem_size);
-	if (n > first)
-		memcpy(ch->buf, (const char *) in + first * ch->elem_size,
-		    (n - first) * ch->elem_size);
+	if (into_ring)
+		memcpy(ch->buf, x + first * es, (n - first) * es);
+	else
+		memcpy(x + first * es, ch->buf, (n - first) * es);
 }
 
 size_t
@@ -409,7 +400,7 @@ sli_chan_tryrecv_many(sl_chan *ch, void *elems, size_t max)
 		/* No sender waits for room: one or two block copies out of
 		 * the ring. */
 		n = ch->len < max ? ch->len : max;
-		ch_ring_copy_out(ch, elems, n);
+		ch_ring_copy(ch, ch->head, elems, n, false);
 		ch->head += n;
 		if (ch->head >= ch->cap)
 			ch->head -= ch->cap;
@@ -433,24 +424,27 @@ sli_chan_trysend_many(sl_chan *ch, const void *elems, size_t n)
 	if (ch == NULL || n == 0)
 		return (0);
 	sli_lock(&ch->lock);
-	/* Receivers waiting (the buffer is empty) get theirs one by one,
-	 * then the rest goes into the ring in one or two block copies. */
-	while (k < n && !ch->closed && ch->recvq.head != NULL &&
-	    sli_chan_send_locked(ch, (const char *) elems + k * ch->elem_size,
-	    &ok) && ok)
-		k++;
-	if (k < n && ch->recvq.head == NULL && !ch->closed &&
-	    ch->len < ch->cap) {
-		size_t m = ch->cap - ch->len < n - k ? ch->cap - ch->len :
-		    n - k;
-		ch_ring_copy_in(ch, (const char *) elems + k * ch->elem_size,
-		    m);
-		ch->len += m;
-		k += m;
+	/* Waiting receivers (the buffer is then empty) get theirs one by
+	 * one; once none waits, what fits goes into the ring in one or two
+	 * block copies. */
+	while (k < n && !ch->closed) {
+		const char *e = (const char *) elems + k * ch->elem_size;
+
+		if (ch->recvq.head == NULL && ch->len < ch->cap) {
+			size_t m = ch->cap - ch->len < n - k ?
+			    ch->cap - ch->len : n - k;
+			size_t tail = ch->head + ch->len;
+
+			ch_ring_copy(ch, tail >= ch->cap ? tail - ch->cap :
+			    tail, (void *) e, m, true);
+			ch->len += m;
+			k += m;
+		} else if (sli_chan_send_locked(ch, e, &ok) && ok) {
+			k++;
+		} else {
+			break;
+		}
 	}
-	while (k < n && !ch->closed && sli_chan_send_locked(ch,
-	    (const char *) elems + k * ch->elem_size, &ok) && ok)
-		k++;
 	sli_unlock(&ch->lock);
 	return (k);
 }

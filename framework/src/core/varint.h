@@ -3,9 +3,9 @@
  * (link/batch.c) and the payload codec (pb/).
  *
  * A varint holds 7 bits per byte, low group first; every byte but the
- * last has its high bit set.  The readers here take eight bytes at a time
- * where the buffer has them, which costs a few masks instead of a branch
- * per byte.
+ * last has its high bit set.  sli_varint_pack7/pack4 let a reader take
+ * eight (or four) bytes at a time where the buffer has them, a few masks
+ * instead of a branch per byte (pb/decode.c does).
  */
 #ifndef SLI_VARINT_H
 #define SLI_VARINT_H

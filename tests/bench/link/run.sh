@@ -96,6 +96,26 @@ field() {
 	sed -n "s/.*[ :]$1=\([^ ]*\).*/\1/p" "$2" | head -n 1
 }
 
+# wait_chain WHAT TAG PID...: waits for every process of a chain (killed
+# at exit if the script stops first); if one failed, prints their stderr
+# ($work/TAG.*err) and returns 1.
+wait_chain() {
+	what=$1
+	tag=$2
+	shift 2
+	pids="$*"
+	ok=0
+	for p in "$@"; do
+		wait "$p" || ok=1
+	done
+	pids=""
+	if [ "$ok" != 0 ]; then
+		echo "$what failed:" >&2
+		cat "$work/$tag".*err >&2
+		return 1
+	fi
+}
+
 # sluice_run N RATE TAG: source -> map -> sink; leaves the sink's summary
 # line in $work/TAG.sink.  $cpus, when set, is every stage's SLUICE_CPUS.
 cpus=""
@@ -115,17 +135,7 @@ sluice_run() {
 	    --n "$1" --size 64 --stage src $rate >/dev/null \
 	    2>"$work/$3.src.err" &
 	cp=$!
-	pids="$sp $mp $cp"
-	ok=0
-	wait "$cp" || ok=1
-	wait "$mp" || ok=1
-	wait "$sp" || ok=1
-	pids=""
-	if [ "$ok" != 0 ]; then
-		echo "sluice run $3 failed:" >&2
-		cat "$work/$3".*err >&2
-		return 1
-	fi
+	wait_chain "sluice run $3" "$3" "$sp" "$mp" "$cp"
 }
 
 echo "sluice: $REPS x $N messages" >&2
@@ -152,17 +162,7 @@ raw_chain() {
 	$ts "$rawbin" push "ipc://$work/$3.a.ipc" "$1" 64 "$2" \
 	    2>"$work/$3.push.err" &
 	qp=$!
-	pids="$pp $rp $qp"
-	ok=0
-	wait "$qp" || ok=1
-	wait "$rp" || ok=1
-	wait "$pp" || ok=1
-	pids=""
-	if [ "$ok" != 0 ]; then
-		echo "raw NNG chain $3 failed:" >&2
-		cat "$work/$3".*err >&2
-		return 1
-	fi
+	wait_chain "raw NNG chain $3" "$3" "$pp" "$rp" "$qp"
 }
 
 # lat_keep KEY TAG: files the p50, p99 and max of run TAG under KEY.
