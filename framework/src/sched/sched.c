@@ -109,9 +109,22 @@ sch_rand(sli_worker *w)
 
 /* ---- context switches (with sanitizer and valgrind hooks) -------------- */
 
+static void sch_g_main(void *p);
+
+/* A goroutine's stack is first written by the worker that first runs it
+ * (see stack.c): its page fault is taken there, in parallel with other
+ * workers, not by the spawner. */
+static inline void
+sch_prepare_new(sli_g *g)
+{
+	if (g->sp == NULL)
+		sli_stack_prepare(g, sch_g_main);
+}
+
 static void
 sch_switch_to_g(sli_worker *w, sli_g *g)
 {
+	sch_prepare_new(g);
 #ifdef SLI_ASAN
 	void *fake = NULL;
 	__sanitizer_start_switch_fiber(&fake, g->stack_lo, g->stack_size);
@@ -192,6 +205,7 @@ sch_switch_to_sched(sli_g *g, bool exiting)
 static void
 sch_switch_g_to_g(sli_g *from, sli_g *to)
 {
+	sch_prepare_new(to);
 #ifdef SLI_ASAN
 	__sanitizer_start_switch_fiber(&from->asan_fake, to->stack_lo,
 	    to->stack_size);
@@ -577,7 +591,7 @@ sch_spawn(sl_fn fn, void *arg, uint64_t id)
 #ifdef SLI_TSAN
 	g->tsan_fiber = __tsan_create_fiber(0);
 #endif
-	sli_stack_prepare(g, sch_g_main);
+	g->sp = NULL; /* sch_prepare_new builds its first frame */
 	atomic_fetch_add(&sli_S.live, 1);
 	atomic_store_explicit(&g->state, SLI_G_RUNNABLE, memory_order_release);
 

@@ -3,9 +3,9 @@
  *
  * Layers, bottom up:
  *   switch_*.S  sli_switch: save registers, swap stack pointers.
- *   stack.c     goroutine stacks carved from large slabs, with the sli_g
- *               record at the top of each stack, guard pages while they
- *               fit in the kernel's mapping budget, canaries always.
+ *   stack.c     goroutine stacks and sli_g records carved from large
+ *               slabs, guard pages while they fit in the kernel's mapping
+ *               budget, canaries always.
  *   sched.c     workers (one OS thread each), per-worker run queues with
  *               work stealing, park/ready, sl_main, deadlock detection.
  *   timer.c     one timer heap, fired by workers.

@@ -1,28 +1,40 @@
 /*
  * stack.c — goroutine stacks and records.
  *
- * Stacks are carved from slabs: one mmap holds SLI_SLAB_SLOTS stacks, so
- * a million goroutines need a few thousand mappings, far below the
- * kernel's vm.max_map_count (65530 by default; one mapping per stack is
- * what caps libdill near 32k coroutines).  Mappings are MAP_NORESERVE and
- * pages are only touched as a stack grows, so a parked goroutine costs the
- * pages it used (usually one).
+ * Stacks are carved from slabs: one mmap holds SLI_SLAB_SLOTS stacks and
+ * their records, so a million goroutines need a few thousand mappings, far
+ * below the kernel's vm.max_map_count (65530 by default; one mapping per
+ * stack is what caps libdill near 32k coroutines).  Mappings are
+ * MAP_NORESERVE and pages are only touched as a stack grows, so a parked
+ * goroutine costs the pages it used (usually one).
  *
- * Each slot of a slab, from low to high addresses:
+ * A slab, from low to high addresses:
+ *
+ *	[records of its SLI_SLAB_SLOTS goroutines][canary of slot 0]
+ *	[slot 0][slot 1] ...
+ *
+ * and each slot:
  *
  *	[guard page, PROT_NONE, while the guard budget lasts]
  *	[stack, growing down ...................................]
- *	[sli_g record][canary of the slot above (64 bytes)]
+ *	[canary of the slot above (64 bytes)]
+ *
+ * The records sit apart from the stacks so that spawning a goroutine
+ * touches only its record (dense: ~20 per page).  Its stack is first
+ * written by the worker that first runs it (sli_stack_prepare), so the
+ * page fault of a fresh stack is taken there, in parallel on every
+ * worker, not one after another on the spawning thread; on the VMs we
+ * run on a fresh page costs ~3 us, more than the rest of a spawn.
  *
  * Overflow detection is twofold.  A guard page turns an overflow into a
  * SIGSEGV that the fault handler (sched.c) reports as a stack overflow;
  * each guard splits a mapping, so guards are given to the first
  * SLI_GUARD_BUDGET stacks only.  Every stack also has a canary just below
- * its lowest byte (in the top of the slot beneath, a page that is already
- * resident while that slot is in use), checked at every switch away from
- * the goroutine: an overwritten canary aborts with a stack overflow report
- * instead of running on with a corrupt neighbour.  A slab begins with one
- * extra page that holds the canary of its first slot.
+ * its lowest byte (in the top of the slot beneath, a page that is resident
+ * while that slot is in use, or else at the end of the records), checked
+ * at every switch away from the goroutine: an overwritten canary aborts
+ * with a stack overflow report instead of running on with a corrupt
+ * neighbour.
  *
  * Freed records keep their stacks: they go to a per-worker cache, then to
  * a global free list, and are reused before any new slot is carved.
@@ -53,9 +65,9 @@
 #define SLI_CANARY_WORD  0x5ca1ab1e0ddba11ULL
 
 typedef struct sli_slab {
-	char   *base;   /* start of the mapping */
+	char   *base;   /* start of the mapping: the records */
 	size_t  len;    /* its length */
-	char   *slots;  /* first slot (base + one page) */
+	char   *slots;  /* first slot */
 	int     carved; /* slots handed out so far */
 } sli_slab;
 
@@ -63,6 +75,7 @@ static struct {
 	atomic_int  lock;      /* guards everything below */
 	size_t      page;      /* system page size */
 	size_t      stride;    /* bytes per slot */
+	size_t      recs;      /* bytes of records (and slot 0's canary) */
 	size_t      stack_size; /* requested usable size */
 	sli_slab  **slabs;     /* every slab, in creation order */
 	int         nslabs;
@@ -79,6 +92,13 @@ stk_canary(sli_g *g)
 	return ((uint64_t *) (lo - SLI_CANARY_SIZE));
 }
 
+/* Record j of slab s. */
+static inline sli_g *
+stk_record(sli_slab *s, size_t j)
+{
+	return ((sli_g *) (s->base + j * SLI_RECORD_SIZE));
+}
+
 int
 sli_stack_init(size_t stack_size)
 {
@@ -89,6 +109,8 @@ sli_stack_init(size_t stack_size)
 		stack_size = 4 * st.page;
 	st.stack_size = stack_size;
 	st.stride = (stack_size + st.page - 1) & ~(st.page - 1);
+	st.recs = (SLI_SLAB_SLOTS * SLI_RECORD_SIZE + SLI_CANARY_SIZE +
+	    st.page - 1) & ~(st.page - 1);
 	st.slabs = NULL;
 	st.nslabs = st.capslabs = 0;
 	st.free = NULL;
@@ -109,11 +131,9 @@ sli_stack_fini(void)
 		__asan_unpoison_memory_region(s->base, s->len);
 #endif
 #if SLUICE_HAVE_VALGRIND_H
-		for (int j = 0; j < s->carved; j++) {
-			sli_g *g = (sli_g *) (s->slots + (size_t) (j + 1) *
-			    st.stride - SLI_CANARY_SIZE - SLI_RECORD_SIZE);
-			VALGRIND_STACK_DEREGISTER(g->vg_stack_id);
-		}
+		for (int j = 0; j < s->carved; j++)
+			VALGRIND_STACK_DEREGISTER(
+			    stk_record(s, (size_t) j)->vg_stack_id);
 #endif
 		munmap(s->base, s->len);
 		free(s);
@@ -128,7 +148,7 @@ static sli_slab *
 stk_slab_new(void)
 {
 	sli_slab *s;
-	size_t    len = st.page + st.stride * SLI_SLAB_SLOTS;
+	size_t    len = st.recs + st.stride * SLI_SLAB_SLOTS;
 	void     *p;
 
 	if (st.nslabs == st.capslabs) {
@@ -149,7 +169,7 @@ stk_slab_new(void)
 	}
 	s->base = p;
 	s->len = len;
-	s->slots = s->base + st.page;
+	s->slots = s->base + st.recs;
 	s->carved = 0;
 	st.slabs[st.nslabs++] = s;
 	return (s);
@@ -174,12 +194,12 @@ stk_carve(void)
 		guarded = true;
 		st.nguarded++;
 	}
-	g = (sli_g *) (slot + st.stride - SLI_CANARY_SIZE - SLI_RECORD_SIZE);
-	memset(g, 0, sizeof(*g));
+	g = stk_record(s, (size_t) s->carved);
 	g->slab = (struct sli_slab *) s;
 	g->guarded = guarded;
 	g->stack_lo = slot + (guarded ? st.page : 0);
-	g->stack_size = (size_t) ((char *) g - g->stack_lo) & ~(size_t) 15;
+	g->stack_size = (size_t) (slot + st.stride - SLI_CANARY_SIZE -
+	    g->stack_lo) & ~(size_t) 15;
 #if SLUICE_HAVE_VALGRIND_H
 	g->vg_stack_id = VALGRIND_STACK_REGISTER(g->stack_lo,
 	    g->stack_lo + g->stack_size);
@@ -209,8 +229,6 @@ sli_stack_alloc(void)
 			return (NULL);
 	}
 	g->next = NULL;
-	for (int i = 0; i < SLI_CANARY_SIZE / 8; i++)
-		stk_canary(g)[i] = SLI_CANARY_WORD;
 	return (g);
 }
 
@@ -232,13 +250,15 @@ sli_stack_free(sli_g *g)
 	sli_unlock(&st.lock);
 }
 
-/* The stack pointer a fresh goroutine starts from: the first switch to it
- * pops zeroed callee-saved registers and "returns" into sli_go_entry,
- * which calls entry(g). */
+/* Arms g's canary and builds the frame a fresh goroutine starts from:
+ * the first switch to it pops zeroed callee-saved registers and "returns"
+ * into sli_go_entry, which calls entry(g).  The first write to the stack:
+ * called by the worker about to run g, so the fault of a fresh page is
+ * taken there. */
 void
 sli_stack_prepare(sli_g *g, void (*entry)(void *))
 {
-	uintptr_t top = ((uintptr_t) g) & ~(uintptr_t) 15;
+	uintptr_t top = (uintptr_t) (g->stack_lo + g->stack_size);
 	void    **sp;
 	void     *entry_p, *go_entry_p;
 
@@ -246,6 +266,8 @@ sli_stack_prepare(sli_g *g, void (*entry)(void *))
 	void (*go_entry)(void) = sli_go_entry;
 	memcpy(&entry_p, &entry, sizeof(entry_p));
 	memcpy(&go_entry_p, &go_entry, sizeof(go_entry_p));
+	for (int i = 0; i < SLI_CANARY_SIZE / 8; i++)
+		stk_canary(g)[i] = SLI_CANARY_WORD;
 
 #if defined(__x86_64__)
 	/* After `ret` pops the entry address, rsp must be 16-byte aligned
@@ -283,7 +305,8 @@ sli_stack_check(sli_g *g)
 			    "sl_opts.stack_size)",
 			    (unsigned long long) g->id, g->stack_size);
 	}
-	if (sp != NULL && (sp < g->stack_lo || sp > (char *) g))
+	if (sp != NULL && (sp < g->stack_lo || sp > g->stack_lo +
+	    g->stack_size))
 		sli_fatal("stack overflow in goroutine %llu (stack pointer "
 		    "%p outside its stack)", (unsigned long long) g->id,
 		    (void *) sp);
@@ -305,8 +328,7 @@ sli_stack_find(const void *addr)
 		size_t j = (size_t) (a - s->slots) / st.stride;
 		if ((int) j >= s->carved)
 			return (NULL);
-		return ((sli_g *) (s->slots + (j + 1) * st.stride -
-		    SLI_CANARY_SIZE - SLI_RECORD_SIZE));
+		return (stk_record(s, j));
 	}
 	return (NULL);
 }
@@ -318,8 +340,7 @@ sli_stack_foreach(void (*fn)(sli_g *, void *), void *arg)
 	for (int i = 0; i < st.nslabs; i++) {
 		sli_slab *s = st.slabs[i];
 		for (int j = 0; j < s->carved; j++) {
-			sli_g *g = (sli_g *) (s->slots + (size_t) (j + 1) *
-			    st.stride - SLI_CANARY_SIZE - SLI_RECORD_SIZE);
+			sli_g *g = stk_record(s, (size_t) j);
 			if (atomic_load(&g->state) != SLI_G_FREE)
 				fn(g, arg);
 		}
