@@ -34,22 +34,38 @@ test_filter(void)
 		cmocka_set_test_filter(f);
 }
 
-/* A free TCP port on the loopback (bound, read back, released), or 0. */
+/* A free TCP port on the loopback (bound, read back, released), or 0.
+ * Never one this process was given before: a released port is free
+ * again, and the kernel may well hand it out twice in a row (two links
+ * of one pipeline on one port fail with "Address in use"). */
 static inline int
 test_free_port(void)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t          len = sizeof(sa);
-	int                fd, port = 0;
+	static int given[256];
+	static int ngiven;
 
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
-		return (0);
-	if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0 &&
-	    getsockname(fd, (struct sockaddr *) &sa, &len) == 0)
-		port = ntohs(sa.sin_port);
-	close(fd);
-	return (port);
+	for (int tries = 0; tries < 64; tries++) {
+		struct sockaddr_in sa = { .sin_family = AF_INET };
+		socklen_t          len = sizeof(sa);
+		int                fd, port = 0, seen = 0;
+
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+			return (0);
+		if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0 &&
+		    getsockname(fd, (struct sockaddr *) &sa, &len) == 0)
+			port = ntohs(sa.sin_port);
+		close(fd);
+		if (port == 0)
+			return (0);
+		for (int i = 0; i < ngiven && i < 256; i++)
+			seen |= given[i] == port;
+		if (!seen) {
+			given[ngiven++ % 256] = port;
+			return (port);
+		}
+	}
+	return (0);
 }
 
 /* 0 made; 1 openssl is not installed (skip the case); -1 openssl
