@@ -21,11 +21,13 @@
  *	fault     no goroutines: maps N pages (default 100000) and writes one
  *	              byte to each: us/page, what a first-touch page fault
  *	              costs on this machine.  Every cold goroutine of (c)
- *	              takes one such fault (the top page of its stack), so
- *	              this is a floor under (c) for any runtime that gives
- *	              each goroutine a private stack page.  Also the same
- *	              pages filled in one madvise(MADV_POPULATE_WRITE): what
- *	              fresh memory costs with no trap per page.
+ *	              takes one such fault (the top page of its stack).
+ *	              Then the same with one thread per worker writing at
+ *	              once (wall time per page): the floor under (c) for
+ *	              any runtime that gives each goroutine a private stack
+ *	              page.  Also the pages filled in one
+ *	              madvise(MADV_POPULATE_WRITE): what fresh memory costs
+ *	              with no trap per page.
  *
  * One case per process, so that RSS deltas are not hidden by stacks cached
  * from an earlier round.  The timed cases (a, b, d) run a warm-up round
@@ -36,6 +38,7 @@
  * and a line "INFO procs <n>" with the number of worker threads.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,6 +371,25 @@ bench_selectfed(struct bench *b)
 
 /* ---- the machine's page fault cost ------------------------------------- */
 
+struct toucher {
+	char      *p;
+	size_t     pg;
+	int        k, nt;
+	long       n;
+	pthread_t  thread;
+};
+
+/* Writes one byte to pages k, k + nt, k + 2nt, ... */
+static void *
+touch_pages(void *arg)
+{
+	struct toucher *t = arg;
+
+	for (long i = t->k; i < t->n; i += t->nt)
+		((volatile char *) t->p)[(size_t) i * t->pg] = 1;
+	return (NULL);
+}
+
 static void
 bench_fault(struct bench *b)
 {
@@ -386,6 +408,30 @@ bench_fault(struct bench *b)
 	t0 = now_ns() - t0;
 	munmap(p, len);
 	result(b->name, "us_per_page", (double) t0 / 1e3 / (double) b->n);
+
+	/* The same from one thread per worker at once, as the workers take
+	 * the faults of fresh goroutine stacks (interleaved pages of one
+	 * mapping). */
+	struct toucher tt[64];
+	int            nt = sl_procs() < 64 ? sl_procs() : 64;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		die("mmap", SL_ENOMEM);
+	t0 = now_ns();
+	for (int k = 0; k < nt; k++) {
+		tt[k] = (struct toucher) { .p = p, .pg = (size_t) pg, .k = k,
+		    .nt = nt, .n = b->n };
+		if (pthread_create(&tt[k].thread, NULL, touch_pages,
+		    &tt[k]) != 0)
+			die("pthread_create", SL_ENOMEM);
+	}
+	for (int k = 0; k < nt; k++)
+		pthread_join(tt[k].thread, NULL);
+	t0 = now_ns() - t0;
+	munmap(p, len);
+	result(b->name, "parallel_us_per_page",
+	    (double) t0 / 1e3 / (double) b->n);
 
 	/* The same pages filled by the kernel in one call, with no trap per
 	 * page: what fresh memory costs however a runtime asks for it. */

@@ -213,11 +213,18 @@ report() {
 		f=$(pick sluice fault us_per_page)
 		printf '| %s | %s us/page | | | (info) |\n' \
 		    "(c) first-touch page fault on this machine" "$(fmt "$f")"
+		p=$(pick sluice fault parallel_us_per_page)
+		if [ -n "$p" ] && [ "$p" != "-" ]; then
+			printf '| %s | %s us/page | | | (info) |\n' \
+			    "(c) the same, one thread per worker at once (wall)" \
+			    "$(fmt "$p")"
+			f=$p
+		fi
 		if has spawn; then
 			g=$(pick go spawn us_per_goroutine)
 			printf '| %s | %s us/goroutine | %s us/goroutine | %s |' \
-			    "(c) floor: one fault per goroutine" "$(fmt "$f")" \
-			    "$(fmt "$g")" "$(ratio "$f" "$g")"
+			    "(c) floor: one fault per goroutine, on all workers" \
+			    "$(fmt "$f")" "$(fmt "$g")" "$(ratio "$f" "$g")"
 			echo ' (info) |'
 		fi
 		f=$(pick sluice fault populate_us_per_page)
