@@ -7,6 +7,8 @@
  */
 #include "sltest.h"
 
+#include <sys/mman.h>
+
 #if defined(__SANITIZE_ADDRESS__)
 #define SLT_ASAN 1
 #elif defined(__has_feature)
@@ -322,6 +324,92 @@ test_overflow_main(void **state)
 	expect_overflow(body_overflow_main);
 }
 
+/* ---- overflow past the first 8192 stacks ---------------------------------- */
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+/* More stacks than stack.c gives guard pages by mprotect, where the
+ * kernel has no guard markers: with markers, every stack has its guard. */
+#define MANY_PARKED 9000
+
+static void
+parked(void *arg)
+{
+	(void) sl_chan_recv(arg, NULL);
+}
+
+static void
+overflow_named(void *arg)
+{
+	(void) arg;
+	fprintf(stderr, "overflowing goroutine %llu\n",
+	    (unsigned long long) sl_goid());
+	(void) deep(0, 1 << 30); /* never returns */
+}
+
+static void
+body_overflow_after_many(void *arg)
+{
+	sl_chan *gate = sl_chan_make(0, 0);
+	sl_chan *never = sl_chan_make(0, 0);
+
+	(void) arg;
+	for (int i = 0; i < MANY_PARKED; i++)
+		(void) sl_go(parked, gate);
+	(void) sl_go(overflow_named, NULL);
+	(void) sl_chan_recv(never, NULL);
+}
+
+static bool
+have_guard_markers(void)
+{
+	long  pg = sysconf(_SC_PAGESIZE);
+	void *p = mmap(NULL, (size_t) pg, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	bool  ok;
+
+	if (p == MAP_FAILED)
+		return (false);
+	ok = madvise(p, (size_t) pg, MADV_GUARD_INSTALL) == 0;
+	munmap(p, (size_t) pg);
+	return (ok);
+}
+
+/* Goroutine 9002 recursing without end, its stack in a slab far from the
+ * first: the report names stack overflow and that very goroutine (no run
+ * through the stacks below it into someone else's guard or records). */
+static void
+test_overflow_after_many(void **state)
+{
+	struct ov_arg      a = { body_overflow_after_many };
+	slt_child          res;
+	char               sbuf[128], want[96];
+	const char        *p;
+	unsigned long long id;
+
+	(void) state;
+	if (!have_guard_markers()) {
+		print_message("kernel without MADV_GUARD_INSTALL: stacks past "
+		    "the first 8192 have canaries only\n");
+		skip();
+	}
+	assert_int_equal(slt_fork(overflow_child, &a, &res), 0);
+	if ((p = strstr(res.err, "overflowing goroutine ")) == NULL ||
+	    sscanf(p, "overflowing goroutine %llu", &id) != 1)
+		fail_msg("no goroutine id in the child's stderr:\n%s",
+		    res.err);
+	assert_true(id > MANY_PARKED);
+	snprintf(want, sizeof(want), "stack overflow in goroutine %llu ",
+	    id);
+	if (!WIFSIGNALED(res.status) || strstr(res.err, want) == NULL) {
+		print_message("child %s; stderr:\n%s\n",
+		    slt_status_str(res.status, sbuf, sizeof(sbuf)), res.err);
+		fail_msg("expected death by signal with \"%s\"", want);
+	}
+}
+
 int
 main(void)
 {
@@ -332,6 +420,7 @@ main(void)
 		cmocka_unit_test(test_pool_batches),
 		cmocka_unit_test(test_overflow_spawned),
 		cmocka_unit_test(test_overflow_main),
+		cmocka_unit_test(test_overflow_after_many),
 	};
 
 	slt_filter();
