@@ -282,32 +282,32 @@ sli_stack_alloc(void)
 	sli_worker *w = sli_self();
 	sli_g      *g;
 
-	if (w != NULL && w->gfree == NULL) {
-		/* Refill the worker's cache: one lock for a batch. */
-		sli_lock(&st.lock);
-		while (w->ngfree < SLI_CACHE_BATCH && (g = st.free) != NULL) {
-			st.free = g->next;
-			g->next = w->gfree;
-			w->gfree = g;
-			w->ngfree++;
-		}
-		sli_unlock(&st.lock);
-	}
 	if (w != NULL && w->gfree != NULL) {
 		g = w->gfree;
 		w->gfree = g->next;
 		w->ngfree--;
-	} else {
-		sli_lock(&st.lock);
-		if ((g = st.free) != NULL)
-			st.free = g->next;
-		else
-			g = stk_carve();
-		sli_unlock(&st.lock);
-		if (g == NULL)
-			return (NULL);
+		g->next = NULL;
+		return (g);
 	}
-	g->next = NULL;
+	/* One lock: a record from the global list, and while there a batch
+	 * more for the worker's cache; or a fresh slot. */
+	sli_lock(&st.lock);
+	if ((g = st.free) != NULL) {
+		st.free = g->next;
+		while (w != NULL && w->ngfree < SLI_CACHE_BATCH &&
+		    st.free != NULL) {
+			sli_g *c = st.free;
+			st.free = c->next;
+			c->next = w->gfree;
+			w->gfree = c;
+			w->ngfree++;
+		}
+	} else {
+		g = stk_carve();
+	}
+	sli_unlock(&st.lock);
+	if (g != NULL)
+		g->next = NULL;
 	return (g);
 }
 
