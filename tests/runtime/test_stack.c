@@ -246,6 +246,68 @@ test_pool_batches(void **state)
 	assert_true(p.rss_late - p.rss_early < 128 * 1024);
 }
 
+/* ---- a stack is first touched by the goroutine's first run ---------------- */
+
+#define LAZY_N 2000
+
+struct lazy {
+	long         rss0, rss_spawned, rss_ran;
+	sl_waitgroup wg;
+};
+
+static void
+lazy_child(void *arg)
+{
+	struct lazy *l = arg;
+
+	sl_waitgroup_done(&l->wg);
+}
+
+static void
+body_lazy(void *arg)
+{
+	struct lazy *l = arg;
+
+	l->rss0 = slt_rss_kib();
+	sl_waitgroup_add(&l->wg, LAZY_N);
+	for (int i = 0; i < LAZY_N; i++)
+		SL_CHECK_OK(sl_go(lazy_child, l));
+	l->rss_spawned = slt_rss_kib();
+	sl_waitgroup_wait(&l->wg);
+	l->rss_ran = slt_rss_kib();
+}
+
+/* On one worker, 2000 spawns by a goroutine that does not yield cost
+ * their records only (under a quarter page each, guards included); the
+ * stacks' pages come when the goroutines run, on the worker that runs
+ * them, which is what lets several workers take those faults at once. */
+static void
+test_stack_untouched_until_run(void **state)
+{
+	struct lazy l = { 0 };
+	sl_opts     o;
+
+	(void) state;
+	if (slt_under_valgrind()) {
+		print_message("RSS under valgrind is valgrind's\n");
+		skip();
+	}
+#ifdef SLT_TSAN
+	print_message("TSan makes a fiber per goroutine at spawn\n");
+	skip();
+#endif
+	memset(&o, 0, sizeof(o));
+	o.procs = 1;
+	atomic_store(slt_failures(), 0);
+	assert_int_equal(sl_main_opts(&o, body_lazy, &l), 0);
+	slt_assert_no_failures();
+	print_message("rss: %ld KiB, %ld after %d spawns, %ld after they ran\n",
+	    l.rss0, l.rss_spawned, LAZY_N, l.rss_ran);
+	assert_true(l.rss0 > 0);
+	assert_true(l.rss_spawned - l.rss0 < LAZY_N * 4 / 4);
+	assert_true(l.rss_ran - l.rss0 >= LAZY_N * 3);
+}
+
 /* ---- overflow (child process) ------------------------------------------- */
 
 static void
@@ -390,7 +452,7 @@ test_overflow_after_many(void **state)
 	unsigned long long id;
 
 	(void) state;
-#if defined(__SANITIZE_THREAD__)
+#ifdef SLT_TSAN
 	/* Every goroutine is a TSan fiber, and TSan dies past 8128. */
 	print_message("TSan cannot hold %d goroutines\n", MANY_PARKED + 2);
 	skip();
@@ -423,6 +485,7 @@ main(void)
 		cmocka_unit_test(test_use_stack),
 		cmocka_unit_test(test_pool_sequential),
 		cmocka_unit_test(test_pool_batches),
+		cmocka_unit_test(test_stack_untouched_until_run),
 		cmocka_unit_test(test_overflow_spawned),
 		cmocka_unit_test(test_overflow_main),
 		cmocka_unit_test(test_overflow_after_many),
