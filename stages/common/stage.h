@@ -88,8 +88,10 @@ typedef struct stage {
 	"  --window N              credit window of each link, in messages\n" \
 	"                          (default 8192)\n"                           \
 	"environment:\n"                                                      \
-	"  SLUICE_PROCS=N          worker threads (default: the CPUs the\n"   \
-	"                          process may use)\n"                        \
+	"  SLUICE_PROCS=N          worker threads, 1-256 (default: the CPUs\n" \
+	"                          the process may use)\n"                    \
+	"  SLUICE_STACK_SIZE=N     bytes per goroutine stack, or with k or\n" \
+	"                          m (default 64k)\n"                         \
 	"  SLUICE_CPUS=LIST        run on these CPUs, as taskset -c takes\n"  \
 	"                          them (0, 0-3,6); a low-rate pipeline\n"    \
 	"                          answers fastest with all stages on one\n"  \

@@ -467,16 +467,15 @@ test_cpus(void **state)
 	assert_true(CPU_EQUAL(&c.worker, &mine));
 }
 
-/* Runs sl_main_opts with cpus = list (NULL: none, so $SLUICE_CPUS
- * counts), which must fail with SL_EINVAL and a message on stderr
- * containing want; the body must not run, the affinity must not change. */
+/* Runs sl_main_opts(o), which must fail with SL_EINVAL and a message on
+ * stderr containing want; the body must not run, the affinity must not
+ * change.  what names the case in a failure. */
 static void
-cpus_refused(const char *list, const char *want)
+main_refused(const sl_opts *o, const char *what, const char *want)
 {
 	struct cpus c;
 	cpu_set_t   before, after;
-	sl_opts     o;
-	char        path[] = "/tmp/sluice-cpus-XXXXXX";
+	char        path[] = "/tmp/sluice-refused-XXXXXX";
 	char        got[512];
 	int         fd, saved;
 	ssize_t     n;
@@ -488,10 +487,8 @@ cpus_refused(const char *list, const char *want)
 	fflush(stderr);
 	saved = dup(2);
 	dup2(fd, 2);
-	memset(&o, 0, sizeof(o));
-	o.cpus = list;
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(sl_main_opts(&o, body_cpus, &c), SL_EINVAL);
+	assert_int_equal(sl_main_opts(o, body_cpus, &c), SL_EINVAL);
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
@@ -500,11 +497,21 @@ cpus_refused(const char *list, const char *want)
 	assert_true(n > 0);
 	got[n] = '\0';
 	if (strstr(got, want) == NULL)
-		fail_msg("cpus \"%s\": stderr \"%s\" lacks \"%s\"", list,
-		    got, want);
+		fail_msg("%s: stderr \"%s\" lacks \"%s\"", what, got, want);
 	assert_false(c.ran);
 	assert_int_equal(sched_getaffinity(0, sizeof(after), &after), 0);
 	assert_true(CPU_EQUAL(&after, &before));
+}
+
+/* main_refused with cpus = list (NULL: none, so $SLUICE_CPUS counts). */
+static void
+cpus_refused(const char *list, const char *want)
+{
+	sl_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.cpus = list;
+	main_refused(&o, list != NULL ? list : "$SLUICE_CPUS", want);
 }
 
 /* A bad CPU list is refused with a message naming it and what is wrong;
@@ -546,6 +553,73 @@ test_cpus_refused(void **state)
 	assert_int_equal(sl_main(body_cpus, &c), 0);
 	assert_true(c.ran);
 	assert_int_equal(c.procs, CPU_COUNT(&mine));
+}
+
+/* main_refused with $name set to value (and restored after). */
+static void
+env_refused(const char *name, const char *value, const char *want)
+{
+	const char *old = getenv(name);
+	char       *saved = old != NULL ? strdup(old) : NULL;
+
+	setenv(name, value, 1);
+	main_refused(NULL, value, want);
+	if (saved != NULL) {
+		setenv(name, saved, 1);
+		free(saved);
+	} else {
+		unsetenv(name);
+	}
+}
+
+/* SLUICE_PROCS and SLUICE_STACK_SIZE, and their sl_opts fields: a value
+ * that is not one is refused with a message naming it, never replaced by
+ * the default in silence; sl_opts wins over a bad variable. */
+static void
+test_env_refused(void **state)
+{
+	struct cpus c;
+	sl_opts     o;
+
+	(void) state;
+	env_refused("SLUICE_PROCS", "abc",
+	    "sluice: SLUICE_PROCS=\"abc\": not a number");
+	env_refused("SLUICE_PROCS", "2x", "SLUICE_PROCS=\"2x\": not a number");
+	env_refused("SLUICE_PROCS", " 2", "SLUICE_PROCS=\" 2\": not a number");
+	env_refused("SLUICE_PROCS", "-2", "SLUICE_PROCS=\"-2\": not a number");
+	env_refused("SLUICE_PROCS", "0",
+	    "SLUICE_PROCS=\"0\": must be at least 1");
+	env_refused("SLUICE_PROCS", "257",
+	    "SLUICE_PROCS=\"257\": more than 256");
+	env_refused("SLUICE_PROCS", "99999999999999999999", "more than 256");
+	env_refused("SLUICE_STACK_SIZE", "64q", "sluice: SLUICE_STACK_SIZE="
+	    "\"64q\": not a size (bytes, or a number with k or m)");
+	env_refused("SLUICE_STACK_SIZE", "1kb", "\"1kb\": not a size");
+	env_refused("SLUICE_STACK_SIZE", "0",
+	    "SLUICE_STACK_SIZE=\"0\": must be at least 1");
+	env_refused("SLUICE_STACK_SIZE", "1025m",
+	    "SLUICE_STACK_SIZE=\"1025m\": more than 1024 MiB");
+	env_refused("SLUICE_STACK_SIZE", "99999999999999999999",
+	    "more than 1024 MiB");
+
+	memset(&o, 0, sizeof(o));
+	o.procs = 300;
+	main_refused(&o, "procs 300", "sluice: sl_opts.procs=300: more than "
+	    "256");
+	memset(&o, 0, sizeof(o));
+	o.stack_size = (size_t) 2 << 30;
+	main_refused(&o, "stack 2 GiB", "sluice: sl_opts.stack_size="
+	    "2147483648: more than 1024 MiB");
+
+	/* options are not overridden by, nor checked against, the env */
+	setenv("SLUICE_PROCS", "abc", 1);
+	memset(&o, 0, sizeof(o));
+	o.procs = 2;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(sl_main_opts(&o, body_cpus, &c), 0);
+	unsetenv("SLUICE_PROCS");
+	assert_true(c.ran);
+	assert_int_equal(c.procs, 2);
 }
 
 /* ---- spreading over cores ----------------------------------------------- */
@@ -863,6 +937,7 @@ main(void)
 		cmocka_unit_test(test_procs),
 		cmocka_unit_test(test_cpus),
 		cmocka_unit_test(test_cpus_refused),
+		cmocka_unit_test(test_env_refused),
 		cmocka_unit_test(test_spread_over_cores),
 		cmocka_unit_test(test_park_100k),
 		cmocka_unit_test(test_park_1m),

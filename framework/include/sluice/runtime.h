@@ -37,9 +37,12 @@ typedef void (*sl_fn)(void *arg);
 
 /* Scheduler options for sl_main_opts().  Zero fields mean "default". */
 typedef struct sl_opts {
-	int    procs;      /* worker threads; default $SLUICE_PROCS or #CPUs */
-	size_t stack_size; /* bytes per goroutine stack; default
-	                      $SLUICE_STACK_SIZE or 64 KiB (256 KiB under ASan) */
+	int    procs;      /* worker threads, at most 256; default
+	                      $SLUICE_PROCS or the CPUs the process may use */
+	size_t stack_size; /* bytes per goroutine stack, at most 1 GiB (less
+	                      than 16 KiB is raised to it); default
+	                      $SLUICE_STACK_SIZE (a number of bytes, or with k
+	                      or m) or 64 KiB (256 KiB under ASan) */
 	const char *cpus;  /* CPU list the scheduler's threads run on, as
 	                      taskset takes it ("0", "0-3,6"); default
 	                      $SLUICE_CPUS, or leave the affinity alone */
@@ -51,9 +54,10 @@ typedef struct sl_opts {
  * (their stacks are freed without unwinding them).  The calling thread
  * becomes worker 0.  Returns 0, SL_EDEADLOCK if every goroutine blocked
  * forever (a report naming each goroutine's wait is printed to stderr
- * first), SL_ENOMEM, SL_ESYSTEM, SL_EINVAL for a bad CPU list (the
- * reason is printed to stderr), or SL_ESTATE if a scheduler already runs
- * in this process.  sl_main may be called again after it returned.
+ * first), SL_ENOMEM, SL_ESYSTEM, SL_EINVAL for a bad CPU list, worker
+ * count or stack size, from sl_opts or the environment (the value and
+ * what is wrong with it are printed to stderr), or SL_ESTATE if a
+ * scheduler already runs in this process.  sl_main may be called again after it returned.
  *
  * With a CPU list (sl_opts.cpus or $SLUICE_CPUS) every thread of the
  * process, and every thread created while the scheduler runs (workers,

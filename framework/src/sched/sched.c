@@ -1110,24 +1110,53 @@ sch_worker_thread(void *arg)
 	return (NULL);
 }
 
-static long
-sch_env_long(const char *name, long dflt)
+#define SLI_MAX_PROCS 256                   /* as Go's _MaxGomaxprocs */
+#define SLI_MAX_STACK ((long) 1 << 30)       /* 1 GiB */
+#ifdef SLI_ASAN
+#define SLI_DEFAULT_STACK (256 * 1024L)      /* ASan's frames are larger */
+#else
+#define SLI_DEFAULT_STACK (64 * 1024L)
+#endif
+
+/*
+ * Reads $name: unset or empty leaves *out alone; else a positive decimal
+ * number (with sized, optionally followed by k or m for KiB or MiB) of at
+ * most max.  Anything else is refused with a message on stderr naming the
+ * variable, and SL_EINVAL.
+ */
+static int
+sch_env_num(const char *name, bool sized, long max, long *out)
 {
 	const char *v = getenv(name);
 	char       *end;
-	long        n;
+	long        n, unit = 1;
 
 	if (v == NULL || *v == '\0')
-		return (dflt);
+		return (0);
 	errno = 0;
-	n = strtol(v, &end, 0);
-	if (errno != 0 || n <= 0)
-		return (dflt);
-	if (*end == 'k' || *end == 'K')
-		n *= 1024;
-	else if (*end == 'm' || *end == 'M')
-		n *= 1024 * 1024;
-	return (n);
+	n = strtol(v, &end, 10);
+	if (sized && (*end == 'k' || *end == 'K'))
+		unit = 1024, end++;
+	else if (sized && (*end == 'm' || *end == 'M'))
+		unit = 1024 * 1024, end++;
+	if (end == v || *end != '\0' || (v[0] < '0' || v[0] > '9')) {
+		fprintf(stderr, "sluice: %s=\"%s\": not a %s\n", name, v,
+		    sized ? "size (bytes, or a number with k or m)" :
+		    "number");
+		return (SL_EINVAL);
+	}
+	if (n <= 0) {
+		fprintf(stderr, "sluice: %s=\"%s\": must be at least 1\n",
+		    name, v);
+		return (SL_EINVAL);
+	}
+	if (errno == ERANGE || n > max / unit) {
+		fprintf(stderr, "sluice: %s=\"%s\": more than %ld%s\n", name,
+		    v, sized ? max >> 20 : max, sized ? " MiB" : "");
+		return (SL_EINVAL);
+	}
+	*out = n * unit;
+	return (0);
 }
 
 static void
@@ -1150,8 +1179,7 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 	pthread_condattr_t ca;
 	cpu_set_t          oldcpus;
 	const char        *cpus, *cpus_from;
-	long               nprocs;
-	size_t             stack;
+	long               nprocs = 0, stack = SLI_DEFAULT_STACK;
 	int                rv;
 
 	if (fn == NULL)
@@ -1159,6 +1187,33 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 	if (atomic_exchange(&sli_S.running, true))
 		return (SL_ESTATE);
 
+	/* Options over the environment; a bad value is refused, with its
+	 * name and why on stderr, before anything changes. */
+	if (opts != NULL && opts->procs > 0) {
+		if (opts->procs > SLI_MAX_PROCS) {
+			fprintf(stderr, "sluice: sl_opts.procs=%d: more than "
+			    "%d\n", opts->procs, SLI_MAX_PROCS);
+			rv = SL_EINVAL;
+			goto refused;
+		}
+		nprocs = opts->procs;
+	} else if ((rv = sch_env_num("SLUICE_PROCS", false, SLI_MAX_PROCS,
+	    &nprocs)) != 0) {
+		goto refused;
+	}
+	if (opts != NULL && opts->stack_size > 0) {
+		if (opts->stack_size > (size_t) SLI_MAX_STACK) {
+			fprintf(stderr, "sluice: sl_opts.stack_size=%zu: more "
+			    "than %ld MiB\n", opts->stack_size,
+			    SLI_MAX_STACK >> 20);
+			rv = SL_EINVAL;
+			goto refused;
+		}
+		stack = (long) opts->stack_size;
+	} else if ((rv = sch_env_num("SLUICE_STACK_SIZE", true,
+	    SLI_MAX_STACK, &stack)) != 0) {
+		goto refused;
+	}
 	cpus_from = "sl_opts.cpus";
 	if ((cpus = opts ? opts->cpus : NULL) == NULL) {
 		cpus_from = "SLUICE_CPUS";
@@ -1167,26 +1222,15 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 			cpus = NULL; /* set but empty: as unset */
 	}
 	if (cpus != NULL &&
-	    (rv = sli_cpus_apply(cpus, cpus_from, &oldcpus)) != 0) {
-		atomic_store(&sli_S.running, false);
-		return (rv);
-	}
-	nprocs = opts && opts->procs > 0 ? opts->procs :
-	    sch_env_long("SLUICE_PROCS", sli_cpus_count());
-	if (nprocs < 1)
-		nprocs = 1;
-	if (nprocs > 256)
-		nprocs = 256;
-#ifdef SLI_ASAN
-	stack = 256 * 1024;
-#else
-	stack = 64 * 1024;
-#endif
-	stack = opts && opts->stack_size ? opts->stack_size :
-	    (size_t) sch_env_long("SLUICE_STACK_SIZE", (long) stack);
+	    (rv = sli_cpus_apply(cpus, cpus_from, &oldcpus)) != 0)
+		goto refused;
+	if (nprocs == 0)
+		nprocs = sli_cpus_count(); /* of the affinity just set */
+	if (nprocs > SLI_MAX_PROCS)
+		nprocs = SLI_MAX_PROCS; /* a machine of more CPUs */
 
 	sli_S.nprocs = (int) nprocs;
-	sli_S.stack_size = stack;
+	sli_S.stack_size = (size_t) stack;
 	sli_S.gq_head = sli_S.gq_tail = NULL;
 	atomic_store(&sli_S.gq_len, 0);
 	sli_S.idle = NULL;
@@ -1251,6 +1295,10 @@ out:
 	if (cpus != NULL)
 		sched_setaffinity(0, sizeof(oldcpus), &oldcpus);
 	atomic_store(&sli_S.live, 0);
+	atomic_store(&sli_S.running, false);
+	return (rv);
+
+refused:
 	atomic_store(&sli_S.running, false);
 	return (rv);
 }
