@@ -1136,9 +1136,11 @@ sch_env_num(const char *name, bool sized, long max, long *out)
 	errno = 0;
 	n = strtol(v, &end, 10);
 	if (sized && (*end == 'k' || *end == 'K'))
-		unit = 1024, end++;
+		unit = 1024;
 	else if (sized && (*end == 'm' || *end == 'M'))
-		unit = 1024 * 1024, end++;
+		unit = 1024 * 1024;
+	if (unit != 1)
+		end++;
 	if (end == v || *end != '\0' || (v[0] < '0' || v[0] > '9')) {
 		fprintf(stderr, "sluice: %s=\"%s\": not a %s\n", name, v,
 		    sized ? "size (bytes, or a number with k or m)" :
