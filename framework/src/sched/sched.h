@@ -50,7 +50,6 @@ struct sli_g {
 	char         *stack_lo;    /* lowest usable byte of the stack */
 	size_t        stack_size;  /* usable bytes */
 	bool          guarded;     /* a PROT_NONE page sits below stack_lo */
-	struct sli_slab *slab;     /* the slab holding the stack */
 	const char   *wait_reason; /* why it is parked (for dumps) */
 	const void   *wait_obj;    /* on what */
 	bool        (*commitf)(sli_g *, void *); /* run by the worker once

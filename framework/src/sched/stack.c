@@ -20,7 +20,7 @@
  *	[canary of the slot above (64 bytes)]
  *
  * The records sit apart from the stacks so that spawning a goroutine
- * touches only its record (dense: ~20 per page).  Its stack is first
+ * touches only its record (dense: 32 per page).  Its stack is first
  * written by the worker that first runs it (sli_stack_prepare), so the
  * page fault of a fresh stack is taken there, in parallel on every
  * worker, not one after another on the spawning thread; on the VMs we
@@ -263,7 +263,6 @@ stk_carve(void)
 	    stk_guard(slot))
 		guarded = true;
 	g = stk_record(s, (size_t) s->carved);
-	g->slab = (struct sli_slab *) s;
 	g->guarded = guarded;
 	g->stack_lo = slot + (guarded ? st.page : 0);
 	g->stack_size = (size_t) (slot + st.stride - SLI_CANARY_SIZE -
