@@ -112,25 +112,23 @@ sch_rand(sli_worker *w)
 
 static void sch_g_main(void *p);
 
-/* A goroutine's stack is first written by the worker that first runs it
- * (see stack.c): its page fault is taken there, in parallel with other
- * workers, not by the spawner. */
+/*
+ * Readies g's stack for the switch to it.  A fresh goroutine's stack is
+ * first written here, by the worker that first runs it (see stack.c): its
+ * page fault is taken there, in parallel with other workers, not by the
+ * spawner.  A parked one's stack is usually out of cache, and its return
+ * path would miss on one frame after another: ask for the lines it reads
+ * (its saved registers and the frames above them) all at once.
+ */
 static inline void
-sch_prepare_new(sli_g *g)
-{
-	if (g->sp == NULL)
-		sli_stack_prepare(g, sch_g_main);
-}
-
-/* Asks for the lines of g's stack that resuming it reads (its saved
- * registers and the frames above them), all at once: a parked goroutine's
- * stack is usually out of cache, and the return path would otherwise
- * miss on one frame after another. */
-static inline void
-sch_prefetch_stack(sli_g *g)
+sch_stack_in(sli_g *g)
 {
 	char *sp = g->sp, *top = g->stack_lo + g->stack_size;
 
+	if (sp == NULL) {
+		sli_stack_prepare(g, sch_g_main);
+		return;
+	}
 	for (char *p = sp; p < top && p < sp + SLI_PREFETCH_BYTES; p += 64)
 		__builtin_prefetch(p, 1, 3);
 }
@@ -138,8 +136,7 @@ sch_prefetch_stack(sli_g *g)
 static void
 sch_switch_to_g(sli_worker *w, sli_g *g)
 {
-	sch_prepare_new(g);
-	sch_prefetch_stack(g);
+	sch_stack_in(g);
 #ifdef SLI_ASAN
 	void *fake = NULL;
 	__sanitizer_start_switch_fiber(&fake, g->stack_lo, g->stack_size);
@@ -220,8 +217,7 @@ sch_switch_to_sched(sli_g *g, bool exiting)
 static void
 sch_switch_g_to_g(sli_g *from, sli_g *to)
 {
-	sch_prepare_new(to);
-	sch_prefetch_stack(to);
+	sch_stack_in(to);
 #ifdef SLI_ASAN
 	__sanitizer_start_switch_fiber(&from->asan_fake, to->stack_lo,
 	    to->stack_size);
@@ -607,7 +603,7 @@ sch_spawn(sl_fn fn, void *arg, uint64_t id)
 #ifdef SLI_TSAN
 	g->tsan_fiber = __tsan_create_fiber(0);
 #endif
-	g->sp = NULL; /* sch_prepare_new builds its first frame */
+	g->sp = NULL; /* sch_stack_in builds its first frame */
 	atomic_fetch_add(&sli_S.live, 1);
 	atomic_store_explicit(&g->state, SLI_G_RUNNABLE, memory_order_release);
 
@@ -1118,6 +1114,16 @@ sch_worker_thread(void *arg)
 #define SLI_DEFAULT_STACK (64 * 1024L)
 #endif
 
+/* Refuses a value over max: what shows where it came from and as what
+ * ("SLUICE_PROCS=\"257\"", "sl_opts.procs=300"). */
+static int
+sch_over(const char *what, long max, bool sized)
+{
+	fprintf(stderr, "sluice: %s: more than %ld%s\n", what,
+	    sized ? max >> 20 : max, sized ? " MiB" : "");
+	return (SL_EINVAL);
+}
+
 /*
  * Reads $name: unset or empty leaves *out alone; else a positive decimal
  * number (with sized, optionally followed by k or m for KiB or MiB) of at
@@ -1153,9 +1159,10 @@ sch_env_num(const char *name, bool sized, long max, long *out)
 		return (SL_EINVAL);
 	}
 	if (errno == ERANGE || n > max / unit) {
-		fprintf(stderr, "sluice: %s=\"%s\": more than %ld%s\n", name,
-		    v, sized ? max >> 20 : max, sized ? " MiB" : "");
-		return (SL_EINVAL);
+		char what[128];
+
+		snprintf(what, sizeof(what), "%s=\"%s\"", name, v);
+		return (sch_over(what, max, sized));
 	}
 	*out = n * unit;
 	return (0);
@@ -1191,31 +1198,31 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 
 	/* Options over the environment; a bad value is refused, with its
 	 * name and why on stderr, before anything changes. */
-	if (opts != NULL && opts->procs > 0) {
-		if (opts->procs > SLI_MAX_PROCS) {
-			fprintf(stderr, "sluice: sl_opts.procs=%d: more than "
-			    "%d\n", opts->procs, SLI_MAX_PROCS);
-			rv = SL_EINVAL;
-			goto refused;
-		}
+	if (opts != NULL && opts->procs > SLI_MAX_PROCS) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "sl_opts.procs=%d", opts->procs);
+		rv = sch_over(what, SLI_MAX_PROCS, false);
+		goto refused;
+	}
+	if (opts != NULL && opts->stack_size > (size_t) SLI_MAX_STACK) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "sl_opts.stack_size=%zu",
+		    opts->stack_size);
+		rv = sch_over(what, SLI_MAX_STACK, true);
+		goto refused;
+	}
+	if (opts != NULL && opts->procs > 0)
 		nprocs = opts->procs;
-	} else if ((rv = sch_env_num("SLUICE_PROCS", false, SLI_MAX_PROCS,
-	    &nprocs)) != 0) {
+	else if ((rv = sch_env_num("SLUICE_PROCS", false, SLI_MAX_PROCS,
+	    &nprocs)) != 0)
 		goto refused;
-	}
-	if (opts != NULL && opts->stack_size > 0) {
-		if (opts->stack_size > (size_t) SLI_MAX_STACK) {
-			fprintf(stderr, "sluice: sl_opts.stack_size=%zu: more "
-			    "than %ld MiB\n", opts->stack_size,
-			    SLI_MAX_STACK >> 20);
-			rv = SL_EINVAL;
-			goto refused;
-		}
+	if (opts != NULL && opts->stack_size > 0)
 		stack = (long) opts->stack_size;
-	} else if ((rv = sch_env_num("SLUICE_STACK_SIZE", true,
-	    SLI_MAX_STACK, &stack)) != 0) {
+	else if ((rv = sch_env_num("SLUICE_STACK_SIZE", true, SLI_MAX_STACK,
+	    &stack)) != 0)
 		goto refused;
-	}
 	cpus_from = "sl_opts.cpus";
 	if ((cpus = opts ? opts->cpus : NULL) == NULL) {
 		cpus_from = "SLUICE_CPUS";
@@ -1247,10 +1254,9 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 	pthread_mutex_init(&sli_S.lock, NULL);
 	sli_S.workers = calloc((size_t) nprocs, sizeof(sli_worker));
 	if (sli_S.workers == NULL) {
-		if (cpus != NULL)
-			sched_setaffinity(0, sizeof(oldcpus), &oldcpus);
-		atomic_store(&sli_S.running, false);
-		return (SL_ENOMEM);
+		pthread_mutex_destroy(&sli_S.lock);
+		rv = SL_ENOMEM;
+		goto unwind;
 	}
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1294,6 +1300,7 @@ out:
 	free(sli_S.workers);
 	sli_S.workers = NULL;
 	pthread_mutex_destroy(&sli_S.lock);
+unwind:
 	if (cpus != NULL)
 		sched_setaffinity(0, sizeof(oldcpus), &oldcpus);
 	atomic_store(&sli_S.live, 0);

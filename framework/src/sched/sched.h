@@ -4,8 +4,9 @@
  * Layers, bottom up:
  *   switch_*.S  sli_switch: save registers, swap stack pointers.
  *   stack.c     goroutine stacks and sli_g records carved from large
- *               slabs, guard pages while they fit in the kernel's mapping
- *               budget, canaries always.
+ *               slabs; a guard page under every stack where the kernel
+ *               has guard markers, else under the first 8192; canaries
+ *               always.
  *   sched.c     workers (one OS thread each), per-worker run queues with
  *               work stealing, park/ready, sl_main, deadlock detection.
  *   timer.c     one timer heap, fired by workers.
@@ -49,7 +50,7 @@ struct sli_g {
 	uint64_t      id;          /* goroutine id, 1 = main */
 	char         *stack_lo;    /* lowest usable byte of the stack */
 	size_t        stack_size;  /* usable bytes */
-	bool          guarded;     /* a PROT_NONE page sits below stack_lo */
+	bool          guarded;     /* a guard page sits below stack_lo */
 	const char   *wait_reason; /* why it is parked (for dumps) */
 	const void   *wait_obj;    /* on what */
 	bool        (*commitf)(sli_g *, void *); /* run by the worker once

@@ -230,14 +230,16 @@ stk_slab_new(void)
 	return (s);
 }
 
-/* Makes the page at p inaccessible. */
+/* Makes the page at p inaccessible: a guard marker, or PROT_NONE while
+ * the budget lasts.  False if it stays accessible. */
 static bool
 stk_guard(char *p)
 {
 	if (!st.no_marker && madvise(p, st.page, MADV_GUARD_INSTALL) == 0)
 		return (true);
 	st.no_marker = true; /* an older kernel: EINVAL, every time */
-	if (mprotect(p, st.page, PROT_NONE) != 0)
+	if (st.nguarded >= SLI_GUARD_BUDGET ||
+	    mprotect(p, st.page, PROT_NONE) != 0)
 		return (false);
 	st.nguarded++;
 	return (true);
@@ -250,18 +252,14 @@ stk_carve(void)
 	sli_slab *s = st.nslabs ? st.slabs[st.nslabs - 1] : NULL;
 	char     *slot;
 	sli_g    *g;
-	bool      guarded = false;
+	bool      guarded;
 
 	if (s == NULL || s->carved == SLI_SLAB_SLOTS) {
 		if ((s = stk_slab_new()) == NULL)
 			return (NULL);
 	}
 	slot = s->slots + (size_t) s->carved * st.stride;
-	if (s->guarded)
-		guarded = true;
-	else if ((!st.no_marker || st.nguarded < SLI_GUARD_BUDGET) &&
-	    stk_guard(slot))
-		guarded = true;
+	guarded = s->guarded || stk_guard(slot);
 	g = stk_record(s, (size_t) s->carved);
 	g->guarded = guarded;
 	g->stack_lo = slot + (guarded ? st.page : 0);
