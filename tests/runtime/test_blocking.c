@@ -3,7 +3,9 @@
  * exactly once, while other goroutines keep running (even with a single
  * worker); its effects are visible to the caller afterwards; many
  * concurrent calls all complete; it may use channels (as a plain thread);
- * and outside goroutines it simply calls the function.
+ * and outside goroutines it simply calls the function.  sl_blocking_ctx
+ * withdraws a call still queued for a thread when its context ends or its
+ * deadline passes (fn never runs), and waits for one already running.
  */
 #include <pthread.h>
 
@@ -218,6 +220,231 @@ test_channels_inside(void **state)
 	slt_run_procs(2, body_channels_inside, *state);
 }
 
+/* ---- sl_blocking_ctx ------------------------------------------------------- */
+
+#define POOL 32 /* threads in the pool (SLI_BLOCKING_MAX) */
+
+/* A gate that holds pool threads inside their calls until opened. */
+struct gate {
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	bool            open;
+	atomic_int      inside; /* calls that reached the gate */
+	atomic_int      ran;    /* count_call()s that ran */
+	sl_waitgroup    wg;     /* goroutines still in a call */
+};
+
+static void
+hold_call(void *arg)
+{
+	struct gate *g = arg;
+
+	atomic_fetch_add(&g->inside, 1);
+	pthread_mutex_lock(&g->mu);
+	while (!g->open)
+		pthread_cond_wait(&g->cv, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+}
+
+static void
+count_call(void *arg)
+{
+	struct gate *g = arg;
+
+	atomic_fetch_add(&g->ran, 1);
+}
+
+static void
+holder(void *arg)
+{
+	struct gate *g = arg;
+
+	SL_CHECK_OK(sl_blocking(hold_call, g));
+	sl_waitgroup_done(&g->wg);
+}
+
+static void
+plain_counter(void *arg)
+{
+	struct gate *g = arg;
+
+	SL_CHECK_OK(sl_blocking(count_call, g));
+	sl_waitgroup_done(&g->wg);
+}
+
+static void
+canceler(void *arg)
+{
+	sl_sleep(20 * SL_MILLISECOND);
+	sl_ctx_cancel(arg);
+	sl_ctx_release(arg);
+}
+
+/* With every pool thread busy, calls queue; one whose deadline passes or
+ * whose context ends while queued returns at once with the reason and its
+ * function never runs, even after threads free up; the calls queued around
+ * it still run, each exactly once. */
+static void
+body_ctx_withdraws(void *arg)
+{
+	struct gate g;
+	sl_ctx *ctx;
+	int64_t t0, waited;
+
+	(void) arg;
+	memset(&g, 0, sizeof(g));
+	pthread_mutex_init(&g.mu, NULL);
+	pthread_cond_init(&g.cv, NULL);
+	sl_waitgroup_add(&g.wg, POOL);
+	for (int i = 0; i < POOL; i++)
+		SL_CHECK_OK(sl_go(holder, &g));
+	while (atomic_load(&g.inside) < POOL)
+		sl_sleep(SL_MILLISECOND);
+
+	/* queued behind the pool: the deadline ends the wait */
+	t0 = sl_now();
+	SL_CHECK_ERR(sl_blocking_ctx(count_call, &g, NULL,
+	    t0 + 30 * SL_MILLISECOND), SL_ETIMEDOUT);
+	waited = sl_now() - t0;
+	SL_CHECK(waited >= 30 * SL_MILLISECOND);
+	SL_CHECK(waited < 5 * SL_SECOND);
+
+	/* a canceled context, between two plain calls in the queue */
+	sl_waitgroup_add(&g.wg, 1);
+	SL_CHECK_OK(sl_go(plain_counter, &g));
+	sl_sleep(5 * SL_MILLISECOND);
+	SL_CHECK_OK(sl_ctx_with_cancel(sl_ctx_background(), &ctx));
+	SL_CHECK_OK(sl_go(canceler, sl_ctx_retain(ctx)));
+	sl_waitgroup_add(&g.wg, 1);
+	SL_CHECK_OK(sl_go(plain_counter, &g));
+	SL_CHECK_ERR(sl_blocking_ctx(count_call, &g, ctx, SL_FOREVER),
+	    SL_ECANCELED);
+	sl_ctx_release(ctx);
+
+	/* a context with a timeout: its own error */
+	SL_CHECK_OK(sl_ctx_with_timeout(sl_ctx_background(),
+	    10 * SL_MILLISECOND, &ctx));
+	SL_CHECK_ERR(sl_blocking_ctx(count_call, &g, ctx, SL_FOREVER),
+	    SL_EDEADLINE);
+	sl_ctx_release(ctx);
+	SL_CHECK_EQ(atomic_load(&g.ran), 0);
+
+	pthread_mutex_lock(&g.mu);
+	g.open = true;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	sl_waitgroup_wait(&g.wg);
+	SL_CHECK_EQ(atomic_load(&g.ran), 2);  /* the two plain calls */
+	/* the pool is whole: a call with a deadline now runs */
+	SL_CHECK_OK(sl_blocking_ctx(count_call, &g, NULL,
+	    sl_now() + 10 * SL_SECOND));
+	SL_CHECK_EQ(atomic_load(&g.ran), 3);
+	sl_sleep(20 * SL_MILLISECOND);
+	SL_CHECK_EQ(atomic_load(&g.ran), 3);  /* nothing withdrawn ran late */
+	while (sl_numgoroutine() > 1)
+		sl_sleep(SL_MILLISECOND);
+	pthread_cond_destroy(&g.cv);
+	pthread_mutex_destroy(&g.mu);
+}
+
+static void
+test_ctx_withdraws_queued(void **state)
+{
+	slt_run_procs(1, body_ctx_withdraws, *state);
+	slt_run_procs(2, body_ctx_withdraws, *state);
+}
+
+struct slow {
+	atomic_int started;
+	atomic_int finished;
+};
+
+static void
+slow_call(void *arg)
+{
+	struct slow *s = arg;
+
+	atomic_store(&s->started, 1);
+	usleep(80000);
+	atomic_store(&s->finished, 1);
+}
+
+/* A context that ends while the call runs does not cut it short: the
+ * caller gets 0 once fn has returned (arg, on its stack, stays valid). */
+static void
+body_ctx_running(void *arg)
+{
+	struct slow s = { 0 };
+	sl_ctx *ctx;
+	int64_t t0;
+
+	(void) arg;
+	SL_CHECK_OK(sl_ctx_with_cancel(sl_ctx_background(), &ctx));
+	SL_CHECK_OK(sl_go(canceler, sl_ctx_retain(ctx)));
+	t0 = sl_now();
+	SL_CHECK_OK(sl_blocking_ctx(slow_call, &s, ctx, SL_FOREVER));
+	SL_CHECK(sl_now() - t0 >= 80 * SL_MILLISECOND);
+	SL_CHECK_EQ(atomic_load(&s.finished), 1);
+	SL_CHECK_EQ(sl_ctx_err(ctx), SL_ECANCELED);
+	sl_ctx_release(ctx);
+
+	/* the same with a deadline */
+	memset(&s, 0, sizeof(s));
+	SL_CHECK_OK(sl_blocking_ctx(slow_call, &s, NULL,
+	    sl_now() + 10 * SL_MILLISECOND));
+	SL_CHECK_EQ(atomic_load(&s.finished), 1);
+	while (sl_numgoroutine() > 1)
+		sl_sleep(SL_MILLISECOND);
+}
+
+static void
+test_ctx_running_waits(void **state)
+{
+	slt_run_procs(1, body_ctx_running, *state);
+	slt_run_procs(2, body_ctx_running, *state);
+}
+
+/* Already over: nothing runs.  Bad input: SL_EINVAL. */
+static void
+body_ctx_already(void *arg)
+{
+	struct slow s = { 0 };
+	sl_ctx *ctx;
+
+	(void) arg;
+	SL_CHECK_OK(sl_ctx_with_cancel(sl_ctx_background(), &ctx));
+	sl_ctx_cancel(ctx);
+	SL_CHECK_ERR(sl_blocking_ctx(slow_call, &s, ctx, SL_FOREVER),
+	    SL_ECANCELED);
+	SL_CHECK_ERR(sl_blocking_ctx(slow_call, &s, NULL, sl_now() - 1),
+	    SL_ETIMEDOUT);
+	SL_CHECK_EQ(atomic_load(&s.started), 0);
+	SL_CHECK_ERR(sl_blocking_ctx(NULL, &s, NULL, SL_FOREVER), SL_EINVAL);
+	SL_CHECK_ERR(sl_blocking(NULL, &s), SL_EINVAL);
+	sl_ctx_release(ctx);
+}
+
+static void
+test_ctx_already_over(void **state)
+{
+	struct where w;
+	sl_ctx *ctx;
+
+	slt_run(body_ctx_already, *state);
+	/* outside goroutines: the same checks, then fn on this thread */
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(sl_ctx_with_cancel(sl_ctx_background(), &ctx), 0);
+	sl_ctx_cancel(ctx);
+	assert_int_equal(sl_blocking_ctx(record_thread, &w, ctx, SL_FOREVER),
+	    SL_ECANCELED);
+	sl_ctx_release(ctx);
+	assert_int_equal(w.calls, 0);
+	assert_int_equal(sl_blocking_ctx(record_thread, &w, NULL,
+	    sl_now() + SL_SECOND), 0);
+	assert_int_equal(w.calls, 1);
+	assert_true(pthread_equal(w.thread, pthread_self()));
+}
+
 /* ---- outside goroutines ---------------------------------------------------- */
 
 /* Without a scheduler, sl_blocking calls fn on the calling thread. */
@@ -243,6 +470,9 @@ main(void)
 		cmocka_unit_test(test_many_calls),
 		cmocka_unit_test(test_channels_inside),
 		cmocka_unit_test(test_outside),
+		cmocka_unit_test(test_ctx_withdraws_queued),
+		cmocka_unit_test(test_ctx_running_waits),
+		cmocka_unit_test(test_ctx_already_over),
 	};
 
 	slt_filter();

@@ -97,6 +97,20 @@ int  sl_sleep_ctx(sl_ctx *ctx, int64_t ns);
  */
 int sl_blocking(sl_fn fn, void *arg);
 
+/*
+ * sl_blocking_ctx is sl_blocking that gives up when ctx is done or the
+ * deadline (SL_FOREVER: none) passes while fn still waits for a free pool
+ * thread (the pool has 32): fn then never runs, and the call returns the
+ * context's error or SL_ETIMEDOUT, as it does at once when ctx is already
+ * done or the deadline already passed.  A call that has started cannot be
+ * stopped from outside (it is plain C code, maybe inside a system call):
+ * sl_blocking_ctx waits for fn to return, so that arg stays valid, and
+ * returns 0.  So it returns 0 exactly when fn ran.  To cut a running call
+ * short, make it interruptible, e.g. with sl_ctx_after_func closing the
+ * descriptor it reads.
+ */
+int sl_blocking_ctx(sl_fn fn, void *arg, sl_ctx *ctx, int64_t deadline);
+
 /* The id of the running goroutine (1 is main), or 0 outside goroutines. */
 uint64_t sl_goid(void);
 

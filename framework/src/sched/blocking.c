@@ -7,18 +7,31 @@
  * SLI_BLOCKING_MAX and stay until sl_main returns.  An in-flight call holds
  * the scheduler (sli_S.holds) so that waiting for it is not mistaken for a
  * deadlock.
+ *
+ * A job is QUEUED until a pool thread takes it, then RUNNING.  The caller
+ * waits on j.wait, which the thread claims once fn returns.  When the
+ * caller's context or deadline claims it first (sl_blocking_ctx), the
+ * caller withdraws a QUEUED job, or else, fn being plain C code that
+ * nothing can stop, waits for it on j.rest, under bp.mu, as the thread
+ * finishes: j and arg live on the caller's stack and must outlive fn.
  */
 #include <stdlib.h>
 
 #include "sched/sched.h"
+#include "sluice/context.h"
 #include "sluice/error.h"
 
 #define SLI_BLOCKING_MAX 32
 
+enum { BP_QUEUED, BP_RUNNING, BP_DONE };
+
 typedef struct bp_job {
-	sl_fn          fn;   /* the blocking call */
+	sl_fn          fn;    /* the blocking call */
 	void          *arg;
-	sli_wait       wait; /* the parked caller */
+	sli_wait       wait;  /* the parked caller */
+	sli_wait       rest;  /* its wait for fn after its context ended */
+	bool           resting; /* rest is armed (under bp.mu) */
+	int            state; /* BP_* (under bp.mu) */
 	struct bp_job *next;
 } bp_job;
 
@@ -51,12 +64,22 @@ bp_thread(void *unused)
 		bp.head = j->next;
 		if (bp.head == NULL)
 			bp.tail = NULL;
+		j->state = BP_RUNNING;
 		pthread_mutex_unlock(&bp.mu);
 
 		j->fn(j->arg);
 		/* j lives on the caller's stack: last touch is the wake. */
-		if (sli_wait_claim(&j->wait, 0))
+		if (sli_wait_claim(&j->wait, 0)) {
 			sli_wait_wake(&j->wait);
+		} else {
+			/* The caller's context ended first. */
+			pthread_mutex_lock(&bp.mu);
+			if (j->resting && sli_wait_claim(&j->rest, 0))
+				sli_wait_wake(&j->rest);
+			else
+				j->state = BP_DONE;
+			pthread_mutex_unlock(&bp.mu);
+		}
 		atomic_fetch_sub(&sli_S.holds, 1);
 
 		pthread_mutex_lock(&bp.mu);
@@ -65,13 +88,45 @@ bp_thread(void *unused)
 	return (NULL);
 }
 
+static void
+bp_unlock_cb(void *mu)
+{
+	pthread_mutex_unlock(mu);
+}
+
+/* Takes j off the queue (under bp.mu). */
+static void
+bp_withdraw(bp_job *j)
+{
+	bp_job **pp = &bp.head, *prev = NULL;
+
+	while (*pp != j) {
+		prev = *pp;
+		pp = &prev->next;
+	}
+	*pp = j->next;
+	if (bp.tail == j)
+		bp.tail = prev;
+}
+
 int
 sl_blocking(sl_fn fn, void *arg)
 {
-	bp_job j = { .fn = fn, .arg = arg, .next = NULL };
+	return (sl_blocking_ctx(fn, arg, NULL, SL_FOREVER));
+}
+
+int
+sl_blocking_ctx(sl_fn fn, void *arg, sl_ctx *ctx, int64_t deadline)
+{
+	bp_job j = { .fn = fn, .arg = arg, .state = BP_QUEUED };
+	int r;
 
 	if (fn == NULL)
 		return (SL_EINVAL);
+	if ((r = sl_ctx_err(ctx)) != 0)
+		return (r);
+	if (deadline != SL_FOREVER && sl_now() >= deadline)
+		return (SL_ETIMEDOUT);
 	if (sli_curg() == NULL) {
 		fn(arg);
 		return (0);
@@ -98,9 +153,32 @@ sl_blocking(sl_fn fn, void *arg)
 	pthread_cond_signal(&bp.cv);
 	pthread_mutex_unlock(&bp.mu);
 
-	sli_wait_block(&j.wait, NULL, SL_FOREVER, "blocking call",
-	    NULL, NULL, NULL);
-	return (0);
+	r = sli_wait_block(&j.wait, ctx, deadline, "blocking call", NULL,
+	    NULL, NULL);
+	if (r == 0)
+		return (0);
+
+	pthread_mutex_lock(&bp.mu);
+	switch (j.state) {
+	case BP_QUEUED:
+		bp_withdraw(&j);
+		pthread_mutex_unlock(&bp.mu);
+		atomic_fetch_sub(&sli_S.holds, 1);
+		if (r == SLI_WAIT_TIMEOUT)
+			return (SL_ETIMEDOUT);
+		r = sl_ctx_err(ctx);
+		return (r != 0 ? r : SL_ECANCELED);
+	case BP_RUNNING:
+		sli_wait_init(&j.rest);
+		j.resting = true;
+		(void) sli_wait_block(&j.rest, NULL, SL_FOREVER,
+		    "blocking call (its context ended; waiting for it to "
+		    "return)", NULL, bp_unlock_cb, &bp.mu);
+		return (0);
+	default: /* BP_DONE */
+		pthread_mutex_unlock(&bp.mu);
+		return (0);
+	}
 }
 
 /* Stops the pool once running calls return; called by sl_main on exit. */
