@@ -12,8 +12,10 @@
  * waits on j.wait, which the thread claims once fn returns.  When the
  * caller's context or deadline claims it first (sl_blocking_ctx), the
  * caller withdraws a QUEUED job, or else, fn being plain C code that
- * nothing can stop, waits for it on j.rest, under bp.mu, as the thread
- * finishes: j and arg live on the caller's stack and must outlive fn.
+ * nothing can stop, waits for it on j.rest: j and arg live on the
+ * caller's stack and must outlive fn.  Whichever of the thread (fn
+ * returned) and the caller (rest ready) sets j.finished second is the
+ * one that knows both are there, and ends the handshake.
  */
 #include <stdlib.h>
 
@@ -23,14 +25,15 @@
 
 #define SLI_BLOCKING_MAX 32
 
-enum { BP_QUEUED, BP_RUNNING, BP_DONE };
+enum { BP_QUEUED, BP_RUNNING };
 
 typedef struct bp_job {
 	sl_fn          fn;    /* the blocking call */
 	void          *arg;
 	sli_wait       wait;  /* the parked caller */
 	sli_wait       rest;  /* its wait for fn after its context ended */
-	bool           resting; /* rest is armed (under bp.mu) */
+	atomic_int     finished; /* set by the first of fn's end and the
+	                            caller's ready rest: the second wakes */
 	int            state; /* BP_* (under bp.mu) */
 	struct bp_job *next;
 } bp_job;
@@ -71,14 +74,10 @@ bp_thread(void *unused)
 		/* j lives on the caller's stack: last touch is the wake. */
 		if (sli_wait_claim(&j->wait, 0)) {
 			sli_wait_wake(&j->wait);
-		} else {
-			/* The caller's context ended first. */
-			pthread_mutex_lock(&bp.mu);
-			if (j->resting && sli_wait_claim(&j->rest, 0))
-				sli_wait_wake(&j->rest);
-			else
-				j->state = BP_DONE;
-			pthread_mutex_unlock(&bp.mu);
+		} else if (atomic_exchange(&j->finished, 1) == 1) {
+			/* The caller's context ended first, and it waits. */
+			(void) sli_wait_claim(&j->rest, 0);
+			sli_wait_wake(&j->rest);
 		}
 		atomic_fetch_sub(&sli_S.holds, 1);
 
@@ -86,12 +85,6 @@ bp_thread(void *unused)
 	}
 	pthread_mutex_unlock(&bp.mu);
 	return (NULL);
-}
-
-static void
-bp_unlock_cb(void *mu)
-{
-	pthread_mutex_unlock(mu);
 }
 
 /* Takes j off the queue (under bp.mu). */
@@ -159,8 +152,7 @@ sl_blocking_ctx(sl_fn fn, void *arg, sl_ctx *ctx, int64_t deadline)
 		return (0);
 
 	pthread_mutex_lock(&bp.mu);
-	switch (j.state) {
-	case BP_QUEUED:
+	if (j.state == BP_QUEUED) {
 		bp_withdraw(&j);
 		pthread_mutex_unlock(&bp.mu);
 		atomic_fetch_sub(&sli_S.holds, 1);
@@ -168,17 +160,15 @@ sl_blocking_ctx(sl_fn fn, void *arg, sl_ctx *ctx, int64_t deadline)
 			return (SL_ETIMEDOUT);
 		r = sl_ctx_err(ctx);
 		return (r != 0 ? r : SL_ECANCELED);
-	case BP_RUNNING:
-		sli_wait_init(&j.rest);
-		j.resting = true;
+	}
+	pthread_mutex_unlock(&bp.mu);
+	/* Running: wait for fn to return. */
+	sli_wait_init(&j.rest);
+	if (atomic_exchange(&j.finished, 1) == 0)
 		(void) sli_wait_block(&j.rest, NULL, SL_FOREVER,
 		    "blocking call (its context ended; waiting for it to "
-		    "return)", NULL, bp_unlock_cb, &bp.mu);
-		return (0);
-	default: /* BP_DONE */
-		pthread_mutex_unlock(&bp.mu);
-		return (0);
-	}
+		    "return)", NULL, NULL, NULL);
+	return (0);
 }
 
 /* Stops the pool once running calls return; called by sl_main on exit. */

@@ -468,7 +468,19 @@ sli_ready(sli_g *g)
 		    (unsigned long long) g->id, s);
 	atomic_store_explicit(&g->state, SLI_G_RUNNABLE, memory_order_relaxed);
 
-	if ((w = sli_self()) != NULL) {
+	if ((w = sli_self()) != NULL && w->cur == NULL) {
+		/* Readied by the scheduler itself, by a timer: in order at
+		 * the tail, so that timers due together wake their goroutines
+		 * in deadline order (through runnext the last would run
+		 * first, and no hand-off locality is lost here). */
+		bool busy = !sch_runq_empty(w);
+
+		sch_runq_put(w, g);
+		if (busy)
+			sch_wakep();
+		return;
+	}
+	if (w != NULL) {
 		sli_g *old = atomic_exchange_explicit(&w->runnext, g,
 		    memory_order_acq_rel);
 		if (old != NULL) {
