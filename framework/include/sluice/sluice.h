@@ -9,5 +9,6 @@
 #include "sluice/chan.h"
 #include "sluice/sync.h"
 #include "sluice/context.h"
+#include "sluice/timer.h"
 
 #endif /* SLUICE_SLUICE_H */

@@ -81,21 +81,15 @@ tm_update_next(void)
 	atomic_store(&tm.next, tm.len ? tm.heap[0]->when : INT64_MAX);
 }
 
-int
-sli_timer_start(sli_timer *t)
+/* Puts t in the heap (under tm.lock); true if it is now the earliest. */
+static int
+tm_insert(sli_timer *t, bool *earliest)
 {
-	bool earliest;
-
-	if (!atomic_load(&sli_S.running))
-		return (SL_ESTATE);
-	sli_lock(&tm.lock);
 	if (tm.len == tm.cap) {
 		int         ncap = tm.cap ? tm.cap * 2 : 64;
 		sli_timer **n = realloc(tm.heap, sizeof(*n) * (size_t) ncap);
-		if (n == NULL) {
-			sli_unlock(&tm.lock);
+		if (n == NULL)
 			return (SL_ENOMEM);
-		}
 		tm.heap = n;
 		tm.cap = ncap;
 	}
@@ -103,28 +97,53 @@ sli_timer_start(sli_timer *t)
 	t->heapidx = tm.len;
 	tm.heap[tm.len++] = t;
 	tm_up(t->heapidx);
-	earliest = tm.heap[0] == t;
+	*earliest = tm.heap[0] == t;
 	tm_update_next();
-	sli_unlock(&tm.lock);
-	if (earliest)
-		sli_sched_timer_added(t->when);
 	return (0);
 }
 
-void
+int
+sli_timer_start(sli_timer *t)
+{
+	int64_t when = t->when; /* t may run and move once in the heap */
+	bool    earliest;
+	int     err;
+
+	if (!atomic_load(&sli_S.running))
+		return (SL_ESTATE);
+	sli_lock(&tm.lock);
+	t->stopreq = false;
+	err = tm_insert(t, &earliest);
+	sli_unlock(&tm.lock);
+	if (err == 0 && earliest)
+		sli_sched_timer_added(when);
+	return (err);
+}
+
+bool
 sli_timer_stop(sli_timer *t)
 {
+	bool active = false;
+
 	sli_lock(&tm.lock);
-	if (atomic_load(&t->state) == SLI_TIMER_QUEUED) {
+	switch (atomic_load(&t->state)) {
+	case SLI_TIMER_QUEUED:
 		tm_remove_at(t->heapidx);
 		t->heapidx = -1;
 		atomic_store(&t->state, SLI_TIMER_IDLE);
 		tm_update_next();
+		active = true;
+		break;
+	case SLI_TIMER_RUNNING:
+		t->stopreq = true; /* seen under the lock after fn returns */
+		active = t->period > 0;
+		break;
 	}
 	sli_unlock(&tm.lock);
 	while (atomic_load_explicit(&t->state, memory_order_acquire) ==
 	    SLI_TIMER_RUNNING)
 		sli_cpu_relax();
+	return (active);
 }
 
 int64_t
@@ -160,24 +179,61 @@ sli_timers_run(int64_t now)
 		sli_unlock(&tm.lock);
 
 		t->fn(t);
-		atomic_store_explicit(&t->state, SLI_TIMER_IDLE,
-		    memory_order_release);
 		ran = true;
+
+		/* Periodic: back in the heap unless stopped meanwhile (or
+		 * out of memory: it then stops, as if stopped). */
+		void  (*done)(sli_timer *) = NULL;
+		bool    earliest = false;
+		int     err = SL_ECANCELED;
+		int64_t next = 0;
+		sli_lock(&tm.lock);
+		if (t->period > 0 && !t->stopreq) {
+			int64_t at = sl_now();
+
+			t->when += t->period;
+			if (t->when <= at)
+				t->when += ((at - t->when) / t->period + 1) *
+				    t->period;
+			next = t->when;
+			err = tm_insert(t, &earliest);
+		}
+		if (err != 0) {
+			done = t->done;
+			atomic_store_explicit(&t->state, SLI_TIMER_IDLE,
+			    memory_order_release);
+		}
+		sli_unlock(&tm.lock);
+		if (done != NULL)
+			done(t);
+		else if (earliest)
+			sli_sched_timer_added(next); /* t may be gone */
 	}
 }
 
-/* Drops every queued timer (the scheduler is stopping) and the heap. */
+/* Drops every queued timer (the scheduler is stopping) and the heap;
+ * those with a done callback get it, so self-owned timers are freed. */
 void
 sli_timers_reset(void)
 {
+	sli_timer **heap;
+	int         ndone = 0;
+
 	sli_lock(&tm.lock);
+	heap = tm.heap;
 	for (int i = 0; i < tm.len; i++) {
-		tm.heap[i]->heapidx = -1;
-		atomic_store(&tm.heap[i]->state, SLI_TIMER_IDLE);
+		sli_timer *t = heap[i];
+
+		t->heapidx = -1;
+		atomic_store(&t->state, SLI_TIMER_IDLE);
+		if (t->done != NULL)
+			heap[ndone++] = t; /* i >= ndone: already visited */
 	}
-	free(tm.heap);
 	tm.heap = NULL;
 	tm.len = tm.cap = 0;
 	tm_update_next();
 	sli_unlock(&tm.lock);
+	for (int i = 0; i < ndone; i++)
+		heap[i]->done(heap[i]);
+	free(heap);
 }

@@ -87,7 +87,9 @@ sli_wait_init(sli_wait *w)
 		sli_thread_parker(&w->tmu, &w->tcv);
 	w->timer.heapidx = -1;
 	atomic_init(&w->timer.state, SLI_TIMER_IDLE);
+	w->timer.period = 0;
 	w->timer.fn = NULL;
+	w->timer.done = NULL;
 	w->cw.next = w->cw.prev = NULL;
 	w->cw.ctx = NULL;
 	w->cw.wait = w;

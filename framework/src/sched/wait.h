@@ -46,13 +46,21 @@ typedef struct sli_g      sli_g;
 typedef struct sli_timer  sli_timer;
 typedef struct sli_wait   sli_wait;
 
-/* A one-shot timer in the scheduler's heap.  fn runs on a worker thread
- * (outside any goroutine) and must not block. */
+/* A timer in the scheduler's heap.  fn runs on a worker thread (outside
+ * any goroutine) and must not block.  A periodic timer (period > 0) goes
+ * back in the heap after each run, at its next multiple of period after
+ * now (late runs are dropped, not bunched), until stopped. */
 struct sli_timer {
 	int64_t     when;    /* deadline, sl_now() clock */
-	void      (*fn)(sli_timer *); /* called once when due */
+	int64_t     period;  /* 0: one-shot */
+	void      (*fn)(sli_timer *); /* called when due */
+	void      (*done)(sli_timer *); /* or NULL: called once a one-shot
+	                         timer has run, or when sl_main drops it
+	                         unrun; the timer is then idle and done may
+	                         free it */
 	void       *arg;     /* for fn */
 	int         heapidx; /* index in the heap, -1 if not queued */
+	bool        stopreq; /* stopped while fn ran: do not requeue */
 	atomic_int  state;   /* SLI_TIMER_* */
 };
 
@@ -62,8 +70,9 @@ enum { SLI_TIMER_IDLE = 0, SLI_TIMER_QUEUED, SLI_TIMER_RUNNING };
  * scheduler. */
 int sli_timer_start(sli_timer *t);
 /* Removes t if queued; if its fn is running on another thread, waits for
- * it to return.  After this, t is idle and fn will not touch it. */
-void sli_timer_stop(sli_timer *t);
+ * it to return.  After this, t is idle and fn will not touch it.  True if
+ * t was still to fire: queued, or periodic. */
+bool sli_timer_stop(sli_timer *t);
 
 /* Registration of a wait with a context (see context/ctx.h). */
 typedef struct sli_ctxwatch {

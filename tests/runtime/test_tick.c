@@ -1,0 +1,421 @@
+/*
+ * test_tick.c — timer channels (sluice/timer.h): a timer sends once and
+ * never early; a ticker sends every period, never early, and keeps no
+ * backlog for a slow receiver; stop and reset leave no stale tick and can
+ * race with ticks and with each other; sl_after works in select and frees
+ * itself, fired or not; bad input is refused with the documented codes.
+ */
+#include "sltest.h"
+
+#define MS SL_MILLISECOND
+
+/* ---- one-shot timers ------------------------------------------------------ */
+
+/* Sends sl_now() once, no earlier than asked, on a channel of capacity 1;
+ * ns <= 0 sends at once. */
+static void
+body_timer_once(void *arg)
+{
+	sl_timer *t;
+	sl_chan  *ch;
+	int64_t   t0, v = 0;
+
+	(void) arg;
+	t0 = sl_now();
+	SL_CHECK_OK(sl_timer_make(20 * MS, &t));
+	ch = sl_timer_chan(t);
+	SL_CHECK_EQ(sl_chan_cap(ch), 1);
+	SL_CHECK_EQ(sl_chan_elem_size(ch), sizeof(int64_t));
+	SL_CHECK_OK(sl_chan_recv(ch, &v));
+	SL_CHECK(v >= t0 + 20 * MS);
+	SL_CHECK(v <= sl_now());
+	SL_CHECK_ERR(sl_chan_recv_ctx(ch, &v, NULL, sl_now() + 50 * MS),
+	    SL_ETIMEDOUT);                 /* once only */
+	SL_CHECK(!sl_timer_stop(t));       /* its tick was received */
+	sl_timer_free(t);
+
+	SL_CHECK_OK(sl_timer_make(-5, &t));
+	SL_CHECK_OK(sl_chan_recv_ctx(sl_timer_chan(t), &v, NULL,
+	    sl_now() + 5 * SL_SECOND));
+	sl_timer_free(t);
+}
+
+static void
+test_timer_once(void **state)
+{
+	slt_run(body_timer_once, *state);
+	slt_run_procs(1, body_timer_once, *state);
+}
+
+/* Stop before the tick: nothing arrives.  Stop after an unreceived tick:
+ * the tick is taken back.  Reset re-arms, and moves a pending tick. */
+static void
+body_timer_stop_reset(void *arg)
+{
+	sl_timer *t;
+	sl_chan  *ch;
+	int64_t   t0, v = 0;
+
+	(void) arg;
+	SL_CHECK_OK(sl_timer_make(30 * MS, &t));
+	ch = sl_timer_chan(t);
+	SL_CHECK(sl_timer_stop(t));        /* pending: stopped */
+	SL_CHECK(!sl_timer_stop(t));       /* already stopped */
+	SL_CHECK_ERR(sl_chan_recv_ctx(ch, &v, NULL, sl_now() + 80 * MS),
+	    SL_ETIMEDOUT);
+
+	SL_CHECK_OK(sl_timer_reset(t, SL_MILLISECOND));
+	while (sl_chan_len(ch) == 0)
+		sl_sleep(SL_MILLISECOND);
+	SL_CHECK(sl_timer_stop(t));        /* sent, not received */
+	SL_CHECK_EQ(sl_chan_len(ch), 0);
+	SL_CHECK(!sl_timer_stop(t));
+
+	t0 = sl_now();
+	SL_CHECK_OK(sl_timer_reset(t, 20 * MS));
+	SL_CHECK_OK(sl_chan_recv(ch, &v));
+	SL_CHECK(v >= t0 + 20 * MS);
+
+	/* reset of a pending timer replaces its deadline */
+	SL_CHECK_OK(sl_timer_reset(t, 10 * MS));
+	t0 = sl_now();
+	SL_CHECK_OK(sl_timer_reset(t, 80 * MS));
+	SL_CHECK_ERR(sl_chan_recv_ctx(ch, &v, NULL, t0 + 40 * MS),
+	    SL_ETIMEDOUT);
+	SL_CHECK_OK(sl_chan_recv(ch, &v));
+	SL_CHECK(v >= t0 + 80 * MS);
+	SL_CHECK_EQ(sl_chan_len(ch), 0);
+	sl_timer_free(t);
+}
+
+static void
+test_timer_stop_reset(void **state)
+{
+	slt_run(body_timer_stop_reset, *state);
+}
+
+/* ---- tickers -------------------------------------------------------------- */
+
+/* Tick k comes no earlier than k periods after the start; a slow receiver
+ * finds one tick, not a backlog; stop ends the ticks; reset changes the
+ * period; a period <= 0 is refused and leaves the ticker as it was. */
+static void
+body_ticker(void *arg)
+{
+	sl_timer *t;
+	sl_chan  *ch;
+	int64_t   t0, v = 0, prev = 0;
+
+	(void) arg;
+	t0 = sl_now();
+	SL_CHECK_OK(sl_ticker_make(10 * MS, &t));
+	ch = sl_timer_chan(t);
+	for (int k = 1; k <= 10; k++) {
+		SL_CHECK_OK(sl_chan_recv(ch, &v));
+		SL_CHECK(v >= t0 + k * 10 * MS);
+		SL_CHECK(v > prev);
+		prev = v;
+	}
+
+	/* ~10 periods unreceived: one tick waits, and the missed ones do
+	 * not follow in a burst (at most 1 + 3 + 1 in the next 30 ms; load
+	 * only makes it fewer). */
+	sl_sleep(100 * MS);
+	SL_CHECK_EQ(sl_chan_len(ch), 1);
+	{
+		int64_t end = sl_now() + 30 * MS;
+		int     n = 0;
+
+		while (sl_chan_recv_ctx(ch, &v, NULL, end) == 0)
+			n++;
+		SL_CHECK(n >= 1);
+		SL_CHECK(n <= 5);
+	}
+	SL_CHECK_OK(sl_chan_recv_ctx(ch, &v, NULL, sl_now() + 5 * SL_SECOND));
+
+	SL_CHECK(sl_timer_stop(t));
+	SL_CHECK_EQ(sl_chan_len(ch), 0);
+	SL_CHECK_ERR(sl_chan_recv_ctx(ch, &v, NULL, sl_now() + 50 * MS),
+	    SL_ETIMEDOUT);
+	SL_CHECK(!sl_timer_stop(t));
+
+	SL_CHECK_ERR(sl_timer_reset(t, 0), SL_EINVAL);
+	SL_CHECK_ERR(sl_timer_reset(t, -MS), SL_EINVAL);
+	SL_CHECK_ERR(sl_chan_recv_ctx(ch, &v, NULL, sl_now() + 30 * MS),
+	    SL_ETIMEDOUT);                 /* still stopped */
+	t0 = sl_now();
+	SL_CHECK_OK(sl_timer_reset(t, 5 * MS));
+	for (int k = 1; k <= 3; k++) {
+		SL_CHECK_OK(sl_chan_recv(ch, &v));
+		SL_CHECK(v >= t0 + k * 5 * MS);
+	}
+	SL_CHECK_ERR(sl_timer_reset(t, 0), SL_EINVAL);
+	SL_CHECK_OK(sl_chan_recv_ctx(ch, &v, NULL, sl_now() + 5 * SL_SECOND));
+	sl_timer_free(t);                  /* while ticking */
+}
+
+static void
+test_ticker(void **state)
+{
+	slt_run(body_ticker, *state);
+	slt_run_procs(1, body_ticker, *state);
+}
+
+struct feed {
+	sl_chan *ch;
+	int      n;
+};
+
+static void
+feeder(void *arg)
+{
+	struct feed *f = arg;
+
+	for (int i = 1; i <= f->n; i++) {
+		SL_CHECK_OK(sl_chan_send(f->ch, &i));
+		if (i % 10 == 0)
+			sl_sleep(100 * SL_MICROSECOND);
+	}
+	SL_CHECK_OK(sl_chan_close(f->ch));
+}
+
+/* The pattern tickers are for: a loop that takes data and also acts on a
+ * period (a flush).  Every element arrives once, and ticks come while
+ * the loop waits. */
+static void
+body_ticker_select(void *arg)
+{
+	struct feed f = { .n = 1000 };
+	sl_timer *t;
+	long      sum = 0;
+	int       got = 0, ticks = 0, v, chosen;
+	int64_t   tv;
+
+	(void) arg;
+	f.ch = sl_chan_make(sizeof(int), 0);
+	SL_CHECK_OK(sl_ticker_make(5 * MS, &t));
+	SL_CHECK_OK(sl_go(feeder, &f));
+	for (;;) {
+		sl_case c[] = { SL_CASE_RECV(f.ch, &v),
+		                SL_CASE_RECV(sl_timer_chan(t), &tv) };
+
+		SL_CHECK_OK(sl_select(c, 2, NULL, SL_FOREVER, &chosen));
+		if (chosen == 1) {
+			ticks++;
+			continue;
+		}
+		if (!c[0].ok)
+			break;
+		sum += v;
+		got++;
+	}
+	SL_CHECK_EQ(got, f.n);
+	SL_CHECK_EQ(sum, (long) f.n * (f.n + 1) / 2);
+	SL_CHECK(ticks >= 1);              /* 100 sleeps of 100 us: >= 10 ms */
+	sl_timer_free(t);
+	sl_chan_release(f.ch);
+}
+
+static void
+test_ticker_select(void **state)
+{
+	slt_run(body_ticker_select, *state);
+}
+
+/* ---- races ---------------------------------------------------------------- */
+
+struct churn {
+	sl_timer     *t;
+	atomic_int    stop;
+	atomic_long   ticks;
+	sl_waitgroup  wg;
+};
+
+static void
+churner(void *arg)
+{
+	struct churn *c = arg;
+
+	for (int i = 0; i < (int) slt_scaled_min(2000, 50); i++) {
+		if (i % 3 == 0)
+			(void) sl_timer_stop(c->t);
+		else
+			SL_CHECK_OK(sl_timer_reset(c->t, 50 * SL_MICROSECOND));
+		if (i % 16 == 0)
+			sl_yield();
+	}
+	sl_waitgroup_done(&c->wg);
+}
+
+static void
+taker(void *arg)
+{
+	struct churn *c = arg;
+	int64_t v;
+
+	while (!atomic_load(&c->stop)) {
+		if (sl_chan_tryrecv(sl_timer_chan(c->t), &v) == 0)
+			atomic_fetch_add(&c->ticks, 1);
+		else
+			sl_yield();
+	}
+	sl_waitgroup_done(&c->wg);
+}
+
+/* Two goroutines stop and reset a fast ticker while ticks are sent on
+ * other workers and a third takes them; once the churn ends with a stop,
+ * no tick arrives any more. */
+static void
+body_churn(void *arg)
+{
+	struct churn c;
+	int64_t v;
+
+	(void) arg;
+	memset(&c, 0, sizeof(c));
+	SL_CHECK_OK(sl_ticker_make(50 * SL_MICROSECOND, &c.t));
+	sl_waitgroup_add(&c.wg, 2);
+	SL_CHECK_OK(sl_go(churner, &c));
+	SL_CHECK_OK(sl_go(churner, &c));
+	sl_waitgroup_wait(&c.wg);
+	sl_waitgroup_add(&c.wg, 1);
+	SL_CHECK_OK(sl_go(taker, &c));
+	sl_sleep(20 * MS);
+	(void) sl_timer_stop(c.t);
+	atomic_store(&c.stop, 1);
+	sl_waitgroup_wait(&c.wg);
+	SL_CHECK_ERR(sl_chan_recv_ctx(sl_timer_chan(c.t), &v, NULL,
+	    sl_now() + 20 * MS), SL_ETIMEDOUT);
+	sl_timer_free(c.t);
+}
+
+static void
+test_stop_reset_race(void **state)
+{
+	slt_run(body_churn, *state);
+}
+
+/* ---- sl_after ------------------------------------------------------------- */
+
+/* In select beside a channel that stays quiet, sl_after's case wins after
+ * its time; beside one that sends first, it loses, and its timer, still
+ * pending when sl_main returns, is freed (ASan and valgrind see no leak).
+ * Many at once each deliver exactly once. */
+static void
+body_after(void *arg)
+{
+	sl_chan *quiet = sl_chan_make(sizeof(int), 0);
+	sl_chan *a, *many[200];
+	int64_t  t0, v = 0;
+	int      x, chosen;
+
+	(void) arg;
+	t0 = sl_now();
+	SL_CHECK_OK(sl_after(30 * MS, &a));
+	{
+		sl_case c[] = { SL_CASE_RECV(quiet, &x),
+		                SL_CASE_RECV(a, &v) };
+		SL_CHECK_OK(sl_select(c, 2, NULL, SL_FOREVER, &chosen));
+		SL_CHECK_EQ(chosen, 1);
+		SL_CHECK(v >= t0 + 30 * MS);
+	}
+	sl_chan_release(a);
+
+	SL_CHECK_OK(sl_after(10 * SL_SECOND, &a));
+	x = 7;
+	SL_CHECK_OK(sl_chan_close(quiet));
+	{
+		sl_case c[] = { SL_CASE_RECV(quiet, &x),
+		                SL_CASE_RECV(a, &v) };
+		SL_CHECK_OK(sl_select(c, 2, NULL, SL_FOREVER, &chosen));
+		SL_CHECK_EQ(chosen, 0);
+	}
+	sl_chan_release(a);                /* its timer lives on, pending */
+	sl_chan_release(quiet);
+
+	t0 = sl_now();
+	for (int i = 0; i < 200; i++)
+		SL_CHECK_OK(sl_after((i % 20) * MS, &many[i]));
+	for (int i = 0; i < 200; i++) {
+		SL_CHECK_OK(sl_chan_recv(many[i], &v));
+		SL_CHECK(v >= t0 + (i % 20) * MS);
+		SL_CHECK_ERR(sl_chan_tryrecv(many[i], &v), SL_EAGAIN);
+		sl_chan_release(many[i]);
+	}
+}
+
+static void
+test_after(void **state)
+{
+	slt_run(body_after, *state);
+}
+
+/* ---- bad input ------------------------------------------------------------ */
+
+static void
+body_bad_input(void *arg)
+{
+	sl_timer *t = NULL;
+	sl_chan  *ch = NULL;
+
+	(void) arg;
+	SL_CHECK_ERR(sl_ticker_make(0, &t), SL_EINVAL);
+	SL_CHECK_ERR(sl_ticker_make(-SL_SECOND, &t), SL_EINVAL);
+	SL_CHECK_ERR(sl_timer_make(SL_SECOND, NULL), SL_EINVAL);
+	SL_CHECK_ERR(sl_ticker_make(SL_SECOND, NULL), SL_EINVAL);
+	SL_CHECK_ERR(sl_after(SL_SECOND, NULL), SL_EINVAL);
+	SL_CHECK(t == NULL);
+	SL_CHECK_ERR(sl_timer_reset(NULL, SL_SECOND), SL_EINVAL);
+	SL_CHECK(!sl_timer_stop(NULL));
+	SL_CHECK(sl_timer_chan(NULL) == NULL);
+	sl_timer_free(NULL);
+	(void) ch;
+}
+
+/* Outside sl_main nothing can send: SL_ESTATE, and out is untouched.  A
+ * timer kept past sl_main can still be stopped and freed. */
+static sl_timer *kept;
+
+static void
+body_keep(void *arg)
+{
+	(void) arg;
+	SL_CHECK_OK(sl_ticker_make(SL_SECOND, &kept));
+}
+
+static void
+test_bad_input(void **state)
+{
+	sl_timer *t = NULL;
+	sl_chan  *ch = NULL;
+
+	slt_run(body_bad_input, *state);
+	assert_int_equal(sl_timer_make(SL_SECOND, &t), SL_ESTATE);
+	assert_int_equal(sl_ticker_make(SL_SECOND, &t), SL_ESTATE);
+	assert_int_equal(sl_after(SL_SECOND, &ch), SL_ESTATE);
+	assert_null(t);
+	assert_null(ch);
+
+	slt_run(body_keep, *state);
+	assert_non_null(kept);
+	assert_false(sl_timer_stop(kept)); /* dropped with the scheduler */
+	assert_int_equal(sl_timer_reset(kept, SL_SECOND), SL_ESTATE);
+	sl_timer_free(kept);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_timer_once),
+		cmocka_unit_test(test_timer_stop_reset),
+		cmocka_unit_test(test_ticker),
+		cmocka_unit_test(test_ticker_select),
+		cmocka_unit_test(test_stop_reset_race),
+		cmocka_unit_test(test_after),
+		cmocka_unit_test(test_bad_input),
+	};
+
+	slt_filter();
+	return (cmocka_run_group_tests(tests, NULL, NULL));
+}
