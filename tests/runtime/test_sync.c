@@ -1,5 +1,5 @@
 /*
- * test_sync.c — WaitGroup, Mutex, RWMutex and Once (sluice/sync.h).
+ * test_sync.c — WaitGroup, Mutex, RWMutex, Cond and Once (sluice/sync.h).
  *
  * Each case runs its body as the main goroutine of a fresh sl_main
  * (slt_run); checks inside goroutines and threads use SL_CHECK_* from
@@ -969,6 +969,251 @@ test_once_runs_fn_exactly_once_for_16_goroutines(void **state)
 	free(s);
 }
 
+/* ---- Cond --------------------------------------------------------------- */
+
+#define BQ_CAP 8
+
+/* A bounded queue, the textbook use of two conditions. */
+struct bqueue {
+	sl_mutex     mu;
+	sl_cond      not_full, not_empty;
+	int          buf[BQ_CAP];
+	int          head, len;
+	int          producers; /* still producing */
+	long         sum;       /* taken by consumers */
+	int          taken;
+	sl_waitgroup wg;
+	int          per;       /* items per producer */
+};
+
+static void
+bq_producer(void *arg)
+{
+	struct bqueue *q = arg;
+
+	for (int i = 1; i <= q->per; i++) {
+		sl_mutex_lock(&q->mu);
+		while (q->len == BQ_CAP)
+			sl_cond_wait(&q->not_full, &q->mu);
+		q->buf[(q->head + q->len) % BQ_CAP] = i;
+		q->len++;
+		sl_cond_signal(&q->not_empty);
+		sl_mutex_unlock(&q->mu);
+	}
+	sl_mutex_lock(&q->mu);
+	if (--q->producers == 0)
+		sl_cond_broadcast(&q->not_empty); /* consumers: no more */
+	sl_mutex_unlock(&q->mu);
+	sl_waitgroup_done(&q->wg);
+}
+
+static void
+bq_consumer(void *arg)
+{
+	struct bqueue *q = arg;
+
+	sl_mutex_lock(&q->mu);
+	for (;;) {
+		while (q->len == 0 && q->producers > 0)
+			sl_cond_wait(&q->not_empty, &q->mu);
+		if (q->len == 0)
+			break;
+		q->sum += q->buf[q->head];
+		q->taken++;
+		q->head = (q->head + 1) % BQ_CAP;
+		q->len--;
+		sl_cond_signal(&q->not_full);
+	}
+	sl_mutex_unlock(&q->mu);
+	sl_waitgroup_done(&q->wg);
+}
+
+/* 4 producers and 4 consumers through an 8-slot queue: every item taken
+ * once (exact count and sum), and everyone finishes (no lost wake-up). */
+static void
+body_cond_bounded_queue(void *arg)
+{
+	struct bqueue *q = calloc(1, sizeof(*q));
+
+	(void) arg;
+	SL_CHECK(q != NULL);
+	q->per = (int) slt_scaled_min(5000, 100);
+	q->producers = 4;
+	sl_waitgroup_add(&q->wg, 8);
+	for (int i = 0; i < 4; i++) {
+		GO(bq_producer, q);
+		GO(bq_consumer, q);
+	}
+	sl_waitgroup_wait(&q->wg);
+	SL_CHECK_EQ(q->taken, 4 * q->per);
+	SL_CHECK_EQ(q->sum, 4L * q->per * (q->per + 1) / 2);
+	SL_CHECK_EQ(q->len, 0);
+	free(q);
+}
+
+static void
+test_cond_bounded_queue_4x4(void **state)
+{
+	slt_run(body_cond_bounded_queue, *state);
+	slt_run_procs(1, body_cond_bounded_queue, *state);
+}
+
+struct cond_state {
+	sl_mutex     mu;
+	sl_cond      c;
+	atomic_int   woke;
+	atomic_int   held;   /* waiters that returned holding mu */
+	sl_waitgroup wg;
+};
+
+static void
+cond_waiter(void *arg)
+{
+	struct cond_state *s = arg;
+
+	sl_mutex_lock(&s->mu);
+	sl_cond_wait(&s->c, &s->mu);
+	if (!sl_mutex_trylock(&s->mu))  /* held: by us */
+		atomic_fetch_add(&s->held, 1);
+	atomic_fetch_add(&s->woke, 1);
+	sl_mutex_unlock(&s->mu);
+	sl_waitgroup_done(&s->wg);
+}
+
+/* Signal wakes exactly one waiter, broadcast the rest; each returns with
+ * the mutex held.  With nobody waiting, a signal is not remembered. */
+static void
+body_cond_signal_broadcast(void *arg)
+{
+	struct cond_state *s = calloc(1, sizeof(*s));
+
+	(void) arg;
+	SL_CHECK(s != NULL);
+	sl_waitgroup_add(&s->wg, 5);
+	for (int i = 0; i < 5; i++)
+		GO(cond_waiter, s);
+	SL_CHECK(await_qlen(&s->c.lock, &s->c.waiters, 5));
+	sl_cond_signal(&s->c);
+	SL_CHECK(await_int(&s->woke, 1));
+	sl_sleep(20 * SL_MILLISECOND);
+	SL_CHECK_EQ(atomic_load(&s->woke), 1);
+	SL_CHECK_EQ(qlen(&s->c.lock, &s->c.waiters), 4);
+	sl_mutex_lock(&s->mu);           /* broadcast under the lock, too */
+	sl_cond_broadcast(&s->c);
+	sl_mutex_unlock(&s->mu);
+	sl_waitgroup_wait(&s->wg);
+	SL_CHECK_EQ(atomic_load(&s->woke), 5);
+	SL_CHECK_EQ(atomic_load(&s->held), 5);
+
+	sl_cond_signal(&s->c);           /* nobody waits: lost */
+	sl_cond_broadcast(&s->c);
+	sl_mutex_lock(&s->mu);
+	SL_CHECK_ERR(sl_cond_wait_ctx(&s->c, &s->mu, NULL,
+	    sl_now() + 30 * SL_MILLISECOND), SL_ETIMEDOUT);
+	SL_CHECK(!sl_mutex_trylock(&s->mu));
+	sl_mutex_unlock(&s->mu);
+	free(s);
+}
+
+static void
+test_cond_signal_one_broadcast_all(void **state)
+{
+	slt_run(body_cond_signal_broadcast, *state);
+}
+
+struct cond_timed {
+	sl_mutex     mu;
+	sl_cond      c;
+	sl_ctx      *ctx;
+	int          r_timeout, r_ctx, r_forever;
+	bool         held_timeout, held_ctx;
+	atomic_int   timed_out;  /* timed_waiter has returned */
+	sl_waitgroup wg;
+};
+
+static void
+timed_waiter(void *arg)
+{
+	struct cond_timed *s = arg;
+
+	sl_mutex_lock(&s->mu);
+	s->r_timeout = sl_cond_wait_ctx(&s->c, &s->mu, NULL,
+	    sl_now() + 20 * SL_MILLISECOND);
+	s->held_timeout = !sl_mutex_trylock(&s->mu);
+	sl_mutex_unlock(&s->mu);
+	atomic_store(&s->timed_out, 1);
+	sl_waitgroup_done(&s->wg);
+}
+
+static void
+ctx_waiter(void *arg)
+{
+	struct cond_timed *s = arg;
+
+	sl_mutex_lock(&s->mu);
+	s->r_ctx = sl_cond_wait_ctx(&s->c, &s->mu, s->ctx, SL_FOREVER);
+	s->held_ctx = !sl_mutex_trylock(&s->mu);
+	sl_mutex_unlock(&s->mu);
+	sl_waitgroup_done(&s->wg);
+}
+
+static void
+forever_waiter(void *arg)
+{
+	struct cond_timed *s = arg;
+
+	sl_mutex_lock(&s->mu);
+	s->r_forever = sl_cond_wait_ctx(&s->c, &s->mu, NULL, SL_FOREVER);
+	sl_mutex_unlock(&s->mu);
+	sl_waitgroup_done(&s->wg);
+}
+
+/* A wait that times out or whose context ends returns that error with the
+ * mutex held again and leaves the queue; a later signal is not spent on
+ * it but reaches the waiter still there. */
+static void
+body_cond_wait_ctx(void *arg)
+{
+	struct cond_timed *s = calloc(1, sizeof(*s));
+
+	(void) arg;
+	SL_CHECK(s != NULL);
+	SL_CHECK_OK(sl_ctx_with_cancel(sl_ctx_background(), &s->ctx));
+	sl_waitgroup_add(&s->wg, 2);
+	GO(ctx_waiter, s);
+	SL_CHECK(await_qlen(&s->c.lock, &s->c.waiters, 1));
+	GO(timed_waiter, s);
+	SL_CHECK(await_int(&s->timed_out, 1));
+	SL_CHECK_EQ(qlen(&s->c.lock, &s->c.waiters), 1);
+	sl_ctx_cancel(s->ctx);
+	sl_waitgroup_wait(&s->wg);
+	SL_CHECK_ERR(s->r_timeout, SL_ETIMEDOUT);
+	SL_CHECK_ERR(s->r_ctx, SL_ECANCELED);
+	SL_CHECK(s->held_timeout);
+	SL_CHECK(s->held_ctx);
+	SL_CHECK_EQ(qlen(&s->c.lock, &s->c.waiters), 0);
+
+	atomic_store(&s->timed_out, 0);
+	sl_waitgroup_add(&s->wg, 2);
+	GO(forever_waiter, s);
+	SL_CHECK(await_qlen(&s->c.lock, &s->c.waiters, 1));
+	GO(timed_waiter, s);
+	SL_CHECK(await_int(&s->timed_out, 1));
+	/* the timed one has left; the signal finds the other */
+	SL_CHECK_EQ(qlen(&s->c.lock, &s->c.waiters), 1);
+	sl_cond_signal(&s->c);
+	sl_waitgroup_wait(&s->wg);
+	SL_CHECK_EQ(s->r_forever, 0);
+	sl_ctx_release(s->ctx);
+	free(s);
+}
+
+static void
+test_cond_wait_ctx_timeout_and_cancel(void **state)
+{
+	slt_run(body_cond_wait_ctx, *state);
+}
+
 /* ---- plain threads mixed with goroutines -------------------------------- */
 
 #define MIX_THREADS 2
@@ -1115,6 +1360,10 @@ abort_body(void *arg)
 		sl_rwmutex_lock(&rw);
 		sl_rwmutex_unlock(&rw);
 		sl_rwmutex_unlock(&rw);
+	} else if (strcmp(name, "cond") == 0) {
+		sl_mutex mu = SL_MUTEX_INIT;
+		sl_cond  c = SL_COND_INIT;
+		sl_cond_wait(&c, &mu);         /* mu not held */
 	} else if (strcmp(name, "rwmutex-r") == 0) {
 		sl_rwmutex rw = SL_RWMUTEX_INIT;
 		sl_rwmutex_rlock(&rw);
@@ -1153,6 +1402,14 @@ static void
 test_mutex_unlock_of_unlocked_aborts(void **state)
 {
 	expect_abort("mutex",
+	    "sluice: fatal error: sync: unlock of unlocked mutex\n");
+}
+
+/* Go: "sync: unlock of unlocked mutex" from Cond.Wait without the lock. */
+static void
+test_cond_wait_without_lock_aborts(void **state)
+{
+	expect_abort("cond",
 	    "sluice: fatal error: sync: unlock of unlocked mutex\n");
 }
 
@@ -1196,6 +1453,10 @@ main(void)
 		cmocka_unit_test(test_rwmutex_unlock_of_unlocked_aborts),
 		cmocka_unit_test(
 		    test_once_runs_fn_exactly_once_for_16_goroutines),
+		cmocka_unit_test(test_cond_bounded_queue_4x4),
+		cmocka_unit_test(test_cond_signal_one_broadcast_all),
+		cmocka_unit_test(test_cond_wait_ctx_timeout_and_cancel),
+		cmocka_unit_test(test_cond_wait_without_lock_aborts),
 		cmocka_unit_test(test_sync_from_plain_threads_and_goroutines),
 	};
 	slt_filter();

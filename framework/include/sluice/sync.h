@@ -1,5 +1,6 @@
 /*
- * sluice/sync.h — WaitGroup, Mutex, RWMutex, Once (Go's sync package).
+ * sluice/sync.h — WaitGroup, Mutex, RWMutex, Cond, Once (Go's sync
+ * package).
  *
  * These live in caller memory.  A zero-filled object is ready to use (the
  * SL_*_INIT macros spell that), so no init/finish calls are needed; do not
@@ -78,6 +79,32 @@ void sl_rwmutex_runlock(sl_rwmutex *rw);
 void sl_rwmutex_lock(sl_rwmutex *rw);
 int  sl_rwmutex_lock_ctx(sl_rwmutex *rw, sl_ctx *ctx, int64_t deadline);
 void sl_rwmutex_unlock(sl_rwmutex *rw);
+
+
+/* ---- Cond --------------------------------------------------------------- */
+
+/*
+ * Go's sync.Cond, over an sl_mutex.  sl_cond_wait unlocks mu, parks
+ * until signaled, and locks mu again before it returns; as in Go, a
+ * waiter must re-check its condition in a loop.  Signal wakes the longest
+ * waiter, broadcast all; with nobody waiting they do nothing (a signal is
+ * not remembered).  The _ctx form also returns on ctx or the deadline,
+ * with SL_ETIMEDOUT or the context's error, and mu locked again all the
+ * same.  Zero-initialised (SL_COND_INIT) is ready to use; no destroy.
+ */
+typedef struct sl_cond {
+	atomic_int       lock;    /* internal spinlock guarding waiters */
+	struct sli_waitq waiters; /* FIFO of parked waiters */
+} sl_cond;
+
+#define SL_COND_INIT { 0 }
+
+void sl_cond_wait(sl_cond *c, sl_mutex *mu);
+int  sl_cond_wait_ctx(sl_cond *c, sl_mutex *mu, sl_ctx *ctx,
+    int64_t deadline);
+void sl_cond_signal(sl_cond *c);
+void sl_cond_broadcast(sl_cond *c);
+
 
 /* ---- Once --------------------------------------------------------------- */
 
