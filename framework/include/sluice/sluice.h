@@ -10,5 +10,6 @@
 #include "sluice/sync.h"
 #include "sluice/context.h"
 #include "sluice/timer.h"
+#include "sluice/group.h"
 
 #endif /* SLUICE_SLUICE_H */
