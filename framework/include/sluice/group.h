@@ -57,7 +57,9 @@ sl_ctx *sl_group_ctx(sl_group *g);
 /*
  * Waits for every function started so far, cancels the group's context and
  * returns the first non-zero code one of them returned, or 0.  Call once,
- * from one goroutine.
+ * from one goroutine.  As with a WaitGroup, every sl_group_go must happen
+ * before this call or inside a function of the group (which may start
+ * more), not race with it from elsewhere.
  */
 int sl_group_wait(sl_group *g);
 
