@@ -95,7 +95,10 @@ typedef struct stage {
 	"  SLUICE_CPUS=LIST        run on these CPUs, as taskset -c takes\n"  \
 	"                          them (0, 0-3,6); a low-rate pipeline\n"    \
 	"                          answers fastest with all stages on one\n"  \
-	"                          CPU\n"
+	"                          CPU\n"                                     \
+	"  SLUICE_STALL_MS=N       name a goroutine that holds its worker\n"  \
+	"                          N ms without a switch (default 10000;\n"  \
+	"                          0: never)\n"
 
 /* Sets defaults (prog, type); everything else zero. */
 void stage_init(stage *st, const char *prog);

@@ -26,7 +26,7 @@ mkdir -p "$OUT"
 echo '#define SLUICE_HAVE_VALGRIND_H 0' > "$OUT/sluice_config.h"
 S=framework/src
 SRC="$S/core/error.c $S/sched/sched.c $S/sched/stack.c $S/sched/timer.c
-    $S/sched/wait.c $S/sched/blocking.c $S/sched/cpus.c $S/sched/switch_aarch64.S
+    $S/sched/wait.c $S/sched/blocking.c $S/sched/cpus.c $S/sched/stall.c $S/sched/switch_aarch64.S
     $S/chan/chan.c $S/chan/select.c $S/chan/tick.c $S/sync/waitq.c $S/sync/waitgroup.c
     $S/sync/mutex.c $S/sync/rwmutex.c $S/sync/cond.c $S/sync/once.c $S/sync/group.c $S/context/ctx.c"
 CFLAGS="-O2 -g -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror

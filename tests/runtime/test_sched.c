@@ -601,6 +601,14 @@ test_env_refused(void **state)
 	    "SLUICE_STACK_SIZE=\"1025m\": more than 1024 MiB");
 	env_refused("SLUICE_STACK_SIZE", "99999999999999999999",
 	    "more than 1024 MiB");
+	env_refused("SLUICE_STALL_MS", "abc",
+	    "sluice: SLUICE_STALL_MS=\"abc\": not a number");
+	env_refused("SLUICE_STALL_MS", "-1",
+	    "SLUICE_STALL_MS=\"-1\": not a number");
+	env_refused("SLUICE_STALL_MS", "10s",
+	    "SLUICE_STALL_MS=\"10s\": not a number");
+	env_refused("SLUICE_STALL_MS", "86400001",
+	    "SLUICE_STALL_MS=\"86400001\": more than 86400000");
 
 	memset(&o, 0, sizeof(o));
 	o.procs = 300;

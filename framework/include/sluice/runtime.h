@@ -46,6 +46,10 @@ typedef struct sl_opts {
 	const char *cpus;  /* CPU list the scheduler's threads run on, as
 	                      taskset takes it ("0", "0-3,6"); default
 	                      $SLUICE_CPUS, or leave the affinity alone */
+	int64_t stall;     /* report on stderr a goroutine that holds its
+	                      worker this long (ns) without a switch, and
+	                      when it lets go; negative: never; default
+	                      $SLUICE_STALL_MS (0: never) or 10 s */
 } sl_opts;
 
 /*

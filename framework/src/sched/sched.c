@@ -65,6 +65,16 @@ sli_self(void)
 	return (w);
 }
 
+/* What the stall watchdog may read of w: which goroutine runs there. */
+static inline void
+sch_publish(sli_worker *w, sli_g *g)
+{
+	atomic_store_explicit(&w->run_id, g != NULL ? g->id : 0,
+	    memory_order_relaxed);
+	if (g != NULL)
+		atomic_store_explicit(&w->run_fn, g->fn, memory_order_relaxed);
+}
+
 __attribute__((noinline)) sli_g *
 sli_curg(void)
 {
@@ -525,6 +535,7 @@ sli_park(const char *reason, const void *obj,
 		atomic_store_explicit(&w->tick, tick, memory_order_relaxed);
 		w->handoff = g;
 		w->cur = next;
+		sch_publish(w, next);
 		atomic_store_explicit(&next->state, SLI_G_RUNNING,
 		    memory_order_relaxed);
 		sch_switch_g_to_g(g, next);
@@ -656,6 +667,26 @@ sch_state_name(int s)
 	}
 }
 
+/* A goroutine's function: its symbol if exported, else file and offset
+ * (addr2line -f -e FILE OFFSET names it); "" if neither is known. */
+void
+sli_fn_where(sl_fn f, char *buf, size_t len)
+{
+	void    *fn;
+	Dl_info  di;
+
+	buf[0] = '\0';
+	memcpy(&fn, &f, sizeof(fn));
+	if (fn != NULL && dladdr(fn, &di) != 0) {
+		if (di.dli_sname != NULL)
+			snprintf(buf, len, " in %s", di.dli_sname);
+		else if (di.dli_fname != NULL)
+			snprintf(buf, len, " in %s+%#lx", di.dli_fname,
+			    (unsigned long) ((char *) fn -
+			    (char *) di.dli_fbase));
+	}
+}
+
 static void
 sch_dump_one(sli_g *g, void *arg)
 {
@@ -665,23 +696,11 @@ sch_dump_one(sli_g *g, void *arg)
 	const char *why = __atomic_load_n(&g->wait_reason, __ATOMIC_RELAXED);
 	const void *obj = __atomic_load_n(&g->wait_obj, __ATOMIC_RELAXED);
 	unsigned long long id = __atomic_load_n(&g->id, __ATOMIC_RELAXED);
-	void       *fn;
-	char        where[320] = "";
-	Dl_info     di;
+	char        where[320];
 
 	if (s == SLI_G_DEAD)
 		return;
-	/* The goroutine's function: its symbol if exported, else file and
-	 * offset (addr2line -f -e FILE OFFSET names it). */
-	memcpy(&fn, &f, sizeof(fn));
-	if (fn != NULL && dladdr(fn, &di) != 0) {
-		if (di.dli_sname != NULL)
-			snprintf(where, sizeof(where), " in %s", di.dli_sname);
-		else if (di.dli_fname != NULL)
-			snprintf(where, sizeof(where), " in %s+%#lx",
-			    di.dli_fname, (unsigned long) ((char *) fn -
-			    (char *) di.dli_fbase));
-	}
+	sli_fn_where(f, where, sizeof(where));
 	if (s == SLI_G_WAITING || s == SLI_G_PARKING)
 		fprintf(out, "goroutine %llu [%s]: waiting on %p%s\n", id,
 		    why != NULL ? why : "park", obj, where);
@@ -971,12 +990,14 @@ static void
 sch_execute(sli_worker *w, sli_g *g)
 {
 	w->cur = g;
+	sch_publish(w, g);
 	atomic_store_explicit(&g->state, SLI_G_RUNNING, memory_order_relaxed);
 	sch_switch_to_g(w, g);
 	/* Whoever switched back here: g may have handed over directly to
 	 * other goroutines before one of them returned to the scheduler. */
 	g = w->cur;
 	w->cur = NULL;
+	sch_publish(w, NULL);
 
 	switch (g->swreason) {
 	case SLI_SW_PARK:
@@ -1120,6 +1141,8 @@ sch_worker_thread(void *arg)
 
 #define SLI_MAX_PROCS 256                   /* as Go's _MaxGomaxprocs */
 #define SLI_MAX_STACK ((long) 1 << 30)       /* 1 GiB */
+#define SLI_MAX_STALL_MS (86400L * 1000)      /* a day */
+#define SLI_DEFAULT_STALL (10 * SL_SECOND)
 #ifdef SLI_ASAN
 #define SLI_DEFAULT_STACK (256 * 1024L)      /* ASan's frames are larger */
 #else
@@ -1180,6 +1203,32 @@ sch_env_num(const char *name, bool sized, long max, long *out)
 	return (0);
 }
 
+/* The stall limit: opts wins (negative: none), then $SLUICE_STALL_MS (a
+ * number of milliseconds, 0: none), then the default. */
+static int
+sch_stall_limit(const sl_opts *opts, int64_t *limit)
+{
+	const char *v = getenv("SLUICE_STALL_MS");
+	long        ms = -1;
+	int         rv;
+
+	*limit = SLI_DEFAULT_STALL;
+	if (opts != NULL && opts->stall != 0) {
+		*limit = opts->stall > 0 ? opts->stall : 0;
+		return (0);
+	}
+	if (v != NULL && strcmp(v, "0") == 0) {
+		*limit = 0;
+		return (0);
+	}
+	if ((rv = sch_env_num("SLUICE_STALL_MS", false, SLI_MAX_STALL_MS,
+	    &ms)) != 0)
+		return (rv);
+	if (ms > 0)
+		*limit = (int64_t) ms * SL_MILLISECOND;
+	return (0);
+}
+
 static void
 sch_abandon(sli_g *g, void *arg)
 {
@@ -1201,6 +1250,7 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 	cpu_set_t          oldcpus;
 	const char        *cpus, *cpus_from;
 	long               nprocs = 0, stack = SLI_DEFAULT_STACK;
+	int64_t            stall;
 	int                rv;
 
 	if (fn == NULL)
@@ -1234,6 +1284,8 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 		stack = (long) opts->stack_size;
 	else if ((rv = sch_env_num("SLUICE_STACK_SIZE", true, SLI_MAX_STACK,
 	    &stack)) != 0)
+		goto refused;
+	if ((rv = sch_stall_limit(opts, &stall)) != 0)
 		goto refused;
 	cpus_from = "sl_opts.cpus";
 	if ((cpus = opts ? opts->cpus : NULL) == NULL) {
@@ -1296,9 +1348,11 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 		/* Run with the workers we got; idle lists only hold those. */
 		sli_S.nprocs = started;
 	}
+	(void) sli_stall_start(stall); /* without it, run unwatched */
 	sch_worker_loop(&sli_S.workers[0]);
 	for (int i = 1; i < started; i++)
 		pthread_join(sli_S.workers[i].thread, NULL);
+	sli_stall_stop();
 	rv = sli_S.result;
 
 out:

@@ -78,6 +78,9 @@ typedef struct sli_worker {
 	int             ngfree;
 	uint64_t        rand;      /* xorshift state for this worker */
 	atomic_uint     tick;      /* schedules so far (read by thieves) */
+	_Atomic uint64_t run_id;   /* id of the goroutine it runs, 0 if none,
+	                              and its body: for the stall watchdog */
+	_Atomic(sl_fn)  run_fn;
 	bool            idle;      /* on the idle list (under sched.lock) */
 	bool            spinning;  /* looking for work to steal */
 	pthread_cond_t  cv;        /* sleeps here when idle */
@@ -135,6 +138,13 @@ bool    sli_timers_run(int64_t now);  /* fire due timers; true if any */
 bool    sli_timers_pending(void);
 void    sli_timers_reset(void);
 void    sli_sched_timer_added(int64_t when); /* sched.c: wake a sleeper */
+
+/* stall.c: the watchdog thread that reports a goroutine holding its
+ * worker for limit ns or more without a switch (limit <= 0: none). */
+int     sli_stall_start(int64_t limit);
+void    sli_stall_stop(void);
+/* sched.c: " in SYMBOL" or " in FILE+0xOFFSET" for a goroutine body. */
+void    sli_fn_where(sl_fn f, char *buf, size_t len);
 
 /* Stacks (stack.c). */
 int    sli_stack_init(size_t stack_size);
