@@ -7,7 +7,8 @@
  * A goroutine that blocks (channel, select, timer, mutex, ...) parks: its
  * worker runs other goroutines meanwhile.  Scheduling is cooperative: a
  * goroutine that computes for a long time without blocking should call
- * sl_yield() now and then.
+ * sl_yield() now and then (a watchdog names one that holds its worker for
+ * 10 s: sl_opts.stall).
  *
  * Times are nanoseconds.  A deadline is an absolute sl_now() value;
  * SL_FOREVER means none.
