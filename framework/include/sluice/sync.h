@@ -29,8 +29,8 @@ struct sli_waitq {
 /* ---- WaitGroup --------------------------------------------------------- */
 
 typedef struct sl_waitgroup {
-	atomic_int       lock;    /* internal spinlock guarding waiters */
-	_Atomic int64_t  count;   /* outstanding add()s */
+	atomic_int       lock;    /* internal spinlock */
+	int64_t          count;   /* outstanding add()s */
 	struct sli_waitq waiters; /* goroutines in wait() */
 } sl_waitgroup;
 

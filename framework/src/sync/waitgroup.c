@@ -1,14 +1,9 @@
 /*
  * waitgroup.c — sl_waitgroup: Go's sync.WaitGroup.
  *
- * The counter is atomic: an add that leaves it above zero is one atomic
- * add, with no lock (done() from many goroutines at once would otherwise
- * all queue on the spinlock).  The queue of waiters sits under the
- * spinlock.  A waiter reads the counter under the spinlock and queues
- * itself only if it is not zero; an add that brings it to zero takes the
- * spinlock and, if it is still zero (a new add may have come in between,
- * whose own zero will wake them), claims every queued waiter and wakes
- * them, in queue order, once the spinlock is dropped.
+ * The counter and the queue of waiters sit under the object's spinlock.
+ * When an add brings the counter to zero every queued waiter is claimed
+ * and woken, in queue order, before the spinlock is dropped.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,21 +23,17 @@ sl_waitgroup_add(sl_waitgroup *wg, int64_t delta)
 {
 	sli_waiter  *e;
 	sli_wakelist wl = SLI_WAKELIST_INIT;
-	int64_t      v;
 
-	v = atomic_fetch_add_explicit(&wg->count, delta,
-	    memory_order_acq_rel) + delta;
-	if (v < 0) {
+	sli_lock(&wg->lock);
+	wg->count += delta;
+	if (wg->count < 0) {
+		sli_unlock(&wg->lock);
 		fputs("sluice: fatal error: sync: negative WaitGroup counter\n",
 		    stderr);
 		fflush(stderr);
 		abort();
 	}
-	if (v > 0 || delta == 0)
-		return;
-
-	sli_lock(&wg->lock);
-	if (atomic_load_explicit(&wg->count, memory_order_acquire) == 0) {
+	if (wg->count == 0) {
 		while ((e = sli_waitq_pop(&wg->waiters)) != NULL) {
 			if (sli_wait_claim(e->wait, 0))
 				sli_wakelist_add(&wl, e);
@@ -72,10 +63,8 @@ sl_waitgroup_wait_ctx(sl_waitgroup *wg, sl_ctx *ctx, int64_t deadline)
 	sli_waiter e;
 	int r;
 
-	if (atomic_load_explicit(&wg->count, memory_order_acquire) == 0)
-		return (0);
 	sli_lock(&wg->lock);
-	if (atomic_load_explicit(&wg->count, memory_order_acquire) == 0) {
+	if (wg->count == 0) {
 		sli_unlock(&wg->lock);
 		return (0);
 	}
