@@ -211,6 +211,42 @@ test_waitgroup_wait_ctx_times_out_then_succeeds(void **state)
 	free(s);
 }
 
+/* The waiter frees the WaitGroup as soon as wait returns, while the
+ * goroutines' done() calls may still be finishing on the other worker:
+ * done() must not touch it after the count reaches zero and the waiter
+ * is free to go (ASan and TSan see it if it does). */
+static void
+wg_doner(void *arg)
+{
+	sl_waitgroup_done(arg);
+}
+
+static void
+wg_free_main(void *arg)
+{
+	int rounds = (int) slt_scaled_min(3000, 50);
+
+	(void) arg;
+	for (int r = 0; r < rounds; r++) {
+		sl_waitgroup *wg = calloc(1, sizeof(*wg));
+
+		SL_CHECK(wg != NULL);
+		sl_waitgroup_add(wg, 4);
+		for (int i = 0; i < 4; i++)
+			GO(wg_doner, wg);
+		if (r % 2 == 0)
+			sl_yield();
+		sl_waitgroup_wait(wg);
+		free(wg);
+	}
+}
+
+static void
+test_waitgroup_freed_right_after_wait(void **state)
+{
+	slt_run(wg_free_main, *state);
+}
+
 /* ---- Mutex -------------------------------------------------------------- */
 
 #define MU_G     8
@@ -1434,6 +1470,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_waitgroup_sums_work_of_64_goroutines),
+		cmocka_unit_test(test_waitgroup_freed_right_after_wait),
 		cmocka_unit_test(
 		    test_waitgroup_wait_ctx_times_out_then_succeeds),
 		cmocka_unit_test(test_waitgroup_negative_counter_aborts),
