@@ -255,19 +255,6 @@ sli_chan_recv_locked(sl_chan *ch, void *elem, bool *ok)
 	return (false);
 }
 
-static int
-ch_wait_result(sli_wait *w, int fired, sl_ctx *ctx)
-{
-	(void) w;
-	if (fired == SLI_WAIT_TIMEOUT)
-		return (SL_ETIMEDOUT);
-	if (fired == SLI_WAIT_CANCELED) {
-		int e = sl_ctx_err(ctx);
-		return (e != 0 ? e : SL_ECANCELED);
-	}
-	return (0);
-}
-
 /* Blocks forever, or until ctx/deadline: a nil channel. */
 static int
 ch_nil_wait(const char *reason, sl_ctx *ctx, int64_t deadline)
@@ -275,7 +262,7 @@ ch_nil_wait(const char *reason, sl_ctx *ctx, int64_t deadline)
 	sli_wait w;
 
 	sli_wait_init(&w);
-	return (ch_wait_result(&w, sli_wait_block(&w, ctx, deadline, reason,
+	return (sli_wait_err(sli_wait_block(&w, ctx, deadline, reason,
 	    NULL, NULL, NULL), ctx));
 }
 
@@ -316,7 +303,7 @@ sl_chan_send_ctx(sl_chan *ch, const void *elem, sl_ctx *ctx, int64_t deadline)
 		sli_lock(&ch->lock);
 		sli_chq_remove(&ch->sendq, &me);
 		sli_unlock(&ch->lock);
-		return (ch_wait_result(&w, r, ctx));
+		return (sli_wait_err(r, ctx));
 	}
 	if (!me.ok) {
 		sli_chan_misuse("send on closed channel");
@@ -358,7 +345,7 @@ sl_chan_recv_ctx(sl_chan *ch, void *elem, sl_ctx *ctx, int64_t deadline)
 		sli_lock(&ch->lock);
 		sli_chq_remove(&ch->recvq, &me);
 		sli_unlock(&ch->lock);
-		return (ch_wait_result(&w, r, ctx));
+		return (sli_wait_err(r, ctx));
 	}
 	return (me.ok ? 0 : SL_ECLOSED);
 }

@@ -182,12 +182,8 @@ sel_run(sl_case *cases, size_t n, sl_ctx *ctx, int64_t deadline,
 	}
 	sel_unlock_all(&l);
 
-	if (r == SLI_WAIT_TIMEOUT)
-		return (SL_ETIMEDOUT);
-	if (r == SLI_WAIT_CANCELED) {
-		int e = sl_ctx_err(ctx);
-		return (e != 0 ? e : SL_ECANCELED);
-	}
+	if (r < 0)
+		return (sli_wait_err(r, ctx));
 	cases[r].ok = ws[r].ok;
 	*chosen = r;
 	if (!ws[r].ok && cases[r].op == SL_SEND)

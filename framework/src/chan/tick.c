@@ -87,8 +87,6 @@ tick_make(int64_t ns, bool ticker, sl_timer **out)
 
 	if (out == NULL || (ticker && ns <= 0))
 		return (SL_EINVAL);
-	if (!atomic_load(&sli_S.running))
-		return (SL_ESTATE);
 	if ((tm = tick_new(ticker)) == NULL)
 		return (SL_ENOMEM);
 	if ((err = tick_arm(tm, ns)) != 0) {
@@ -171,22 +169,23 @@ int
 sl_after(int64_t ns, sl_chan **out)
 {
 	sl_timer *tm;
+	sl_chan  *ch;
 	int       err;
 
 	if (out == NULL)
 		return (SL_EINVAL);
-	if (!atomic_load(&sli_S.running))
-		return (SL_ESTATE);
 	if ((tm = tick_new(false)) == NULL)
 		return (SL_ENOMEM);
 	tm->t.done = tick_after_done;
-	*out = sl_chan_retain(tm->ch); /* the caller's; the timer keeps its */
+	/* The caller's reference, taken before the timer may fire and drop
+	 * its own. */
+	ch = sl_chan_retain(tm->ch);
 	if ((err = tick_arm(tm, ns)) != 0) {
-		sl_chan_release(tm->ch);
+		sl_chan_release(ch);
 		sl_chan_release(tm->ch);
 		free(tm);
-		*out = NULL;
 		return (err);
 	}
+	*out = ch;
 	return (0);
 }

@@ -156,10 +156,7 @@ sl_blocking_ctx(sl_fn fn, void *arg, sl_ctx *ctx, int64_t deadline)
 		bp_withdraw(&j);
 		pthread_mutex_unlock(&bp.mu);
 		atomic_fetch_sub(&sli_S.holds, 1);
-		if (r == SLI_WAIT_TIMEOUT)
-			return (SL_ETIMEDOUT);
-		r = sl_ctx_err(ctx);
-		return (r != 0 ? r : SL_ECANCELED);
+		return (sli_wait_err(r, ctx));
 	}
 	pthread_mutex_unlock(&bp.mu);
 	/* Running: wait for fn to return. */

@@ -1160,13 +1160,13 @@ sch_over(const char *what, long max, bool sized)
 }
 
 /*
- * Reads $name: unset or empty leaves *out alone; else a positive decimal
- * number (with sized, optionally followed by k or m for KiB or MiB) of at
- * most max.  Anything else is refused with a message on stderr naming the
- * variable, and SL_EINVAL.
+ * Reads $name: unset or empty leaves *out alone; else a decimal number
+ * (with sized, optionally followed by k or m for KiB or MiB) of at least
+ * min and at most max.  Anything else is refused with a message on stderr
+ * naming the variable, and SL_EINVAL.
  */
 static int
-sch_env_num(const char *name, bool sized, long max, long *out)
+sch_env_num(const char *name, bool sized, long min, long max, long *out)
 {
 	const char *v = getenv(name);
 	char       *end;
@@ -1188,9 +1188,9 @@ sch_env_num(const char *name, bool sized, long max, long *out)
 		    "number");
 		return (SL_EINVAL);
 	}
-	if (n <= 0) {
-		fprintf(stderr, "sluice: %s=\"%s\": must be at least 1\n",
-		    name, v);
+	if (n < min) {
+		fprintf(stderr, "sluice: %s=\"%s\": must be at least %ld\n",
+		    name, v, min);
 		return (SL_EINVAL);
 	}
 	if (errno == ERANGE || n > max / unit) {
@@ -1208,24 +1208,17 @@ sch_env_num(const char *name, bool sized, long max, long *out)
 static int
 sch_stall_limit(const sl_opts *opts, int64_t *limit)
 {
-	const char *v = getenv("SLUICE_STALL_MS");
-	long        ms = -1;
-	int         rv;
+	long ms = SLI_DEFAULT_STALL / SL_MILLISECOND;
+	int  rv;
 
-	*limit = SLI_DEFAULT_STALL;
 	if (opts != NULL && opts->stall != 0) {
 		*limit = opts->stall > 0 ? opts->stall : 0;
 		return (0);
 	}
-	if (v != NULL && strcmp(v, "0") == 0) {
-		*limit = 0;
-		return (0);
-	}
-	if ((rv = sch_env_num("SLUICE_STALL_MS", false, SLI_MAX_STALL_MS,
+	if ((rv = sch_env_num("SLUICE_STALL_MS", false, 0, SLI_MAX_STALL_MS,
 	    &ms)) != 0)
 		return (rv);
-	if (ms > 0)
-		*limit = (int64_t) ms * SL_MILLISECOND;
+	*limit = (int64_t) ms * SL_MILLISECOND;
 	return (0);
 }
 
@@ -1277,12 +1270,12 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 	}
 	if (opts != NULL && opts->procs > 0)
 		nprocs = opts->procs;
-	else if ((rv = sch_env_num("SLUICE_PROCS", false, SLI_MAX_PROCS,
+	else if ((rv = sch_env_num("SLUICE_PROCS", false, 1, SLI_MAX_PROCS,
 	    &nprocs)) != 0)
 		goto refused;
 	if (opts != NULL && opts->stack_size > 0)
 		stack = (long) opts->stack_size;
-	else if ((rv = sch_env_num("SLUICE_STACK_SIZE", true, SLI_MAX_STACK,
+	else if ((rv = sch_env_num("SLUICE_STACK_SIZE", true, 1, SLI_MAX_STACK,
 	    &stack)) != 0)
 		goto refused;
 	if ((rv = sch_stall_limit(opts, &stall)) != 0)

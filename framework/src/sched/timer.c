@@ -81,7 +81,8 @@ tm_update_next(void)
 	atomic_store(&tm.next, tm.len ? tm.heap[0]->when : INT64_MAX);
 }
 
-/* Puts t in the heap (under tm.lock); true if it is now the earliest. */
+/* Puts t in the heap (under tm.lock): 0, with *earliest telling whether it
+ * is now first, or SL_ENOMEM. */
 static int
 tm_insert(sli_timer *t, bool *earliest)
 {
@@ -158,6 +159,41 @@ sli_timers_pending(void)
 	return (sli_timers_next() != INT64_MAX);
 }
 
+/*
+ * After t's fn returned: a periodic timer not stopped meanwhile goes back
+ * in the heap at its next period after now; anything else (or a periodic
+ * timer the heap has no room for) becomes idle, and then gets its done
+ * callback, which may free it.
+ */
+static void
+tm_after_run(sli_timer *t)
+{
+	void  (*done)(sli_timer *) = NULL;
+	bool    requeued = false, earliest = false;
+	int64_t next = 0;
+
+	sli_lock(&tm.lock);
+	if (t->period > 0 && !t->stopreq) {
+		int64_t at = sl_now();
+
+		t->when += t->period;
+		if (t->when <= at)
+			t->when += ((at - t->when) / t->period + 1) * t->period;
+		next = t->when;
+		requeued = tm_insert(t, &earliest) == 0;
+	}
+	if (!requeued) {
+		done = t->done;
+		atomic_store_explicit(&t->state, SLI_TIMER_IDLE,
+		    memory_order_release);
+	}
+	sli_unlock(&tm.lock);
+	if (done != NULL)
+		done(t);
+	else if (earliest)
+		sli_sched_timer_added(next); /* t may be gone: not t->when */
+}
+
 bool
 sli_timers_run(int64_t now)
 {
@@ -179,35 +215,8 @@ sli_timers_run(int64_t now)
 		sli_unlock(&tm.lock);
 
 		t->fn(t);
+		tm_after_run(t);
 		ran = true;
-
-		/* Periodic: back in the heap unless stopped meanwhile (or
-		 * out of memory: it then stops, as if stopped). */
-		void  (*done)(sli_timer *) = NULL;
-		bool    earliest = false;
-		int     err = SL_ECANCELED;
-		int64_t next = 0;
-		sli_lock(&tm.lock);
-		if (t->period > 0 && !t->stopreq) {
-			int64_t at = sl_now();
-
-			t->when += t->period;
-			if (t->when <= at)
-				t->when += ((at - t->when) / t->period + 1) *
-				    t->period;
-			next = t->when;
-			err = tm_insert(t, &earliest);
-		}
-		if (err != 0) {
-			done = t->done;
-			atomic_store_explicit(&t->state, SLI_TIMER_IDLE,
-			    memory_order_release);
-		}
-		sli_unlock(&tm.lock);
-		if (done != NULL)
-			done(t);
-		else if (earliest)
-			sli_sched_timer_added(next); /* t may be gone */
 	}
 }
 

@@ -95,6 +95,19 @@ sli_wait_init(sli_wait *w)
 	w->cw.wait = w;
 }
 
+int
+sli_wait_err(int fired, sl_ctx *ctx)
+{
+	int e;
+
+	if (fired >= 0)
+		return (0);
+	if (fired == SLI_WAIT_TIMEOUT)
+		return (SL_ETIMEDOUT);
+	e = sl_ctx_err(ctx);
+	return (e != 0 ? e : SL_ECANCELED);
+}
+
 void
 sli_wait_wake(sli_wait *w)
 {

@@ -103,6 +103,11 @@ sli_wait_claim(sli_wait *w, int source)
 	    source, memory_order_acq_rel, memory_order_acquire));
 }
 
+/* What a blocking call returns for the source that ended its wait: 0 for a
+ * wait-queue entry (>= 0), SL_ETIMEDOUT for the deadline, the context's
+ * error (SL_ECANCELED if it has none yet) for the context. */
+int sli_wait_err(int fired, sl_ctx *ctx);
+
 /* Wakes the owner of w (whose wait the caller has claimed). */
 void sli_wait_wake(sli_wait *w);
 

@@ -41,12 +41,7 @@ sl_cond_wait_ctx(sl_cond *c, sl_mutex *mu, sl_ctx *ctx, int64_t deadline)
 		sli_unlock(&c->lock);
 	}
 	sl_mutex_lock(mu);
-	if (r == 0)
-		return (0);
-	if (r == SLI_WAIT_TIMEOUT)
-		return (SL_ETIMEDOUT);
-	r = sl_ctx_err(ctx);
-	return (r != 0 ? r : SL_ECANCELED);
+	return (sli_wait_err(r, ctx));
 }
 
 void

@@ -26,6 +26,19 @@ struct group_job {
 	void        *arg;
 };
 
+/* A function started by sl_group_go has ended (or never started): frees
+ * its slot.  The WaitGroup is the last touch, as wait may then free g. */
+static void
+group_leave(sl_group *g)
+{
+	sl_mutex_lock(&g->mu);
+	g->running--;
+	if (g->limit > 0)
+		sl_cond_signal(&g->slot);
+	sl_mutex_unlock(&g->mu);
+	sl_waitgroup_done(&g->wg);
+}
+
 static void
 group_run(void *p)
 {
@@ -34,17 +47,15 @@ group_run(void *p)
 	int       err;
 
 	free(p);
-	err = job.fn(g->ctx, job.arg);
-	sl_mutex_lock(&g->mu);
-	if (err != 0 && g->err == 0) {
-		g->err = err;
-		sl_ctx_cancel_cause(g->ctx, err, NULL);
+	if ((err = job.fn(g->ctx, job.arg)) != 0) {
+		sl_mutex_lock(&g->mu);
+		if (g->err == 0) {
+			g->err = err;
+			sl_ctx_cancel_cause(g->ctx, err, NULL);
+		}
+		sl_mutex_unlock(&g->mu);
 	}
-	g->running--;
-	if (g->limit > 0)
-		sl_cond_signal(&g->slot);
-	sl_mutex_unlock(&g->mu);
-	sl_waitgroup_done(&g->wg); /* last touch: wait may free g */
+	group_leave(g);
 }
 
 int
@@ -105,12 +116,7 @@ sl_group_go(sl_group *g, sl_group_fn fn, void *arg)
 
 	if ((err = sl_go(group_run, job)) != 0) {
 		free(job);
-		sl_mutex_lock(&g->mu);
-		g->running--;
-		if (g->limit > 0)
-			sl_cond_signal(&g->slot);
-		sl_mutex_unlock(&g->mu);
-		sl_waitgroup_done(&g->wg);
+		group_leave(g);
 	}
 	return (err);
 }

@@ -96,10 +96,7 @@ sl_mutex_lock_ctx(sl_mutex *mu, sl_ctx *ctx, int64_t deadline)
 	if (e.queued)
 		sli_waitq_remove(&mu->waiters, &e);
 	sli_unlock(&mu->lock);
-	if (r == SLI_WAIT_TIMEOUT)
-		return (SL_ETIMEDOUT);
-	r = sl_ctx_err(ctx);
-	return (r != 0 ? r : SL_ECANCELED);
+	return (sli_wait_err(r, ctx));
 }
 
 /*

@@ -93,10 +93,7 @@ rw_wait(sl_rwmutex *rw, int kind, sl_ctx *ctx, int64_t deadline)
 	}
 	sli_unlock(&rw->lock);
 	sli_wakelist_wake(&wl);
-	if (r == SLI_WAIT_TIMEOUT)
-		return (SL_ETIMEDOUT);
-	r = sl_ctx_err(ctx);
-	return (r != 0 ? r : SL_ECANCELED);
+	return (sli_wait_err(r, ctx));
 }
 
 /*

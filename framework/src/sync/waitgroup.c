@@ -81,10 +81,7 @@ sl_waitgroup_wait_ctx(sl_waitgroup *wg, sl_ctx *ctx, int64_t deadline)
 	if (e.queued)
 		sli_waitq_remove(&wg->waiters, &e);
 	sli_unlock(&wg->lock);
-	if (r == SLI_WAIT_TIMEOUT)
-		return (SL_ETIMEDOUT);
-	r = sl_ctx_err(ctx);
-	return (r != 0 ? r : SL_ECANCELED);
+	return (sli_wait_err(r, ctx));
 }
 
 /* Waits until the counter is zero, as long as it takes. */
