@@ -14,7 +14,7 @@ extern "C" {
 #endif
 
 #define SL_ERRORS(X)                                                        \
-	X(ECLOSED, "channel closed")                                        \
+	X(ECLOSED, "channel or file descriptor closed")                    \
 	X(ECANCELED, "context canceled")                                    \
 	X(EDEADLINE, "context deadline exceeded")                           \
 	X(ETIMEDOUT, "timed out")                                           \
@@ -30,7 +30,8 @@ extern "C" {
 	X(ETOOBIG, "message too large")                                     \
 	X(ECONNREFUSED, "connection refused")                               \
 	X(ECONNSHUT, "connection shut down")                                \
-	X(ENOENT, "not found")
+	X(ENOENT, "not found")                                             \
+	X(EBADF, "bad file descriptor")
 
 enum sl_err {
 	SL_OK = 0,

@@ -11,5 +11,6 @@
 #include "sluice/context.h"
 #include "sluice/timer.h"
 #include "sluice/group.h"
+#include "sluice/fd.h"
 
 #endif /* SLUICE_SLUICE_H */

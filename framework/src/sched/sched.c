@@ -701,9 +701,12 @@ sch_dump_one(sli_g *g, void *arg)
 	if (s == SLI_G_DEAD)
 		return;
 	sli_fn_where(f, where, sizeof(where));
-	if (s == SLI_G_WAITING || s == SLI_G_PARKING)
+	if ((s == SLI_G_WAITING || s == SLI_G_PARKING) && obj != NULL)
 		fprintf(out, "goroutine %llu [%s]: waiting on %p%s\n", id,
 		    why != NULL ? why : "park", obj, where);
+	else if (s == SLI_G_WAITING || s == SLI_G_PARKING)
+		fprintf(out, "goroutine %llu [%s]%s\n", id,
+		    why != NULL ? why : "park", where); /* says what it waits on */
 	else
 		fprintf(out, "goroutine %llu [%s]%s\n", id, sch_state_name(s),
 		    where);
@@ -1349,6 +1352,7 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 	rv = sli_S.result;
 
 out:
+	sli_poll_fini();
 	sli_blocking_fini();
 	sli_timers_reset();
 	sli_stack_foreach(sch_abandon, NULL);

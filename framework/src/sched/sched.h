@@ -160,6 +160,9 @@ void   sli_stack_foreach(void (*fn)(sli_g *, void *), void *arg);
 /* The blocking pool (blocking.c). */
 void sli_blocking_fini(void);
 
+/* The poller behind sl_fd_wait (poll.c). */
+void sli_poll_fini(void);
+
 /* cpus.c: parse a CPU list ("0-3,6") into set; on error an explanation
  * goes to err and SL_EINVAL is returned. */
 int sli_cpus_parse(const char *list, cpu_set_t *set, char *err,

@@ -1,0 +1,487 @@
+/*
+ * poll.c — goroutines waiting on file descriptors: sl_fd_wait, sl_read,
+ * sl_write, sl_fd_close (sluice/fd.h).  Go's netpoller, reduced to what
+ * a C program needs.
+ *
+ * One thread, started by the first wait of an sl_main run and stopped
+ * when it returns, sleeps in epoll_wait and wakes the waiters of each
+ * descriptor that becomes ready.  A descriptor's state is a pl_fd, found
+ * by number in a two-level table (records never move and are never
+ * freed, so the poller and waiters may hold pointers to them):
+ *
+ *	readers, writers	queues of waiting goroutines and threads
+ *	armed			the epoll events enabled for them, or 0
+ *
+ * Registrations are level-triggered and one-shot: the first waiter of a
+ * direction arms the descriptor for the union of what its waiters want
+ * (EPOLL_CTL_MOD, or ADD the first time), later waiters find it armed and
+ * make no system call, and an event disarms it.  The poller wakes every
+ * waiter of the ready direction and re-arms for those of the other.
+ * Level-triggered arming reports a descriptor that is already ready at
+ * once, so a wait never misses readiness that came before it; a waiter
+ * woken for nothing (another took the data) just waits again.
+ *
+ * When the last waiter leaves without an event (deadline, context),
+ * armed drops to 0 although the kernel may still hold the one-shot: the
+ * event then finds nobody, and the next waiter arms again.  Keeping
+ * armed at 0 whenever nobody waits is what makes a descriptor number
+ * reused after a plain close(2) safe: the next wait re-registers it.
+ *
+ * The record's spinlock is held across epoll_ctl (and close in
+ * sl_fd_close), so the kernel's registration always matches armed.  Only
+ * waiters of the same descriptor contend for it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core/lock.h"
+#include "sched/sched.h"
+#include "sluice/context.h"
+#include "sluice/error.h"
+#include "sluice/fd.h"
+#include "sluice/sync.h"
+
+#define PL_CHUNK   1024          /* records per table chunk */
+#define PL_CHUNKS  1024          /* chunks: descriptors below 1M */
+#define PL_WAKE    UINT64_MAX    /* epoll data of the stop eventfd */
+#define PL_BATCH   128           /* events per epoll_wait */
+#define PL_ALWAYS  1             /* pl_arm: epoll refuses it (regular
+                                    file): always ready */
+
+/* Sources that end a wait on a descriptor (sli_wait_claim). */
+enum { PL_READY = 0, PL_CLOSED = 1, PL_ENDED = 2 };
+
+#define PL_IN  (EPOLLIN | EPOLLRDHUP)
+#define PL_OUT EPOLLOUT
+/* What wakes readers and writers: errors and hang-ups wake both, so the
+ * next read or write reports them. */
+#define PL_RDY_IN  (EPOLLIN | EPOLLRDHUP | EPOLLPRI | EPOLLHUP | EPOLLERR)
+#define PL_RDY_OUT (EPOLLOUT | EPOLLHUP | EPOLLERR)
+
+typedef struct pl_fd {
+	atomic_int       lock;
+	struct sli_waitq readers;
+	struct sli_waitq writers;
+	uint32_t         armed; /* events enabled in epoll for the waiters */
+	bool             added; /* in the epoll set, as far as we know */
+} pl_fd;
+
+static struct {
+	pthread_mutex_t  mu;     /* start and stop, chunk allocation */
+	_Atomic(pl_fd *) chunks[PL_CHUNKS];
+	int              epfd;
+	int              evfd;   /* written to stop the poller */
+	pthread_t        thread;
+	atomic_bool      on;     /* the poller runs: waits are accepted */
+} pl = { .mu = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .evfd = -1 };
+
+/* The record of fd (creating its chunk if create), or NULL. */
+static pl_fd *
+pl_get(int fd, bool create)
+{
+	size_t i = (size_t) fd / PL_CHUNK;
+	pl_fd *c;
+
+	if (fd < 0 || i >= PL_CHUNKS)
+		return (NULL);
+	c = atomic_load_explicit(&pl.chunks[i], memory_order_acquire);
+	if (c == NULL && create) {
+		pthread_mutex_lock(&pl.mu);
+		if ((c = atomic_load(&pl.chunks[i])) == NULL &&
+		    (c = calloc(PL_CHUNK, sizeof(*c))) != NULL)
+			atomic_store_explicit(&pl.chunks[i], c,
+			    memory_order_release);
+		pthread_mutex_unlock(&pl.mu);
+	}
+	return (c != NULL ? &c[(size_t) fd % PL_CHUNK] : NULL);
+}
+
+/* Claims every waiter of q for source; the winners go on wl. */
+static void
+pl_take(struct sli_waitq *q, int source, sli_wakelist *wl)
+{
+	sli_waiter *e;
+
+	while ((e = sli_waitq_pop(q)) != NULL)
+		if (sli_wait_claim(e->wait, source))
+			sli_wakelist_add(wl, e);
+}
+
+/*
+ * Arms fd (record p, locked) for what its waiters want.  Returns 0,
+ * PL_ALWAYS if epoll does not watch this kind of file, or an error.
+ */
+static int
+pl_arm(int fd, pl_fd *p)
+{
+	struct epoll_event ev;
+	uint32_t want = 0;
+	int op, rc;
+
+	if (p->readers.head != NULL)
+		want |= PL_IN;
+	if (p->writers.head != NULL)
+		want |= PL_OUT;
+	if ((want & ~p->armed) == 0)
+		return (0);
+	memset(&ev, 0, sizeof(ev));
+	ev.events = want | EPOLLONESHOT;
+	ev.data.u64 = (uint64_t) fd;
+	op = p->added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	rc = epoll_ctl(pl.epfd, op, fd, &ev);
+	if (rc != 0 && op == EPOLL_CTL_MOD && errno == ENOENT) {
+		/* Closed and reopened since, or dropped by the kernel. */
+		op = EPOLL_CTL_ADD;
+		rc = epoll_ctl(pl.epfd, op, fd, &ev);
+	} else if (rc != 0 && op == EPOLL_CTL_ADD && errno == EEXIST) {
+		op = EPOLL_CTL_MOD;
+		rc = epoll_ctl(pl.epfd, op, fd, &ev);
+	}
+	if (rc == 0) {
+		p->added = true;
+		p->armed = want;
+		return (0);
+	}
+	p->added = false;
+	p->armed = 0;
+	if (errno == EPERM)
+		return (PL_ALWAYS);
+	if (errno == EBADF)
+		return (SL_EBADF);
+	return (errno == ENOMEM ? SL_ENOMEM : SL_ESYSTEM);
+}
+
+/* One event from epoll for descriptor fd. */
+static void
+pl_event(int fd, uint32_t events)
+{
+	sli_wakelist wl = SLI_WAKELIST_INIT;
+	pl_fd *p = pl_get(fd, false);
+
+	if (p == NULL)
+		return;
+	sli_lock(&p->lock);
+	p->armed = 0; /* one-shot: the event disarmed it */
+	if (events & PL_RDY_IN)
+		pl_take(&p->readers, PL_READY, &wl);
+	if (events & PL_RDY_OUT)
+		pl_take(&p->writers, PL_READY, &wl);
+	if ((p->readers.head != NULL || p->writers.head != NULL) &&
+	    pl_arm(fd, p) != 0) {
+		/* Gone meanwhile: let them find out by trying. */
+		pl_take(&p->readers, PL_READY, &wl);
+		pl_take(&p->writers, PL_READY, &wl);
+	}
+	sli_unlock(&p->lock);
+	sli_wakelist_wake(&wl);
+}
+
+static void *
+pl_run(void *unused)
+{
+	struct epoll_event ev[PL_BATCH];
+
+	(void) unused;
+	for (;;) {
+		int n = epoll_wait(pl.epfd, ev, PL_BATCH, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			sli_fatal("epoll_wait: %s", strerror(errno));
+		}
+		for (int i = 0; i < n; i++) {
+			if (ev[i].data.u64 == PL_WAKE) {
+				if (!atomic_load(&pl.on))
+					return (NULL);
+				continue;
+			}
+			pl_event((int) ev[i].data.u64, ev[i].events);
+		}
+	}
+}
+
+/* Starts the poller for this sl_main run.  0, SL_ESTATE or SL_ESYSTEM. */
+static int
+pl_start(void)
+{
+	struct epoll_event ev;
+	sigset_t all, old;
+	int rv = 0;
+
+	pthread_mutex_lock(&pl.mu);
+	if (atomic_load(&pl.on))
+		goto out;
+	if (!atomic_load(&sli_S.running) || atomic_load(&sli_S.stopping)) {
+		rv = SL_ESTATE;
+		goto out;
+	}
+	pl.epfd = epoll_create1(EPOLL_CLOEXEC);
+	pl.evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.u64 = PL_WAKE;
+	if (pl.epfd < 0 || pl.evfd < 0 ||
+	    epoll_ctl(pl.epfd, EPOLL_CTL_ADD, pl.evfd, &ev) != 0)
+		goto fail;
+	/* Signals are for the program's threads, not this one. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	atomic_store(&pl.on, true);
+	if (pthread_create(&pl.thread, NULL, pl_run, NULL) != 0) {
+		atomic_store(&pl.on, false);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		goto fail;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	goto out;
+fail:
+	rv = SL_ESYSTEM;
+	if (pl.epfd >= 0)
+		close(pl.epfd);
+	if (pl.evfd >= 0)
+		close(pl.evfd);
+	pl.epfd = pl.evfd = -1;
+out:
+	pthread_mutex_unlock(&pl.mu);
+	return (rv);
+}
+
+/*
+ * Stops the poller; called by sl_main on its way out, after the workers
+ * stopped.  Threads still waiting get SL_ESTATE; goroutines still waiting
+ * are abandoned with the rest.
+ */
+void
+sli_poll_fini(void)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&pl.mu);
+	if (!atomic_load(&pl.on)) {
+		pthread_mutex_unlock(&pl.mu);
+		return;
+	}
+	atomic_store(&pl.on, false);
+	if (write(pl.evfd, &one, sizeof(one)) != (ssize_t) sizeof(one))
+		sli_fatal("cannot stop the poller: %s", strerror(errno));
+	pthread_join(pl.thread, NULL);
+	close(pl.epfd);
+	close(pl.evfd);
+	pl.epfd = pl.evfd = -1;
+	for (size_t i = 0; i < PL_CHUNKS; i++) {
+		pl_fd *c = atomic_load(&pl.chunks[i]);
+
+		for (size_t j = 0; c != NULL && j < PL_CHUNK; j++) {
+			sli_wakelist wl = SLI_WAKELIST_INIT;
+			struct sli_waitq *qs[2] = { &c[j].readers,
+			    &c[j].writers };
+			sli_waiter *e;
+
+			sli_lock(&c[j].lock);
+			for (int k = 0; k < 2; k++)
+				while ((e = sli_waitq_pop(qs[k])) != NULL)
+					if (e->wait->g == NULL &&
+					    sli_wait_claim(e->wait, PL_ENDED))
+						sli_wakelist_add(&wl, e);
+			c[j].armed = 0;
+			c[j].added = false;
+			sli_unlock(&c[j].lock);
+			sli_wakelist_wake(&wl);
+		}
+	}
+	pthread_mutex_unlock(&pl.mu);
+}
+
+int
+sl_fd_wait(int fd, int events, sl_ctx *ctx, int64_t deadline)
+{
+	sli_wait   w;
+	sli_waiter er = { 0 }, ew = { 0 };
+	char       why[48];
+	pl_fd     *p;
+	int        rv, fired;
+	bool       hold;
+
+	if (fd < 0)
+		return (SL_EBADF);
+	if (events == 0 || (events & ~(SL_FD_READ | SL_FD_WRITE)) != 0)
+		return (SL_EINVAL);
+	if ((rv = sl_ctx_err(ctx)) != 0)
+		return (rv);
+	if (deadline != SL_FOREVER && sl_now() >= deadline)
+		return (SL_ETIMEDOUT);
+	if (!atomic_load_explicit(&pl.on, memory_order_acquire) &&
+	    (rv = pl_start()) != 0)
+		return (rv);
+	if ((p = pl_get(fd, true)) == NULL) {
+		if ((size_t) fd / PL_CHUNK < PL_CHUNKS)
+			return (SL_ENOMEM);
+		/* Past the table: a number no descriptor has, usually. */
+		return (fcntl(fd, F_GETFD) < 0 && errno == EBADF ? SL_EBADF :
+		    SL_EINVAL);
+	}
+
+	sli_wait_init(&w);
+	er.wait = ew.wait = &w;
+	snprintf(why, sizeof(why), "fd %d %s", fd,
+	    events == SL_FD_READ ? "read" :
+	    events == SL_FD_WRITE ? "write" : "read/write");
+	sli_lock(&p->lock);
+	if (!atomic_load(&pl.on)) { /* sl_main is ending */
+		sli_unlock(&p->lock);
+		return (SL_ESTATE);
+	}
+	if (events & SL_FD_READ)
+		sli_waitq_push(&p->readers, &er);
+	if (events & SL_FD_WRITE)
+		sli_waitq_push(&p->writers, &ew);
+	if ((rv = pl_arm(fd, p)) != 0) {
+		if (er.queued)
+			sli_waitq_remove(&p->readers, &er);
+		if (ew.queued)
+			sli_waitq_remove(&p->writers, &ew);
+		sli_unlock(&p->lock);
+		return (rv == PL_ALWAYS ? 0 : rv);
+	}
+	/* The other end may be another process: not a deadlock. */
+	if ((hold = w.g != NULL))
+		atomic_fetch_add(&sli_S.holds, 1);
+	fired = sli_wait_block(&w, ctx, deadline, why, NULL, sli_unlock_cb,
+	    &p->lock);
+	if (hold)
+		atomic_fetch_sub(&sli_S.holds, 1);
+	if (fired < 0 || events == (SL_FD_READ | SL_FD_WRITE)) {
+		sli_lock(&p->lock);
+		if (er.queued)
+			sli_waitq_remove(&p->readers, &er);
+		if (ew.queued)
+			sli_waitq_remove(&p->writers, &ew);
+		if (p->readers.head == NULL && p->writers.head == NULL)
+			p->armed = 0; /* see the top of the file */
+		sli_unlock(&p->lock);
+	}
+	switch (fired) {
+	case PL_READY:
+		return (0);
+	case PL_CLOSED:
+		return (SL_ECLOSED);
+	case PL_ENDED:
+		return (SL_ESTATE);
+	default:
+		return (sli_wait_err(fired, ctx));
+	}
+}
+
+/* ctx or deadline already over: what a call returns without trying. */
+static int
+pl_over(sl_ctx *ctx, int64_t deadline)
+{
+	int rv = sl_ctx_err(ctx);
+
+	if (rv == 0 && deadline != SL_FOREVER && sl_now() >= deadline)
+		rv = SL_ETIMEDOUT;
+	return (rv);
+}
+
+int
+sl_read(int fd, void *buf, size_t len, size_t *n, sl_ctx *ctx,
+    int64_t deadline)
+{
+	int rv;
+
+	if (n == NULL || (buf == NULL && len > 0))
+		return (SL_EINVAL);
+	*n = 0;
+	if ((rv = pl_over(ctx, deadline)) != 0)
+		return (rv);
+	for (;;) {
+		ssize_t got = read(fd, buf, len);
+
+		if (got >= 0) {
+			*n = (size_t) got;
+			return (0);
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return (errno == EBADF ? SL_EBADF : SL_ESYSTEM);
+		if ((rv = sl_fd_wait(fd, SL_FD_READ, ctx, deadline)) != 0)
+			return (rv);
+	}
+}
+
+int
+sl_write(int fd, const void *buf, size_t len, size_t *n, sl_ctx *ctx,
+    int64_t deadline)
+{
+	const char *p = buf;
+	size_t      done = 0;
+	int         rv;
+
+	if (n != NULL)
+		*n = 0;
+	if (buf == NULL && len > 0)
+		return (SL_EINVAL);
+	if ((rv = pl_over(ctx, deadline)) != 0)
+		return (rv);
+	while (done < len) {
+		ssize_t put = write(fd, p + done, len - done);
+
+		if (put >= 0) {
+			done += (size_t) put;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			rv = errno == EBADF ? SL_EBADF : SL_ESYSTEM;
+			break;
+		}
+		if ((rv = sl_fd_wait(fd, SL_FD_WRITE, ctx, deadline)) != 0)
+			break;
+	}
+	if (n != NULL)
+		*n = done;
+	return (rv);
+}
+
+int
+sl_fd_close(int fd)
+{
+	sli_wakelist wl = SLI_WAKELIST_INIT;
+	pl_fd *p = pl_get(fd, false);
+	int rc, err;
+
+	if (fd < 0)
+		return (SL_EBADF);
+	if (p != NULL) {
+		sli_lock(&p->lock);
+		pl_take(&p->readers, PL_CLOSED, &wl);
+		pl_take(&p->writers, PL_CLOSED, &wl);
+		if (p->added && pl.epfd >= 0)
+			(void) epoll_ctl(pl.epfd, EPOLL_CTL_DEL, fd, NULL);
+		p->added = false;
+		p->armed = 0;
+	}
+	/* Under the lock: a waiter that comes now finds fd closed (or a
+	 * new file under its number), never a registration close drops. */
+	rc = close(fd);
+	err = errno;
+	if (p != NULL) {
+		sli_unlock(&p->lock);
+		sli_wakelist_wake(&wl);
+	}
+	if (rc == 0 || err == EINTR) /* Linux closed it all the same */
+		return (0);
+	errno = err;
+	return (err == EBADF ? SL_EBADF : SL_ESYSTEM);
+}
