@@ -18,6 +18,9 @@
  *	selectfed (d') the same, the ready channel kept fed by a sender
  *	              goroutine: ns/select
  *	million   (e) spawn with N = 1000000
+ *	pipe      (f) ping-pong of one byte between two goroutines over two
+ *	              non-blocking pipes (sl_read, sl_write: each read
+ *	              parks on the poller): ns/round trip
  *	fault     no goroutines: maps N pages (default 100000) and writes one
  *	              byte to each: us/page, what a first-touch page fault
  *	              costs on this machine.  Every cold goroutine of (c)
@@ -37,6 +40,7 @@
  *
  * and a line "INFO procs <n>" with the number of worker threads.
  */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -48,6 +52,7 @@
 
 #include "sluice/chan.h"
 #include "sluice/error.h"
+#include "sluice/fd.h"
 #include "sluice/runtime.h"
 #include "sluice/sync.h"
 
@@ -450,6 +455,72 @@ bench_fault(struct bench *b)
 #endif
 }
 
+/* ---- (f) ping-pong over pipes ------------------------------------------ */
+
+struct pipes {
+	int          ping[2];
+	int          pong[2];
+	sl_waitgroup wg;
+};
+
+static void
+pipe_echo(void *arg)
+{
+	struct pipes *p = arg;
+	char c;
+	size_t n;
+	int err;
+
+	while ((err = sl_read(p->ping[0], &c, 1, &n, NULL, SL_FOREVER)) == 0
+	    && n == 1)
+		if ((err = sl_write(p->pong[1], &c, 1, NULL, NULL,
+		    SL_FOREVER)) != 0)
+			die("pipe pong", err);
+	if (err != 0)
+		die("pipe echo read", err);
+	sl_waitgroup_done(&p->wg);
+}
+
+static double
+pipe_round(long n)
+{
+	struct pipes p = { 0 };
+	int64_t t0;
+	size_t got;
+	int err;
+
+	if (pipe2(p.ping, O_NONBLOCK) != 0 || pipe2(p.pong, O_NONBLOCK) != 0)
+		die("pipe2", SL_ESYSTEM);
+	sl_waitgroup_add(&p.wg, 1);
+	if ((err = sl_go(pipe_echo, &p)) != 0)
+		die("sl_go", err);
+	t0 = now_ns();
+	for (long i = 0; i < n; i++) {
+		char c = (char) i, back;
+
+		if ((err = sl_write(p.ping[1], &c, 1, NULL, NULL,
+		    SL_FOREVER)) != 0)
+			die("pipe ping", err);
+		if ((err = sl_read(p.pong[0], &back, 1, &got, NULL,
+		    SL_FOREVER)) != 0 || got != 1 || back != c)
+			die("pipe pong read", err != 0 ? err : SL_EPROTO);
+	}
+	t0 = now_ns() - t0;
+	close(p.ping[1]); /* end of file for the echo */
+	sl_waitgroup_wait(&p.wg);
+	close(p.ping[0]);
+	close(p.pong[0]);
+	close(p.pong[1]);
+	return ((double) t0 / (double) n);
+}
+
+static void
+bench_pipe(struct bench *b)
+{
+	pipe_round(b->n / 10);
+	result(b->name, "ns_per_roundtrip", pipe_round(b->n));
+}
+
 /* ---- driver ------------------------------------------------------------- */
 
 static const struct {
@@ -465,6 +536,7 @@ static const struct {
 	{ "selectfed", bench_selectfed, 5000000 },
 	{ "million",   bench_spawn,     1000000 },
 	{ "fault",     bench_fault,     100000 },
+	{ "pipe",      bench_pipe,      200000 },
 };
 
 static void (*run_fn)(struct bench *);

@@ -6,7 +6,7 @@
 #
 #	tests/bench/run.sh [CASE...]
 #
-# Cases: chan pingpong spawn spawnwarm select selectfed million fault (all
+# Cases: chan pingpong spawn spawnwarm select selectfed million pipe fault (all
 # by default; fault, the machine's page fault cost, has no Go half).
 # Environment: BUILD (default build-bench, a release build with link-time
 # optimization),
@@ -70,7 +70,7 @@ run() {
 	rm -f "$raw.one" "$raw.err"
 }
 
-cases=${*:-chan pingpong spawn spawnwarm select selectfed million fault}
+cases=${*:-chan pingpong spawn spawnwarm select selectfed million pipe fault}
 for c in $cases; do
 	n=$REPS
 	[ "$c" = million ] && n=$REPS_MILLION
@@ -249,6 +249,8 @@ report() {
 		rssrow "(e) RSS per parked goroutine (1M)" million
 		inforow "(e) RSS while 1M parked" million rss_parked_mib "MiB"
 	fi
+	has pipe && inforow "(f) ping-pong of 1 byte over two pipes (poller)" \
+	    pipe ns_per_roundtrip "ns/round trip"
 	echo
 	echo "Targets:"
 	echo

@@ -3,9 +3,14 @@
  * sl_write, sl_fd_close (sluice/fd.h).  Go's netpoller, reduced to what
  * a C program needs.
  *
- * One thread, started by the first wait of an sl_main run and stopped
- * when it returns, sleeps in epoll_wait and wakes the waiters of each
- * descriptor that becomes ready.  A descriptor's state is a pl_fd, found
+ * The workers poll, as Go's do (sched.h): a worker with nothing to run
+ * looks without blocking, and one idle worker at a time, the owner,
+ * sleeps in epoll_wait instead of on its condition variable, so a ready
+ * descriptor wakes the worker that will run its goroutine.  A backstop
+ * thread looks every 10 ms while descriptors are waited on and nobody
+ * owns the poll (every worker busy).  The epoll set, an eventfd that
+ * breaks the owner's sleep and the backstop are made by the first wait
+ * of an sl_main run and go when it returns.  A descriptor's state is a pl_fd, found
  * by number in a two-level table (records never move and are never
  * freed, so the poller and waiters may hold pointers to them):
  *
@@ -38,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -53,6 +59,7 @@
 #define PL_CHUNKS  1024          /* chunks: descriptors below 1M */
 #define PL_WAKE    UINT64_MAX    /* epoll data of the stop eventfd */
 #define PL_BATCH   128           /* events per epoll_wait */
+#define PL_BACKSTOP (10 * SL_MILLISECOND)
 #define PL_ALWAYS  1             /* pl_arm: epoll refuses it (regular
                                     file): always ready */
 
@@ -76,11 +83,16 @@ typedef struct pl_fd {
 
 static struct {
 	pthread_mutex_t  mu;     /* start and stop, chunk allocation */
+	pthread_cond_t   cv;     /* the backstop sleeps here */
+	bool             cv_ready; /* cv made, on CLOCK_MONOTONIC */
 	_Atomic(pl_fd *) chunks[PL_CHUNKS];
 	int              epfd;
-	int              evfd;   /* written to stop the poller */
-	pthread_t        thread;
-	atomic_bool      on;     /* the poller runs: waits are accepted */
+	int              evfd;   /* breaks the owner's epoll_wait */
+	pthread_t        thread; /* the backstop */
+	atomic_bool      on;     /* polling is set up: waits are accepted */
+	atomic_long      waiters; /* parked in sl_fd_wait */
+	atomic_int       owner;  /* 1 while a worker owns the poll */
+	struct epoll_event ev[PL_BATCH]; /* the owner's events */
 } pl = { .mu = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .evfd = -1 };
 
 /* The record of fd (creating its chunk if create), or NULL. */
@@ -184,29 +196,128 @@ pl_event(int fd, uint32_t events)
 	sli_wakelist_wake(&wl);
 }
 
+/* Readies the waiters of n events in ev; the eventfd's are skipped. */
+static void
+pl_dispatch(struct epoll_event *ev, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (ev[i].data.u64 != PL_WAKE)
+			pl_event((int) ev[i].data.u64, ev[i].events);
+}
+
+bool
+sli_poll_pending(void)
+{
+	return (atomic_load_explicit(&pl.waiters, memory_order_relaxed) > 0 &&
+	    atomic_load_explicit(&pl.owner, memory_order_relaxed) == 0);
+}
+
+bool
+sli_poll_nonblock(void)
+{
+	struct epoll_event ev[PL_BATCH];
+	int n, got = 0;
+
+	if (!atomic_load_explicit(&pl.on, memory_order_acquire))
+		return (false);
+	n = epoll_wait(pl.epfd, ev, PL_BATCH, 0);
+	for (int i = 0; i < n; i++)
+		got += ev[i].data.u64 != PL_WAKE; /* the owner drains that */
+	pl_dispatch(ev, n);
+	return (got > 0);
+}
+
+bool
+sli_poll_own(void)
+{
+	int zero = 0;
+
+	return (atomic_load(&pl.on) && atomic_load(&pl.waiters) > 0 &&
+	    atomic_compare_exchange_strong(&pl.owner, &zero, 1));
+}
+
+int
+sli_poll_block(int64_t deadline)
+{
+	struct timespec ts, *tsp = NULL;
+	int n;
+
+	if (deadline != INT64_MAX) {
+		int64_t left = deadline - sl_now();
+
+		if (left < 0)
+			left = 0;
+		ts.tv_sec = left / SL_SECOND;
+		ts.tv_nsec = left % SL_SECOND;
+		tsp = &ts;
+	}
+	n = epoll_pwait2(pl.epfd, pl.ev, PL_BATCH, tsp, NULL);
+	if (n < 0 && errno == ENOSYS) { /* before Linux 5.11: ms */
+		int ms = tsp == NULL ? -1 :
+		    (int) (ts.tv_sec * 1000 + (ts.tv_nsec + 999999) / 1000000);
+		n = epoll_wait(pl.epfd, pl.ev, PL_BATCH, ms);
+	}
+	if (n < 0) {
+		if (errno != EINTR)
+			sli_fatal("epoll_wait: %s", strerror(errno));
+		return (0);
+	}
+	for (int i = 0; i < n; i++) {
+		if (pl.ev[i].data.u64 == PL_WAKE) {
+			uint64_t v;
+
+			if (read(pl.evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				sli_fatal("poller eventfd: %s",
+				    strerror(errno));
+		}
+	}
+	return (n);
+}
+
+void
+sli_poll_dispatch(int n)
+{
+	pl_dispatch(pl.ev, n);
+}
+
+void
+sli_poll_disown(void)
+{
+	atomic_store(&pl.owner, 0);
+}
+
+void
+sli_poll_break(void)
+{
+	uint64_t one = 1;
+
+	if (write(pl.evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		sli_fatal("poller eventfd: %s", strerror(errno));
+}
+
+/* The backstop: while every worker is busy nobody looks, so look every
+ * PL_BACKSTOP. */
 static void *
 pl_run(void *unused)
 {
-	struct epoll_event ev[PL_BATCH];
-
 	(void) unused;
-	for (;;) {
-		int n = epoll_wait(pl.epfd, ev, PL_BATCH, -1);
+	pthread_mutex_lock(&pl.mu);
+	while (atomic_load(&pl.on)) {
+		struct timespec ts;
+		int64_t t = sl_now() + PL_BACKSTOP;
 
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			sli_fatal("epoll_wait: %s", strerror(errno));
-		}
-		for (int i = 0; i < n; i++) {
-			if (ev[i].data.u64 == PL_WAKE) {
-				if (!atomic_load(&pl.on))
-					return (NULL);
-				continue;
-			}
-			pl_event((int) ev[i].data.u64, ev[i].events);
-		}
+		ts.tv_sec = t / SL_SECOND;
+		ts.tv_nsec = t % SL_SECOND;
+		pthread_cond_timedwait(&pl.cv, &pl.mu, &ts);
+		if (!atomic_load(&pl.on))
+			break;
+		pthread_mutex_unlock(&pl.mu);
+		if (sli_poll_pending())
+			(void) sli_poll_nonblock();
+		pthread_mutex_lock(&pl.mu);
 	}
+	pthread_mutex_unlock(&pl.mu);
+	return (NULL);
 }
 
 /* Starts the poller for this sl_main run.  0, SL_ESTATE or SL_ESYSTEM. */
@@ -224,6 +335,17 @@ pl_start(void)
 		rv = SL_ESTATE;
 		goto out;
 	}
+	if (!pl.cv_ready) { /* the backstop's deadlines are sl_now()'s */
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&pl.cv, &ca);
+		pthread_condattr_destroy(&ca);
+		pl.cv_ready = true;
+	}
+	atomic_store(&pl.waiters, 0);
+	atomic_store(&pl.owner, 0);
 	pl.epfd = epoll_create1(EPOLL_CLOEXEC);
 	pl.evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	memset(&ev, 0, sizeof(ev));
@@ -263,17 +385,16 @@ out:
 void
 sli_poll_fini(void)
 {
-	uint64_t one = 1;
-
 	pthread_mutex_lock(&pl.mu);
 	if (!atomic_load(&pl.on)) {
 		pthread_mutex_unlock(&pl.mu);
 		return;
 	}
 	atomic_store(&pl.on, false);
-	if (write(pl.evfd, &one, sizeof(one)) != (ssize_t) sizeof(one))
-		sli_fatal("cannot stop the poller: %s", strerror(errno));
-	pthread_join(pl.thread, NULL);
+	pthread_cond_signal(&pl.cv);
+	pthread_mutex_unlock(&pl.mu);
+	pthread_join(pl.thread, NULL); /* the backstop */
+	pthread_mutex_lock(&pl.mu);
 	close(pl.epfd);
 	close(pl.evfd);
 	pl.epfd = pl.evfd = -1;
@@ -355,8 +476,12 @@ sl_fd_wait(int fd, int events, sl_ctx *ctx, int64_t deadline)
 	/* The other end may be another process: not a deadlock. */
 	if ((hold = w.g != NULL))
 		atomic_fetch_add(&sli_S.holds, 1);
+	atomic_fetch_add(&pl.waiters, 1);
+	if (!hold)
+		sli_sched_poke(); /* make sure a worker polls */
 	fired = sli_wait_block(&w, ctx, deadline, why, NULL, sli_unlock_cb,
 	    &p->lock);
+	atomic_fetch_sub(&pl.waiters, 1);
 	if (hold)
 		atomic_fetch_sub(&sli_S.holds, 1);
 	if (fired < 0 || events == (SL_FD_READ | SL_FD_WRITE)) {

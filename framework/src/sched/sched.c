@@ -418,7 +418,10 @@ sch_wake_one_locked(bool spinning)
 	i->idle = false;
 	atomic_fetch_sub(&sli_S.nidle, 1);
 	i->spinning = spinning;
-	pthread_cond_signal(&i->cv);
+	if (i->netpolling)
+		sli_poll_break();
+	else
+		pthread_cond_signal(&i->cv);
 	return (true);
 }
 
@@ -580,8 +583,12 @@ sch_stop_locked(int result)
 		return;
 	sli_S.result = result;
 	atomic_store(&sli_S.stopping, true);
-	for (int i = 0; i < sli_S.nprocs; i++)
-		pthread_cond_signal(&sli_S.workers[i].cv);
+	for (int i = 0; i < sli_S.nprocs; i++) {
+		if (sli_S.workers[i].netpolling)
+			sli_poll_break();
+		else
+			pthread_cond_signal(&sli_S.workers[i].cv);
+	}
 }
 
 static void
@@ -775,6 +782,16 @@ sl_sched_hold(void)
 }
 
 void
+sli_sched_poke(void)
+{
+	if (atomic_load(&sli_S.nidle) == 0)
+		return;
+	pthread_mutex_lock(&sli_S.lock);
+	sch_wake_one_locked(false);
+	pthread_mutex_unlock(&sli_S.lock);
+}
+
+void
 sl_sched_release(void)
 {
 	atomic_fetch_sub(&sli_S.holds, 1);
@@ -868,6 +885,8 @@ sch_find_runnable(sli_worker *w)
 			if (next != INT64_MAX && next <= sl_now())
 				sli_timers_run(sl_now());
 		}
+		if ((tick % 61) == 0 && sli_poll_pending())
+			(void) sli_poll_nonblock(); /* busy workers look too */
 		if ((tick % 61) == 0 &&
 		    atomic_load_explicit(&sli_S.gq_len,
 		    memory_order_relaxed) > 0) {
@@ -892,6 +911,11 @@ sch_find_runnable(sli_worker *w)
 				return (g);
 			}
 		}
+
+		/* Descriptors ready, nobody polling: their goroutines are
+		 * local work. */
+		if (sli_poll_pending() && sli_poll_nonblock())
+			continue;
 
 		/* Steal.  Runnext is only taken in the last round, so a
 		 * goroutine just readied usually stays where it was. */
@@ -980,6 +1004,22 @@ sch_find_runnable(sli_worker *w)
 				sli_stack_foreach(sch_dump_one, stderr);
 				fflush(stderr);
 				sch_stop_locked(SL_EDEADLOCK);
+			} else if (sli_poll_own()) {
+				int64_t next = sli_timers_next();
+				int     n;
+
+				w->netpolling = true;
+				pthread_mutex_unlock(&sli_S.lock);
+				n = sli_poll_block(next);
+				pthread_mutex_lock(&sli_S.lock);
+				w->netpolling = false;
+				sch_unidle_locked(w);
+				pthread_mutex_unlock(&sli_S.lock);
+				/* Not idle any more: what it readies is
+				 * its own work, and wakep finds others. */
+				sli_poll_dispatch(n);
+				sli_poll_disown();
+				continue;
 			} else {
 				sch_sleep_locked(w);
 			}

@@ -83,6 +83,8 @@ typedef struct sli_worker {
 	_Atomic(sl_fn)  run_fn;
 	bool            idle;      /* on the idle list (under sched.lock) */
 	bool            spinning;  /* looking for work to steal */
+	bool            netpolling; /* idle in epoll_wait, not on cv: wake
+	                              it with sli_poll_break (sched.lock) */
 	pthread_cond_t  cv;        /* sleeps here when idle */
 	struct sli_worker *idle_next;
 	void           *tsan_fiber; /* TSan fiber of the thread itself */
@@ -160,8 +162,24 @@ void   sli_stack_foreach(void (*fn)(sli_g *, void *), void *arg);
 /* The blocking pool (blocking.c). */
 void sli_blocking_fini(void);
 
-/* The poller behind sl_fd_wait (poll.c). */
+/*
+ * The poller behind sl_fd_wait (poll.c).  Workers poll, as Go's do: a
+ * worker about to go idle while descriptors are waited on becomes the
+ * owner and sleeps in epoll_wait instead of on its condition variable
+ * (until its next timer, or sli_poll_break), so a ready descriptor wakes
+ * the worker that runs its goroutine, not a thread that then wakes a
+ * worker; a worker out of local work looks without blocking first.
+ */
+bool sli_poll_pending(void);          /* waiters, and no owner polling */
+bool sli_poll_nonblock(void);         /* look; true if it readied any */
+bool sli_poll_own(void);              /* become the owner, if worth it */
+int  sli_poll_block(int64_t deadline); /* owner: wait; events kept */
+void sli_poll_dispatch(int n);        /* owner: ready their waiters */
+void sli_poll_disown(void);
+void sli_poll_break(void);            /* wake the owner (sched.lock) */
 void sli_poll_fini(void);
+/* sched.c: wake an idle worker so that one polls (a thread waits). */
+void sli_sched_poke(void);
 
 /* cpus.c: parse a CPU list ("0-3,6") into set; on error an explanation
  * goes to err and SL_EINVAL is returned. */

@@ -244,6 +244,55 @@ func benchSelectfed(name string, n int64) {
 	result(name, "ns_per_select", selectfedRound(n))
 }
 
+// (f) ping-pong of one byte over two pipes (os.Pipe: the netpoller).
+func pipeRound(n int64) float64 {
+	pingR, pingW, err := os.Pipe()
+	if err != nil {
+		die("pipe: " + err.Error())
+	}
+	pongR, pongW, err := os.Pipe()
+	if err != nil {
+		die("pipe: " + err.Error())
+	}
+	done := make(chan struct{})
+	go func() {
+		b := make([]byte, 1)
+		for {
+			if _, err := pingR.Read(b); err != nil {
+				break // io.EOF once pingW is closed
+			}
+			if _, err := pongW.Write(b); err != nil {
+				die("pipe pong: " + err.Error())
+			}
+		}
+		close(done)
+	}()
+	b := make([]byte, 1)
+	back := make([]byte, 1)
+	t0 := time.Now()
+	for i := int64(0); i < n; i++ {
+		b[0] = byte(i)
+		if _, err := pingW.Write(b); err != nil {
+			die("pipe ping: " + err.Error())
+		}
+		if _, err := pongR.Read(back); err != nil || back[0] != b[0] {
+			die("pipe pong read")
+		}
+	}
+	d := time.Since(t0)
+	pingW.Close()
+	<-done
+	pingR.Close()
+	pongR.Close()
+	pongW.Close()
+	return float64(d.Nanoseconds()) / float64(n)
+}
+
+func benchPipe(name string, n int64) {
+	pipeRound(n / 10)
+	result(name, "ns_per_roundtrip", pipeRound(n))
+}
+
 type benchCase struct {
 	fn func(string, int64)
 	n  int64
@@ -257,6 +306,7 @@ var cases = map[string]benchCase{
 	"select":    {benchSelect, 5000000},
 	"selectfed": {benchSelectfed, 5000000},
 	"million":   {benchSpawn, 1000000},
+	"pipe":      {benchPipe, 200000},
 }
 
 func main() {
