@@ -2,8 +2,10 @@
  * sluice/fd.h — goroutines waiting on file descriptors (Go's netpoller).
  *
  * A goroutine that reads a socket, a pipe or a terminal parks until the
- * descriptor is ready, and its worker runs other goroutines meanwhile:
- * one thread watches every waited-on descriptor with epoll.  This is for
+ * descriptor is ready, and its worker runs other goroutines meanwhile.
+ * The workers themselves watch the waited-on descriptors with epoll, as
+ * Go's do: an idle worker sleeps in epoll_wait, so readiness wakes the
+ * thread that runs the goroutine.  This is for
  * descriptors that can be non-blocking; a regular file is always "ready"
  * (its reads block in the kernel), so put file I/O through sl_blocking().
  *

@@ -36,6 +36,8 @@
  * sl_fd_close), so the kernel's registration always matches armed.  Only
  * waiters of the same descriptor contend for it.
  */
+#include "sluice_config.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -47,6 +49,10 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+
+#if SLUICE_HAVE_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
 
 #include "core/lock.h"
 #include "sched/sched.h"
@@ -93,6 +99,7 @@ static struct {
 	atomic_long      waiters; /* parked in sl_fd_wait */
 	atomic_int       owner;  /* 1 while a worker owns the poll */
 	struct epoll_event ev[PL_BATCH]; /* the owner's events */
+	bool             no_pwait2; /* epoll_pwait2 missing (owner only) */
 } pl = { .mu = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .evfd = -1 };
 
 /* The record of fd (creating its chunk if create), or NULL. */
@@ -251,10 +258,14 @@ sli_poll_block(int64_t deadline)
 		ts.tv_nsec = left % SL_SECOND;
 		tsp = &ts;
 	}
-	n = epoll_pwait2(pl.epfd, pl.ev, PL_BATCH, tsp, NULL);
+	n = -1;
+	errno = ENOSYS;
+	if (!pl.no_pwait2)
+		n = epoll_pwait2(pl.epfd, pl.ev, PL_BATCH, tsp, NULL);
 	if (n < 0 && errno == ENOSYS) { /* before Linux 5.11: ms */
 		int ms = tsp == NULL ? -1 :
 		    (int) (ts.tv_sec * 1000 + (ts.tv_nsec + 999999) / 1000000);
+		pl.no_pwait2 = true;
 		n = epoll_wait(pl.epfd, pl.ev, PL_BATCH, ms);
 	}
 	if (n < 0) {
@@ -346,6 +357,10 @@ pl_start(void)
 	}
 	atomic_store(&pl.waiters, 0);
 	atomic_store(&pl.owner, 0);
+#if SLUICE_HAVE_VALGRIND_H
+	/* valgrind 3.19 does not know epoll_pwait2 and warns at each call. */
+	pl.no_pwait2 = RUNNING_ON_VALGRIND;
+#endif
 	pl.epfd = epoll_create1(EPOLL_CLOEXEC);
 	pl.evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	memset(&ev, 0, sizeof(ev));
