@@ -12,6 +12,8 @@
  * ends; a goroutine waiting on a descriptor is not a deadlock; the dump
  * names the descriptor; bad input gets its error.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
 
@@ -821,6 +823,158 @@ test_number_reused(void **state)
 	slt_run_procs(1, body_reused, NULL);
 }
 
+/* ---- a TCP echo server: a goroutine per connection ----------------------- */
+
+#define ECHO_CLIENTS 200
+#define ECHO_BYTES   3000
+
+struct echo {
+	int                lfd;
+	struct sockaddr_in addr;
+	sl_waitgroup       clients;  /* client goroutines */
+	sl_waitgroup       served;   /* connection goroutines */
+	atomic_int         right;    /* clients that got their bytes back */
+	atomic_int         accepted;
+	atomic_long        echoed;   /* bytes the server sent back */
+};
+
+struct echo_conn {
+	struct echo *e;
+	int          fd;
+	int          id;
+};
+
+static void
+echo_serve(void *arg)
+{
+	struct echo_conn *c = arg;
+	char buf[1000];
+	size_t n;
+
+	for (;;) {
+		SL_CHECK_OK(sl_read(c->fd, buf, sizeof(buf), &n, NULL,
+		    sl_now() + 60 * SL_SECOND));
+		if (n == 0)
+			break;
+		SL_CHECK_OK(sl_write(c->fd, buf, n, NULL, NULL,
+		    sl_now() + 60 * SL_SECOND));
+		atomic_fetch_add(&c->e->echoed, (long) n);
+	}
+	SL_CHECK_OK(sl_fd_close(c->fd));
+	sl_waitgroup_done(&c->e->served);
+	free(c);
+}
+
+static void
+echo_listen(void *arg)
+{
+	struct echo *e = arg;
+
+	for (int i = 0; i < ECHO_CLIENTS; i++) {
+		struct echo_conn *c = calloc(1, sizeof(*c));
+		int fd;
+
+		SL_ASSERT_OK(c != NULL ? 0 : -1);
+		SL_CHECK_OK(sl_accept(e->lfd, &fd, NULL,
+		    sl_now() + 60 * SL_SECOND));
+		SL_CHECK((fcntl(fd, F_GETFL) & O_NONBLOCK) != 0);
+		c->e = e;
+		c->fd = fd;
+		atomic_fetch_add(&e->accepted, 1);
+		sl_waitgroup_add(&e->served, 1);
+		SL_CHECK_OK(sl_go(echo_serve, c));
+	}
+}
+
+static void
+echo_client(void *arg)
+{
+	struct echo_conn *c = arg;
+	unsigned char out[ECHO_BYTES], in[ECHO_BYTES + 1]; /* room for 1 too many */
+	size_t got = 0, n;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+
+	for (int i = 0; i < ECHO_BYTES; i++)
+		out[i] = (unsigned char) (i * 31 + c->id);
+	SL_CHECK_OK(sl_connect(fd, (struct sockaddr *) &c->e->addr,
+	    sizeof(c->e->addr), NULL, sl_now() + 60 * SL_SECOND));
+	SL_CHECK_OK(sl_write(fd, out, sizeof(out), &n, NULL, SL_FOREVER));
+	SL_CHECK_EQ(n, ECHO_BYTES);
+	SL_CHECK(shutdown(fd, SHUT_WR) == 0);
+	for (;;) {
+		int rv = sl_read(fd, in + got, sizeof(in) - got, &n, NULL,
+		    sl_now() + 60 * SL_SECOND);
+
+		if (rv != 0)
+			SLT_FATAL("client %d: sl_read: %s (%s)", c->id,
+			    sl_errname(rv), strerror(errno));
+		got += n;
+		if (n == 0 || got == sizeof(in))
+			break;
+	}
+	if (got == ECHO_BYTES && memcmp(in, out, sizeof(out)) == 0)
+		atomic_fetch_add(&c->e->right, 1);
+	SL_CHECK_OK(sl_fd_close(fd));
+	sl_waitgroup_done(&c->e->clients);
+}
+
+static void
+body_echo(void *arg)
+{
+	static struct echo e;
+	static struct echo_conn cl[ECHO_CLIENTS];
+	socklen_t alen = sizeof(e.addr);
+	int fd;
+
+	(void) arg;
+	memset(&e, 0, sizeof(e));
+	e.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	e.addr.sin_family = AF_INET;
+	e.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	SL_ASSERT_OK(bind(e.lfd, (struct sockaddr *) &e.addr,
+	    sizeof(e.addr)));
+	SL_ASSERT_OK(listen(e.lfd, SOMAXCONN));
+	SL_ASSERT_OK(getsockname(e.lfd, (struct sockaddr *) &e.addr, &alen));
+	SL_CHECK_OK(sl_go(echo_listen, &e));
+	sl_waitgroup_add(&e.clients, ECHO_CLIENTS);
+	for (int i = 0; i < ECHO_CLIENTS; i++) {
+		cl[i].e = &e;
+		cl[i].id = i;
+		SL_CHECK_OK(sl_go(echo_client, &cl[i]));
+	}
+	sl_waitgroup_wait(&e.clients);
+	sl_waitgroup_wait(&e.served);
+	SL_CHECK_EQ(atomic_load(&e.accepted), ECHO_CLIENTS);
+	SL_CHECK_EQ(atomic_load(&e.right), ECHO_CLIENTS);
+	SL_CHECK_EQ(atomic_load(&e.echoed), (long) ECHO_CLIENTS * ECHO_BYTES);
+
+	/* No one connecting: accept gives up at its deadline, or when the
+	 * listener is closed under it. */
+	SL_CHECK_ERR(sl_accept(e.lfd, &fd, NULL,
+	    sl_now() + 20 * SL_MILLISECOND), SL_ETIMEDOUT);
+	SL_CHECK_EQ(fd, -1);
+	SL_CHECK_OK(sl_fd_close(e.lfd));
+
+	/* Nobody listens there now: refused. */
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	SL_CHECK_ERR(sl_connect(fd, (struct sockaddr *) &e.addr,
+	    sizeof(e.addr), NULL, sl_now() + 10 * SL_SECOND),
+	    SL_ECONNREFUSED);
+	SL_CHECK_EQ(errno, ECONNREFUSED);
+	close(fd);
+	SL_CHECK_ERR(sl_connect(fd, NULL, 0, NULL, SL_FOREVER), SL_EINVAL);
+	SL_CHECK_ERR(sl_accept(e.lfd, NULL, NULL, SL_FOREVER), SL_EINVAL);
+}
+
+static void
+test_tcp_echo(void **state)
+{
+	(void) state;
+	slt_run_procs(1, body_echo, NULL);
+	slt_run_procs(2, body_echo, NULL);
+}
+
 /* ---- bad input ------------------------------------------------------- */
 
 static void
@@ -884,6 +1038,7 @@ main(void)
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_not_deadlock),
 		cmocka_unit_test(test_number_reused),
+		cmocka_unit_test(test_tcp_echo),
 		cmocka_unit_test(test_bad_input),
 	};
 

@@ -23,6 +23,9 @@
  * writing; readiness wakes every waiter of that direction.  Plain threads
  * may wait too (they block) while a scheduler runs.
  *
+ * sl_accept and sl_connect do the same for a socket's connections, so a
+ * server is a goroutine per connection, as in Go.
+ *
  * Close a descriptor that goroutines may be waiting on with sl_fd_close,
  * which wakes them with SL_ECLOSED first (Go's "use of closed file");
  * after a plain close(2) they would wait for their deadline.  A goroutine
@@ -34,6 +37,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "sluice/runtime.h"
 
@@ -71,6 +75,24 @@ int sl_read(int fd, void *buf, size_t len, size_t *n, sl_ctx *ctx,
  */
 int sl_write(int fd, const void *buf, size_t len, size_t *n, sl_ctx *ctx,
     int64_t deadline);
+
+/*
+ * Accepts a connection on the non-blocking listening socket lfd, waiting
+ * for one; *fd gets it, non-blocking and close-on-exec, ready for
+ * sl_read and sl_write.  Returns 0, the errors of sl_fd_wait, or
+ * SL_ESYSTEM with errno from accept4(2) (EMFILE: out of descriptors).
+ * A connection reset before it was taken is skipped, as Go does.
+ */
+int sl_accept(int lfd, int *fd, sl_ctx *ctx, int64_t deadline);
+
+/*
+ * Connects the non-blocking socket fd to addr, waiting for the handshake.
+ * Returns 0, SL_ECONNREFUSED, the errors of sl_fd_wait (the socket is
+ * then half-way: close it), or SL_ESYSTEM with errno from connect(2) or
+ * the handshake (ETIMEDOUT, ENETUNREACH, ...).
+ */
+int sl_connect(int fd, const struct sockaddr *addr, socklen_t len,
+    sl_ctx *ctx, int64_t deadline);
 
 /*
  * Wakes every goroutine and thread waiting on fd with SL_ECLOSED, then

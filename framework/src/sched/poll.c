@@ -1,6 +1,6 @@
 /*
  * poll.c — goroutines waiting on file descriptors: sl_fd_wait, sl_read,
- * sl_write, sl_fd_close (sluice/fd.h).  Go's netpoller, reduced to what
+ * sl_write, sl_accept, sl_connect, sl_fd_close (sluice/fd.h).  Go's netpoller, reduced to what
  * a C program needs.
  *
  * The workers poll, as Go's do (sched.h): a worker with nothing to run
@@ -48,6 +48,7 @@
 #include <time.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #if SLUICE_HAVE_VALGRIND_H
@@ -592,6 +593,63 @@ sl_write(int fd, const void *buf, size_t len, size_t *n, sl_ctx *ctx,
 	if (n != NULL)
 		*n = done;
 	return (rv);
+}
+
+int
+sl_accept(int lfd, int *fd, sl_ctx *ctx, int64_t deadline)
+{
+	int rv;
+
+	if (fd == NULL)
+		return (SL_EINVAL);
+	*fd = -1;
+	if ((rv = pl_over(ctx, deadline)) != 0)
+		return (rv);
+	for (;;) {
+		int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (c >= 0) {
+			*fd = c;
+			return (0);
+		}
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return (errno == EBADF ? SL_EBADF : SL_ESYSTEM);
+		if ((rv = sl_fd_wait(lfd, SL_FD_READ, ctx, deadline)) != 0)
+			return (rv);
+	}
+}
+
+int
+sl_connect(int fd, const struct sockaddr *addr, socklen_t len,
+    sl_ctx *ctx, int64_t deadline)
+{
+	socklen_t elen = sizeof(int);
+	int rv, err = 0;
+
+	if (addr == NULL)
+		return (SL_EINVAL);
+	if ((rv = pl_over(ctx, deadline)) != 0)
+		return (rv);
+	if (connect(fd, addr, len) == 0)
+		return (0);
+	/* Interrupted, the handshake goes on all the same. */
+	if (errno != EINPROGRESS && errno != EINTR) {
+		err = errno;
+		goto failed;
+	}
+	if ((rv = sl_fd_wait(fd, SL_FD_WRITE, ctx, deadline)) != 0)
+		return (rv);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
+		err = errno;
+	if (err == 0)
+		return (0);
+failed:
+	errno = err;
+	if (err == ECONNREFUSED)
+		return (SL_ECONNREFUSED);
+	return (err == EBADF ? SL_EBADF : SL_ESYSTEM);
 }
 
 int
