@@ -25,10 +25,13 @@ command -v qemu-aarch64 >/dev/null || { echo "aarch64: qemu-aarch64 not found"; 
 mkdir -p "$OUT"
 echo '#define SLUICE_HAVE_VALGRIND_H 0' > "$OUT/sluice_config.h"
 S=framework/src
-SRC="$S/core/error.c $S/sched/sched.c $S/sched/stack.c $S/sched/timer.c
-    $S/sched/wait.c $S/sched/blocking.c $S/sched/cpus.c $S/sched/stall.c $S/sched/switch_aarch64.S
-    $S/chan/chan.c $S/chan/select.c $S/chan/tick.c $S/sync/waitq.c $S/sync/waitgroup.c
-    $S/sync/mutex.c $S/sync/rwmutex.c $S/sync/cond.c $S/sync/once.c $S/sync/group.c $S/context/ctx.c"
+# libsluice's C sources as framework/meson.build lists them (one
+# 'src/....c', per line), so a new file cannot be forgotten here.
+SRC="$(sed -n "s|^ *'src/\([a-z0-9_/]*\.c\)',.*|$S/\1|p" \
+    framework/meson.build) $S/sched/switch_aarch64.S"
+case $SRC in *sched/sched.c*) ;; *)
+	echo "aarch64: no sources found in framework/meson.build"; exit 1 ;;
+esac
 CFLAGS="-O2 -g -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror
     -Wno-unused-parameter -I$OUT -Iframework/include -I$S"
 

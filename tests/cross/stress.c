@@ -3,8 +3,10 @@
  * (tests/cross/aarch64.sh).  Plain C with no test framework, so that it
  * needs nothing of the target but libc.  Exits non-zero on any mismatch.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "sluice/sluice.h"
 
@@ -48,6 +50,44 @@ st_parked(void *arg)
 	sl_waitgroup_done(&st_wg);
 }
 
+/* Echoes bytes from one pipe to another until end of file. */
+static void
+st_pipe_echo(void *arg)
+{
+	int   *fds = arg; /* read end, write end */
+	char   buf[64];
+	size_t n;
+
+	while (sl_read(fds[0], buf, sizeof(buf), &n, NULL, SL_FOREVER) == 0 &&
+	    n > 0)
+		CHECK(sl_write(fds[1], buf, n, NULL, NULL, SL_FOREVER) == 0);
+	close(fds[1]);
+}
+
+/* Ping-pong over pipes: every read parks on the poller. */
+static void
+st_pipes(void)
+{
+	static int there[2], back[2], echo[2];
+	char       c, got;
+	size_t     n;
+
+	CHECK(pipe2(there, O_NONBLOCK) == 0 && pipe2(back, O_NONBLOCK) == 0);
+	echo[0] = there[0];
+	echo[1] = back[1];
+	CHECK(sl_go(st_pipe_echo, echo) == 0);
+	for (int i = 0; i < 5000; i++) {
+		c = (char) i;
+		CHECK(sl_write(there[1], &c, 1, NULL, NULL, SL_FOREVER) == 0);
+		CHECK(sl_read(back[0], &got, 1, &n, NULL, SL_FOREVER) == 0);
+		CHECK(n == 1 && got == c);
+	}
+	close(there[1]);
+	CHECK(sl_read(back[0], &got, 1, &n, NULL, SL_FOREVER) == 0 && n == 0);
+	close(there[0]);
+	close(back[0]);
+}
+
 static void
 st_main(void *arg)
 {
@@ -89,6 +129,8 @@ st_main(void *arg)
 	CHECK(chosen == 0 && !cs[0].ok);
 	CHECK(sl_select(cs + 1, 1, NULL, sl_now() + SL_MILLISECOND,
 	    &chosen) == SL_ETIMEDOUT);
+
+	st_pipes();
 
 	sl_chan_release(st_a);
 	sl_chan_release(st_b);
