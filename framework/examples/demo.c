@@ -1,7 +1,7 @@
 /*
  * demo.c — a tour of libsluice in one program (`sluice-demo`).
  *
- * Three small scenes, each checked, each timed:
+ * Four small scenes, each checked, each timed:
  *
  *  1. A pipeline: a producer sends 1..N on an unbuffered channel, a pool
  *     of workers squares them into a buffered channel, a collector sums
@@ -13,13 +13,22 @@
  *  3. Cancellation: a slow goroutine would sleep for 10 s; a context with
  *     a 30 ms timeout cuts it short, and a select on its reply channel
  *     and ctx's done channel sees both ends.
+ *  4. Sockets: a TCP echo server on 127.0.0.1 with a goroutine per
+ *     connection, and 100 client goroutines that each send 20 lines and
+ *     read them back; every read and accept parks its goroutine until
+ *     the socket is ready.
  *
  * Usage: sluice-demo [N [WORKERS]]   (defaults: 100000 numbers, 4 workers)
  * Exits 0 when every scene produced what it should, 1 otherwise.
  */
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #include "sluice/sluice.h"
 
@@ -308,6 +317,125 @@ scene_cancel(void)
 	return (0);
 }
 
+/* ---- scene 4: a TCP echo server, a goroutine per connection ------------- */
+
+#define ECHO_CLIENTS 100
+#define ECHO_LINES   20
+
+struct echo {
+	int                lfd;
+	struct sockaddr_in addr;
+	sl_waitgroup       wg;      /* clients and connections */
+	atomic_long        bytes;   /* echoed by the server */
+	atomic_int         right;   /* clients that got all lines back */
+};
+
+struct echo_conn {
+	struct echo *e;
+	int          fd;
+};
+
+/* One connection: echo until the client shuts its side. */
+static void
+echo_conn(void *arg)
+{
+	struct echo_conn c = *(struct echo_conn *) arg;
+	char   buf[512];
+	size_t n;
+
+	free(arg);
+	while (sl_read(c.fd, buf, sizeof(buf), &n, NULL, SL_FOREVER) == 0 &&
+	    n > 0 && sl_write(c.fd, buf, n, NULL, NULL, SL_FOREVER) == 0)
+		atomic_fetch_add(&c.e->bytes, (long) n);
+	sl_fd_close(c.fd);
+	sl_waitgroup_done(&c.e->wg);
+}
+
+static void
+echo_server(void *arg)
+{
+	struct echo *e = arg;
+
+	for (int i = 0; i < ECHO_CLIENTS; i++) {
+		struct echo_conn *c = malloc(sizeof(*c));
+
+		if (c == NULL || sl_accept(e->lfd, &c->fd, NULL,
+		    sl_now() + 10 * SL_SECOND) != 0) {
+			free(c);
+			sl_waitgroup_add(&e->wg, -(ECHO_CLIENTS - i));
+			return;
+		}
+		c->e = e;
+		if (sl_go(echo_conn, c) != 0)
+			abort();
+	}
+}
+
+static void
+echo_client(void *arg)
+{
+	struct echo *e = arg;
+	char   sent[ECHO_LINES * 32], got[sizeof(sent)];
+	size_t len = 0, have = 0, n;
+	int    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	for (int i = 0; i < ECHO_LINES; i++)
+		len += (size_t) snprintf(sent + len, sizeof(sent) - len,
+		    "line %d of goroutine %" PRIu64 "\n", i, sl_goid());
+	if (fd >= 0 && sl_connect(fd, (struct sockaddr *) &e->addr,
+	    sizeof(e->addr), NULL, sl_now() + 10 * SL_SECOND) == 0 &&
+	    sl_write(fd, sent, len, NULL, NULL, SL_FOREVER) == 0 &&
+	    shutdown(fd, SHUT_WR) == 0) {
+		while (have < sizeof(got) && sl_read(fd, got + have,
+		    sizeof(got) - have, &n, NULL, sl_now() + 10 * SL_SECOND)
+		    == 0 && n > 0)
+			have += n;
+	}
+	if (have == len && memcmp(got, sent, len) == 0)
+		atomic_fetch_add(&e->right, 1);
+	if (fd >= 0)
+		sl_fd_close(fd);
+	sl_waitgroup_done(&e->wg);
+}
+
+static int
+scene_echo(void)
+{
+	static struct echo e;
+	socklen_t alen = sizeof(e.addr);
+	int64_t   start = sl_now();
+
+	memset(&e, 0, sizeof(e));
+	e.addr.sin_family = AF_INET;
+	e.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	e.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (e.lfd < 0 || bind(e.lfd, (struct sockaddr *) &e.addr,
+	    sizeof(e.addr)) != 0 || listen(e.lfd, SOMAXCONN) != 0 ||
+	    getsockname(e.lfd, (struct sockaddr *) &e.addr, &alen) != 0) {
+		perror("demo: echo server");
+		return (1);
+	}
+	printf("[echo] a TCP echo server on 127.0.0.1:%d, a goroutine per "
+	    "connection; %d clients x %d lines\n", ntohs(e.addr.sin_port),
+	    ECHO_CLIENTS, ECHO_LINES);
+	sl_waitgroup_add(&e.wg, 2 * ECHO_CLIENTS);
+	if (sl_go(echo_server, &e) != 0)
+		abort();
+	for (int i = 0; i < ECHO_CLIENTS; i++)
+		if (sl_go(echo_client, &e) != 0)
+			abort();
+	sl_waitgroup_wait(&e.wg);
+	sl_fd_close(e.lfd);
+	printf("[echo] %d/%d clients got every line back; %ld bytes echoed "
+	    "in %.1f ms\n", atomic_load(&e.right), ECHO_CLIENTS,
+	    atomic_load(&e.bytes), ms_since(start));
+	if (atomic_load(&e.right) != ECHO_CLIENTS) {
+		fprintf(stderr, "demo: echo: clients missed their lines\n");
+		return (1);
+	}
+	return (0);
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 struct demo {
@@ -330,6 +458,8 @@ demo_main(void *arg)
 	d->failed += scene_ticker();
 	printf("\n");
 	d->failed += scene_cancel();
+	printf("\n");
+	d->failed += scene_echo();
 	printf("\n%d goroutine(s) left at the end\n", (int) sl_numgoroutine());
 }
 
