@@ -533,6 +533,18 @@ pl_over(sl_ctx *ctx, int64_t deadline)
 	return (rv);
 }
 
+/* A call on fd failed with errno: 0 to try it again (interrupted, or fd
+ * ready after it would have blocked), else what to return. */
+static int
+pl_again(int fd, int events, sl_ctx *ctx, int64_t deadline)
+{
+	if (errno == EINTR)
+		return (0);
+	if (errno != EAGAIN && errno != EWOULDBLOCK)
+		return (errno == EBADF ? SL_EBADF : SL_ESYSTEM);
+	return (sl_fd_wait(fd, events, ctx, deadline));
+}
+
 int
 sl_read(int fd, void *buf, size_t len, size_t *n, sl_ctx *ctx,
     int64_t deadline)
@@ -551,11 +563,7 @@ sl_read(int fd, void *buf, size_t len, size_t *n, sl_ctx *ctx,
 			*n = (size_t) got;
 			return (0);
 		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return (errno == EBADF ? SL_EBADF : SL_ESYSTEM);
-		if ((rv = sl_fd_wait(fd, SL_FD_READ, ctx, deadline)) != 0)
+		if ((rv = pl_again(fd, SL_FD_READ, ctx, deadline)) != 0)
 			return (rv);
 	}
 }
@@ -577,17 +585,9 @@ sl_write(int fd, const void *buf, size_t len, size_t *n, sl_ctx *ctx,
 	while (done < len) {
 		ssize_t put = write(fd, p + done, len - done);
 
-		if (put >= 0) {
+		if (put >= 0)
 			done += (size_t) put;
-			continue;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			rv = errno == EBADF ? SL_EBADF : SL_ESYSTEM;
-			break;
-		}
-		if ((rv = sl_fd_wait(fd, SL_FD_WRITE, ctx, deadline)) != 0)
+		else if ((rv = pl_again(fd, SL_FD_WRITE, ctx, deadline)) != 0)
 			break;
 	}
 	if (n != NULL)
@@ -612,11 +612,8 @@ sl_accept(int lfd, int *fd, sl_ctx *ctx, int64_t deadline)
 			*fd = c;
 			return (0);
 		}
-		if (errno == EINTR || errno == ECONNABORTED)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return (errno == EBADF ? SL_EBADF : SL_ESYSTEM);
-		if ((rv = sl_fd_wait(lfd, SL_FD_READ, ctx, deadline)) != 0)
+		if (errno != ECONNABORTED &&
+		    (rv = pl_again(lfd, SL_FD_READ, ctx, deadline)) != 0)
 			return (rv);
 	}
 }
