@@ -26,6 +26,10 @@
  * sl_accept and sl_connect do the same for a socket's connections, so a
  * server is a goroutine per connection, as in Go.
  *
+ * Where a call says "errno", it sets errno on the thread it returns on:
+ * read it right after the call.  A goroutine may resume on another
+ * worker after any wait, and errno belongs to the thread.
+ *
  * Close a descriptor that goroutines may be waiting on with sl_fd_close,
  * which wakes them with SL_ECLOSED first (Go's "use of closed file");
  * after a plain close(2) they would wait for their deadline.  A goroutine

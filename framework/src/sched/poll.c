@@ -259,11 +259,11 @@ sli_poll_block(int64_t deadline)
 		ts.tv_nsec = left % SL_SECOND;
 		tsp = &ts;
 	}
-	n = -1;
-	errno = ENOSYS;
-	if (!pl.no_pwait2)
-		n = epoll_pwait2(pl.epfd, pl.ev, PL_BATCH, tsp, NULL);
-	if (n < 0 && errno == ENOSYS) { /* before Linux 5.11: ms */
+	if (!pl.no_pwait2 &&
+	    ((n = epoll_pwait2(pl.epfd, pl.ev, PL_BATCH, tsp, NULL)) >= 0 ||
+	    errno != ENOSYS)) {
+		/* done */
+	} else { /* before Linux 5.11: ms */
 		int ms = tsp == NULL ? -1 :
 		    (int) (ts.tv_sec * 1000 + (ts.tv_nsec + 999999) / 1000000);
 		pl.no_pwait2 = true;
@@ -533,15 +533,20 @@ pl_over(sl_ctx *ctx, int64_t deadline)
 	return (rv);
 }
 
+/* errno, where the goroutine may have parked since it took &errno. */
+#define ERRNO (*sli_errno())
+
 /* A call on fd failed with errno: 0 to try it again (interrupted, or fd
  * ready after it would have blocked), else what to return. */
 static int
 pl_again(int fd, int events, sl_ctx *ctx, int64_t deadline)
 {
-	if (errno == EINTR)
+	int e = ERRNO;
+
+	if (e == EINTR)
 		return (0);
-	if (errno != EAGAIN && errno != EWOULDBLOCK)
-		return (errno == EBADF ? SL_EBADF : SL_ESYSTEM);
+	if (e != EAGAIN && e != EWOULDBLOCK)
+		return (e == EBADF ? SL_EBADF : SL_ESYSTEM);
 	return (sl_fd_wait(fd, events, ctx, deadline));
 }
 
@@ -612,7 +617,7 @@ sl_accept(int lfd, int *fd, sl_ctx *ctx, int64_t deadline)
 			*fd = c;
 			return (0);
 		}
-		if (errno != ECONNABORTED &&
+		if (ERRNO != ECONNABORTED &&
 		    (rv = pl_again(lfd, SL_FD_READ, ctx, deadline)) != 0)
 			return (rv);
 	}
@@ -632,18 +637,16 @@ sl_connect(int fd, const struct sockaddr *addr, socklen_t len,
 	if (connect(fd, addr, len) == 0)
 		return (0);
 	/* Interrupted, the handshake goes on all the same. */
-	if (errno != EINPROGRESS && errno != EINTR) {
-		err = errno;
+	if ((err = ERRNO) != EINPROGRESS && err != EINTR)
 		goto failed;
-	}
 	if ((rv = sl_fd_wait(fd, SL_FD_WRITE, ctx, deadline)) != 0)
 		return (rv);
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
-		err = errno;
+		err = ERRNO;
 	if (err == 0)
 		return (0);
 failed:
-	errno = err;
+	ERRNO = err;
 	if (err == ECONNREFUSED)
 		return (SL_ECONNREFUSED);
 	return (err == EBADF ? SL_EBADF : SL_ESYSTEM);

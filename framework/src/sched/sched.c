@@ -65,6 +65,18 @@ sli_self(void)
 	return (w);
 }
 
+/* errno of the thread running now.  glibc declares __errno_location
+ * const, so the compiler may keep &errno across a call; a goroutine that
+ * parks in that call can resume on another worker, and would then read
+ * or write the first thread's errno.  This call is never merged. */
+__attribute__((noinline)) int *
+sli_errno(void)
+{
+	int *e = &errno;
+	__asm__ __volatile__("" : "+r"(e) : : "memory");
+	return (e);
+}
+
 /* What the stall watchdog may read of w: which goroutine runs there. */
 static inline void
 sch_publish(sli_worker *w, sli_g *g)

@@ -119,6 +119,10 @@ extern sli_sched sli_S;
  * switch: a goroutine may resume on another thread. */
 sli_worker *sli_self(void);
 
+/* &errno of the thread running now; use it after anything that may park
+ * (a plain errno there may be the address taken on an earlier thread). */
+int *sli_errno(void);
+
 /* The running goroutine, or NULL on a plain thread / scheduler context. */
 sli_g *sli_curg(void);
 
