@@ -64,7 +64,7 @@
 
 #define PL_CHUNK   1024          /* records per table chunk */
 #define PL_CHUNKS  1024          /* chunks: descriptors below 1M */
-#define PL_WAKE    UINT64_MAX    /* epoll data of the stop eventfd */
+#define PL_WAKE    UINT64_MAX    /* epoll data of the owner's eventfd */
 #define PL_BATCH   128           /* events per epoll_wait */
 #define PL_BACKSTOP (10 * SL_MILLISECOND)
 #define PL_ALWAYS  1             /* pl_arm: epoll refuses it (regular
