@@ -438,6 +438,30 @@ sli_poll_fini(void)
 	pthread_mutex_unlock(&pl.mu);
 }
 
+/* ctx or deadline already over: what a call returns without trying. */
+static int
+pl_over(sl_ctx *ctx, int64_t deadline)
+{
+	int rv = sl_ctx_err(ctx);
+
+	if (rv == 0 && deadline != SL_FOREVER && sl_now() >= deadline)
+		rv = SL_ETIMEDOUT;
+	return (rv);
+}
+
+/* Takes a waiter's entries off p (locked) if still queued; with nobody
+ * left, forgets the arming (see the top of the file). */
+static void
+pl_leave(pl_fd *p, sli_waiter *er, sli_waiter *ew)
+{
+	if (er->queued)
+		sli_waitq_remove(&p->readers, er);
+	if (ew->queued)
+		sli_waitq_remove(&p->writers, ew);
+	if (p->readers.head == NULL && p->writers.head == NULL)
+		p->armed = 0;
+}
+
 int
 sl_fd_wait(int fd, int events, sl_ctx *ctx, int64_t deadline)
 {
@@ -452,10 +476,8 @@ sl_fd_wait(int fd, int events, sl_ctx *ctx, int64_t deadline)
 		return (SL_EBADF);
 	if (events == 0 || (events & ~(SL_FD_READ | SL_FD_WRITE)) != 0)
 		return (SL_EINVAL);
-	if ((rv = sl_ctx_err(ctx)) != 0)
+	if ((rv = pl_over(ctx, deadline)) != 0)
 		return (rv);
-	if (deadline != SL_FOREVER && sl_now() >= deadline)
-		return (SL_ETIMEDOUT);
 	if (!atomic_load_explicit(&pl.on, memory_order_acquire) &&
 	    (rv = pl_start()) != 0)
 		return (rv);
@@ -482,10 +504,7 @@ sl_fd_wait(int fd, int events, sl_ctx *ctx, int64_t deadline)
 	if (events & SL_FD_WRITE)
 		sli_waitq_push(&p->writers, &ew);
 	if ((rv = pl_arm(fd, p)) != 0) {
-		if (er.queued)
-			sli_waitq_remove(&p->readers, &er);
-		if (ew.queued)
-			sli_waitq_remove(&p->writers, &ew);
+		pl_leave(p, &er, &ew);
 		sli_unlock(&p->lock);
 		return (rv == PL_ALWAYS ? 0 : rv);
 	}
@@ -502,12 +521,7 @@ sl_fd_wait(int fd, int events, sl_ctx *ctx, int64_t deadline)
 		atomic_fetch_sub(&sli_S.holds, 1);
 	if (fired < 0 || events == (SL_FD_READ | SL_FD_WRITE)) {
 		sli_lock(&p->lock);
-		if (er.queued)
-			sli_waitq_remove(&p->readers, &er);
-		if (ew.queued)
-			sli_waitq_remove(&p->writers, &ew);
-		if (p->readers.head == NULL && p->writers.head == NULL)
-			p->armed = 0; /* see the top of the file */
+		pl_leave(p, &er, &ew);
 		sli_unlock(&p->lock);
 	}
 	switch (fired) {
@@ -520,17 +534,6 @@ sl_fd_wait(int fd, int events, sl_ctx *ctx, int64_t deadline)
 	default:
 		return (sli_wait_err(fired, ctx));
 	}
-}
-
-/* ctx or deadline already over: what a call returns without trying. */
-static int
-pl_over(sl_ctx *ctx, int64_t deadline)
-{
-	int rv = sl_ctx_err(ctx);
-
-	if (rv == 0 && deadline != SL_FOREVER && sl_now() >= deadline)
-		rv = SL_ETIMEDOUT;
-	return (rv);
 }
 
 /* errno, where the goroutine may have parked since it took &errno. */

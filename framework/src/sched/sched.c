@@ -417,6 +417,17 @@ sch_runq_steal(sli_worker *w, sli_worker *v, bool stealnext)
 
 /* ---- waking idle workers ---------------------------------------------- */
 
+/* Wakes idle worker i: from epoll_wait if it owns the poll, else from its
+ * condition variable; S.lock held. */
+static void
+sch_signal_locked(sli_worker *i)
+{
+	if (i->netpolling)
+		sli_poll_break();
+	else
+		pthread_cond_signal(&i->cv);
+}
+
 /* Pops an idle worker and signals it; S.lock held. */
 static bool
 sch_wake_one_locked(bool spinning)
@@ -430,10 +441,7 @@ sch_wake_one_locked(bool spinning)
 	i->idle = false;
 	atomic_fetch_sub(&sli_S.nidle, 1);
 	i->spinning = spinning;
-	if (i->netpolling)
-		sli_poll_break();
-	else
-		pthread_cond_signal(&i->cv);
+	sch_signal_locked(i);
 	return (true);
 }
 
@@ -470,11 +478,7 @@ void
 sli_sched_timer_added(int64_t when)
 {
 	(void) when;
-	if (atomic_load(&sli_S.nidle) == 0)
-		return;
-	pthread_mutex_lock(&sli_S.lock);
-	sch_wake_one_locked(false);
-	pthread_mutex_unlock(&sli_S.lock);
+	sli_sched_poke();
 }
 
 /* ---- ready / park / yield / exit --------------------------------------- */
@@ -595,12 +599,8 @@ sch_stop_locked(int result)
 		return;
 	sli_S.result = result;
 	atomic_store(&sli_S.stopping, true);
-	for (int i = 0; i < sli_S.nprocs; i++) {
-		if (sli_S.workers[i].netpolling)
-			sli_poll_break();
-		else
-			pthread_cond_signal(&sli_S.workers[i].cv);
-	}
+	for (int i = 0; i < sli_S.nprocs; i++)
+		sch_signal_locked(&sli_S.workers[i]);
 }
 
 static void
@@ -793,6 +793,8 @@ sl_sched_hold(void)
 	atomic_fetch_add(&sli_S.holds, 1);
 }
 
+/* Wakes one idle worker, if any, to look at what changed (a new timer, a
+ * thread waiting on a descriptor). */
 void
 sli_sched_poke(void)
 {
