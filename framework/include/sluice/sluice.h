@@ -12,5 +12,6 @@
 #include "sluice/timer.h"
 #include "sluice/group.h"
 #include "sluice/fd.h"
+#include "sluice/signal.h"
 
 #endif /* SLUICE_SLUICE_H */

@@ -864,7 +864,7 @@ sch_deadlocked_locked(void)
 	return (atomic_load(&sli_S.nidle) == sli_S.nprocs &&
 	    atomic_load(&sli_S.gq_len) == 0 && !sli_timers_pending() &&
 	    atomic_load(&sli_S.holds) == 0 && atomic_load(&sli_S.live) > 0 &&
-	    !sch_any_work(true));
+	    atomic_load(&sli_signal_regs) == 0 && !sch_any_work(true));
 }
 
 static void
@@ -1382,6 +1382,7 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 	sli_stack_init(stack);
 	sli_timers_reset();
 	sch_install_fault_handler();
+	sli_signal_init();
 
 	sch_tls_worker = NULL;
 	if ((rv = sch_spawn(fn, arg, 1)) != 0)
@@ -1406,6 +1407,7 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 	rv = sli_S.result;
 
 out:
+	sli_signal_fini();
 	sli_poll_fini();
 	sli_blocking_fini();
 	sli_timers_reset();

@@ -182,6 +182,13 @@ void sli_poll_dispatch(int n);        /* owner: ready their waiters */
 void sli_poll_disown(void);
 void sli_poll_break(void);            /* wake the owner (sched.lock) */
 void sli_poll_fini(void);
+
+/* signal.c: registrations live within one sl_main run (init before the
+ * main goroutine, fini once the workers stopped); while any exists the
+ * deadlock detector stays quiet. */
+extern atomic_int sli_signal_regs;
+void sli_signal_init(void);
+void sli_signal_fini(void);
 /* sched.c: wake an idle worker so that one polls (a thread waits). */
 void sli_sched_poke(void);
 
