@@ -1,7 +1,7 @@
 /*
  * demo.c — a tour of libsluice in one program (`sluice-demo`).
  *
- * Four small scenes, each checked, each timed:
+ * Five small scenes, each checked, each timed:
  *
  *  1. A pipeline: a producer sends 1..N on an unbuffered channel, a pool
  *     of workers squares them into a buffered channel, a collector sums
@@ -17,6 +17,9 @@
  *     connection, and 100 client goroutines that each send 20 lines and
  *     read them back; every read and accept parks its goroutine until
  *     the socket is ready.
+ *  5. Signals: eight goroutines work under a context that SIGINT or
+ *     SIGTERM cancels (Go's signal.NotifyContext); the process sends
+ *     itself SIGTERM, and every goroutine stops, naming the signal.
  *
  * Usage: sluice-demo [N [WORKERS]]   (defaults: 100000 numbers, 4 workers)
  * Exits 0 when every scene produced what it should, 1 otherwise.
@@ -28,9 +31,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "sluice/sluice.h"
+#include "sluice/signal.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -436,6 +442,75 @@ scene_echo(void)
 	return (0);
 }
 
+/* ---- scene 5: SIGTERM cancels every goroutine ------------------------------ */
+
+#define SIG_WORKERS 8
+
+struct sigscene {
+	sl_ctx      *ctx;     /* canceled by SIGINT or SIGTERM */
+	sl_waitgroup wg;
+	atomic_int   stopped; /* workers that saw the cancellation */
+	atomic_long  rounds;  /* work done meanwhile */
+};
+
+/* Works in 2 ms steps until the context ends. */
+static void
+sig_worker(void *arg)
+{
+	struct sigscene *s = arg;
+
+	while (sl_sleep_ctx(s->ctx, 2 * SL_MILLISECOND) == 0)
+		atomic_fetch_add(&s->rounds, 1);
+	atomic_fetch_add(&s->stopped, 1);
+	sl_waitgroup_done(&s->wg);
+}
+
+/* What `kill -TERM` would do from outside. */
+static void
+sig_terminator(void *arg)
+{
+	(void) arg;
+	sl_sleep(30 * SL_MILLISECOND);
+	(void) kill(getpid(), SIGTERM);
+}
+
+static int
+scene_signal(void)
+{
+	static struct sigscene s;
+	const int   sigs[] = { SIGINT, SIGTERM };
+	const char *cause = NULL;
+	int64_t     start = sl_now();
+	bool        right;
+
+	memset(&s, 0, sizeof(s));
+	printf("[signal] %d goroutines under a context that SIGINT or SIGTERM "
+	    "cancels; SIGTERM comes after 30 ms\n", SIG_WORKERS);
+	CHECK(sl_signal_ctx(sl_ctx_background(), sigs, 2, &s.ctx));
+	sl_waitgroup_add(&s.wg, SIG_WORKERS);
+	for (int i = 0; i < SIG_WORKERS; i++)
+		if (sl_go(sig_worker, &s) != 0)
+			abort();
+	if (sl_go(sig_terminator, NULL) != 0)
+		abort();
+	sl_waitgroup_wait(&s.wg);
+	(void) sl_ctx_cause(s.ctx, &cause);
+	printf("[signal] %d/%d goroutines stopped after %.1f ms (%ld steps of "
+	    "work); the context's cause: \"%s\"\n", atomic_load(&s.stopped),
+	    SIG_WORKERS, ms_since(start), atomic_load(&s.rounds),
+	    cause != NULL ? cause : "(none)");
+	right = atomic_load(&s.stopped) == SIG_WORKERS && cause != NULL &&
+	    strcmp(cause, "signal SIGTERM") == 0;
+	sl_signal_stop_ctx(s.ctx); /* SIGTERM is fatal again from here */
+	sl_ctx_release(s.ctx);
+	if (!right) {
+		fprintf(stderr, "demo: signal: the goroutines did not all stop "
+		    "on SIGTERM\n");
+		return (1);
+	}
+	return (0);
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 struct demo {
@@ -460,6 +535,8 @@ demo_main(void *arg)
 	d->failed += scene_cancel();
 	printf("\n");
 	d->failed += scene_echo();
+	printf("\n");
+	d->failed += scene_signal();
 	printf("\n%d goroutine(s) left at the end\n", (int) sl_numgoroutine());
 }
 
