@@ -1101,6 +1101,53 @@ test_batch(void **state)
 	slt_run(body_batch, *state);
 }
 
+/* A batch receive writes nothing past what it returns: here the first
+ * element comes from a blocked wait, and the channel is closed before
+ * the receiver runs again, so the rest of the batch finds it closed and
+ * drained (which once zeroed elems[1]; found by test_chaos). */
+static void
+bb_send_close(void *arg)
+{
+	sl_chan *ch = arg;
+	uint64_t v = 42;
+
+	SL_CHECK_OK(sl_chan_send(ch, &v)); /* to the parked receiver */
+	SL_CHECK_OK(sl_chan_close(ch));
+}
+
+static void
+body_batch_bounds(void *arg)
+{
+	(void) arg;
+	for (size_t cap = 0; cap <= 4; cap += 4) {
+		sl_chan *ch = sl_chan_make(sizeof(uint64_t), cap);
+		uint64_t buf[3] = { UINT64_MAX, UINT64_MAX, UINT64_MAX };
+		size_t   n = 0;
+
+		SL_CHECK_OK(sl_go(bb_send_close, ch));
+		SL_CHECK_OK(sl_chan_recv_many(ch, buf, 3, &n, NULL,
+		    SL_FOREVER));
+		SL_CHECK_EQ(n, 1);
+		SL_CHECK_EQ(buf[0], 42);
+		SL_CHECK(buf[1] == UINT64_MAX && buf[2] == UINT64_MAX);
+		/* Closed and drained: SL_ECLOSED, only elems[0] zeroed. */
+		buf[0] = UINT64_MAX;
+		SL_CHECK_ERR(sl_chan_recv_many(ch, buf, 3, &n, NULL,
+		    SL_FOREVER), SL_ECLOSED);
+		SL_CHECK_EQ(n, 0);
+		SL_CHECK_EQ(buf[0], 0);
+		SL_CHECK(buf[1] == UINT64_MAX && buf[2] == UINT64_MAX);
+		sl_chan_release(ch);
+	}
+}
+
+static void
+test_batch_bounds(void **state)
+{
+	slt_run_procs(1, body_batch_bounds, *state);
+	slt_run_procs(2, body_batch_bounds, *state);
+}
+
 /* Batch producers and consumers racing (several threads): every value
  * arrives exactly once. */
 enum { BM_P = 3, BM_C = 3 };
@@ -1436,6 +1483,7 @@ main(void)
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_mpmc),
 		cmocka_unit_test(test_batch),
+		cmocka_unit_test(test_batch_bounds),
 		cmocka_unit_test(test_batch_mpmc),
 		cmocka_unit_test(test_cancel_race),
 		cmocka_unit_test(test_prime_sieve),

@@ -70,6 +70,8 @@ int sl_chan_recv_ctx(sl_chan *ch, void *elem, sl_ctx *ctx, int64_t deadline);
  * then takes without waiting whatever more is ready, up to max, into
  * elems[0..*n).  0 with *n >= 1; SL_ECLOSED (*n == 0) once ch is closed
  * and drained; SL_EINVAL if max is 0; or the errors of sl_chan_recv_ctx.
+ * Nothing past elems[*n - 1] is written, except that SL_ECLOSED gives
+ * elems[0] the zero value, as sl_chan_recv does.
  *
  * sl_chan_send_many sends elems[0..n) in order, waiting for room as
  * sl_chan_send_ctx does; *sent (may be NULL) tells how many went, so on

@@ -395,8 +395,11 @@ sli_chan_tryrecv_many(sl_chan *ch, void *elems, size_t max)
 		sli_unlock(&ch->lock);
 		return (n);
 	}
-	while (n < max && sli_chan_recv_locked(ch,
-	    (char *) elems + n * ch->elem_size, &ok) && ok)
+	/* Closed and drained ends the batch before the call that would
+	 * hand out a zero value: only elems[0..n) may be written. */
+	while (n < max && !(ch->closed && ch->len == 0) &&
+	    sli_chan_recv_locked(ch, (char *) elems + n * ch->elem_size,
+	    &ok) && ok)
 		n++;
 	sli_unlock(&ch->lock);
 	return (n);
