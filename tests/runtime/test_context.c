@@ -799,6 +799,116 @@ test_thread_cancel(void **state)
 	slt_run(body_thread_cancel, NULL);
 }
 
+/*
+ * Go's cancel and Err take the context's mutex, so whichever cancel call
+ * returns, and whoever sees Err() != nil, finds the whole subtree's Done
+ * channels closed.  Here two goroutines race to cancel one tree while a
+ * third watches a grandchild's err: the loser's cancel must not return,
+ * and a non-zero err must not be seen, before the done channels of the
+ * node and everything under it are closed.
+ */
+#define RC_KIDS   48 /* children of the root, each with RC_GRAND */
+#define RC_GRAND  3
+
+struct race_cancel {
+	sl_ctx      *root;
+	sl_ctx      *kid[RC_KIDS];
+	sl_ctx      *grand[RC_KIDS][RC_GRAND];
+	atomic_int   go;      /* start line */
+	atomic_int   bad;     /* violations seen */
+	sl_waitgroup wg;
+};
+
+/* Everything at and under kid i closed? */
+static bool
+rc_kid_closed(struct race_cancel *r, int i)
+{
+	if (!sl_chan_closed(sl_ctx_done(r->kid[i])))
+		return (false);
+	for (int j = 0; j < RC_GRAND; j++)
+		if (!sl_chan_closed(sl_ctx_done(r->grand[i][j])))
+			return (false);
+	return (true);
+}
+
+static void
+rc_canceller(void *arg)
+{
+	struct race_cancel *r = arg;
+
+	while (!atomic_load(&r->go))
+		sl_yield();
+	sl_ctx_cancel(r->root);
+	if (!sl_chan_closed(sl_ctx_done(r->root)))
+		atomic_fetch_add(&r->bad, 1);
+	for (int i = 0; i < RC_KIDS; i++)
+		if (!rc_kid_closed(r, i))
+			atomic_fetch_add(&r->bad, 1);
+	sl_waitgroup_done(&r->wg);
+}
+
+/* Watches the last child: the first marked, the last reached by the
+ * closing (it was the first added). */
+static void
+rc_watcher(void *arg)
+{
+	struct race_cancel *r = arg;
+	int                 last = RC_KIDS - 1;
+
+	while (!atomic_load(&r->go))
+		sl_yield();
+	while (sl_ctx_err(r->kid[last]) == 0)
+		sl_yield();
+	if (!rc_kid_closed(r, last))
+		atomic_fetch_add(&r->bad, 1);
+	sl_waitgroup_done(&r->wg);
+}
+
+static void
+body_race_cancel(void *arg)
+{
+	int rounds = (int) slt_scaled_min(300, 20);
+	int bad = 0;
+
+	(void) arg;
+	for (int round = 0; round < rounds; round++) {
+		struct race_cancel r;
+
+		memset(&r, 0, sizeof(r));
+		SL_CHECK_OK(sl_ctx_with_cancel(sl_ctx_background(), &r.root));
+		for (int i = 0; i < RC_KIDS; i++) {
+			SL_CHECK_OK(sl_ctx_with_cancel(r.root, &r.kid[i]));
+			for (int j = 0; j < RC_GRAND; j++)
+				SL_CHECK_OK(sl_ctx_with_cancel(r.kid[i],
+				    &r.grand[i][j]));
+		}
+		sl_waitgroup_add(&r.wg, 3);
+		SL_CHECK_OK(sl_go(rc_canceller, &r));
+		SL_CHECK_OK(sl_go(rc_canceller, &r));
+		SL_CHECK_OK(sl_go(rc_watcher, &r));
+		atomic_store(&r.go, 1);
+		sl_waitgroup_wait(&r.wg);
+		bad += atomic_load(&r.bad);
+		for (int i = 0; i < RC_KIDS; i++) {
+			for (int j = 0; j < RC_GRAND; j++)
+				sl_ctx_release(r.grand[i][j]);
+			sl_ctx_release(r.kid[i]);
+		}
+		sl_ctx_release(r.root);
+	}
+	if (bad != 0)
+		fprintf(stderr, "race_cancel: %d times a cancel returned or an "
+		    "err was seen before the done channels closed\n", bad);
+	SL_CHECK_EQ(bad, 0);
+}
+
+static void
+test_cancel_race_closed(void **state)
+{
+	(void) state;
+	slt_run_procs(2, body_race_cancel, NULL);
+}
+
 static void
 body_keep_after(void *arg)
 {
@@ -1116,6 +1226,7 @@ main(void)
 		cmocka_unit_test(test_thread_cancel),
 		cmocka_unit_test(test_no_scheduler),
 		cmocka_unit_test(test_release_order),
+		cmocka_unit_test(test_cancel_race_closed),
 		cmocka_unit_test(test_stress),
 	};
 

@@ -58,9 +58,10 @@ void    sl_ctx_release(sl_ctx *ctx); /* NULL is fine */
 
 /* Cancels ctx (and its descendants) with SL_ECANCELED, then returns after
  * their done channels are closed and their AfterFuncs started.  Only the
- * first cancellation counts (later ones are no-ops).  A no-op for contexts
- * that cannot be canceled: background and value contexts (cancel the
- * context a value context was derived from instead). */
+ * first cancellation counts; a later call (also one racing the first)
+ * only waits until those channels are closed, as Go's does.  A no-op for
+ * contexts that cannot be canceled: background and value contexts (cancel
+ * the context a value context was derived from instead). */
 void sl_ctx_cancel(sl_ctx *ctx);
 
 /* Like Go's CancelCauseFunc: err becomes the cause code (0 means
@@ -72,7 +73,8 @@ void sl_ctx_cancel_cause(sl_ctx *ctx, int err, const char *msg);
  * can never be done.  Owned by ctx: valid while ctx is. */
 sl_chan *sl_ctx_done(sl_ctx *ctx);
 
-/* 0 while ctx is live; then SL_ECANCELED or SL_EDEADLINE. */
+/* 0 while ctx is live; then SL_ECANCELED or SL_EDEADLINE, and by then the
+ * done channels of ctx and of everything derived from it are closed. */
 int sl_ctx_err(sl_ctx *ctx);
 
 /* The cause (Go 1.20 Cause): 0 (and *msg NULL) while live; else the code

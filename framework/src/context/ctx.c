@@ -5,6 +5,7 @@
  * are interrupted.  The data layout and the locking rules are described in
  * ctx.h; read that first.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,22 +171,48 @@ ctx_mark(sl_ctx *c, int err, int cause, const char *msg, char *own,
 }
 
 /*
+ * Waits until c's done channel is closed: c is marked done and whoever
+ * marked it is closing the channels.  Brief: nothing in between blocks.
+ */
+static void
+ctx_await_closed(sl_ctx *c)
+{
+	while (!sl_chan_closed(c->done)) {
+		if (sl_goid() != 0)
+			sl_yield();
+		else
+			sched_yield();
+	}
+}
+
+/*
  * Cancels the cancelable context root and all its descendants with
  * (err, cause, msg), unless root is done already (then own is freed and
- * nothing happens).  Descendants get the same err and cause and share the
- * text (an ancestor outlives its descendants).  root is unlinked from its
- * parent.  Returns once every done channel is closed and every AfterFunc
- * started.  The caller keeps root's memory alive (an owner reference, the
- * timer, or the owner-release path); descendants are kept by mrefs.
+ * it only waits for root's done channel).  Descendants get the same err
+ * and cause and share the text (an ancestor outlives its descendants).
+ * root is unlinked from its parent.  Returns once every done channel of
+ * the subtree is closed and every AfterFunc started.  The caller keeps
+ * root's memory alive (an owner reference, the timer, or the
+ * owner-release path); descendants are kept by mrefs.
+ *
+ * As with Go's mutex-held cancel, a done channel is closed only once
+ * every done channel under it is: the channels close in the reverse of
+ * the marking order (breadth first, so children after parents), root
+ * last, and a descendant that a concurrent cancel marked first is waited
+ * for.  So whoever sees a context done (sl_ctx_err, a later cancel call)
+ * and waits for its channel finds the whole subtree closed.  Waits only
+ * go down the tree, so they cannot form a cycle.
  */
 static void
 ctx_cancel(sl_ctx *root, int err, int cause, const char *msg, char *own)
 {
-	sl_ctx       *qh = NULL, *qt = NULL, *done = NULL;
+	sl_ctx       *qh = NULL, *qt = NULL, *done = NULL, *other = NULL;
 	sl_afterfunc *afs = NULL;
 
-	if (!ctx_mark(root, err, cause, msg, own, &qh, &qt, &afs))
+	if (!ctx_mark(root, err, cause, msg, own, &qh, &qt, &afs)) {
+		ctx_await_closed(root);
 		return;
+	}
 	msg = root->msg;
 	ctx_unlink(root);
 
@@ -200,11 +227,19 @@ ctx_cancel(sl_ctx *root, int err, int cause, const char *msg, char *own)
 			c->sib_next = done;
 			done        = c;
 		} else {
-			ctx_munref(c);
+			c->sib_next = other; /* canceled by someone else */
+			other       = c;
 		}
 	}
 
-	sl_chan_close(root->done);
+	while (other != NULL) {
+		sl_ctx *c = other;
+
+		other = c->sib_next;
+		c->sib_next = NULL;
+		ctx_await_closed(c);
+		ctx_munref(c);
+	}
 	while (done != NULL) {
 		sl_ctx *c = done;
 
@@ -213,6 +248,7 @@ ctx_cancel(sl_ctx *root, int err, int cause, const char *msg, char *own)
 		sl_chan_close(c->done);
 		ctx_munref(c);
 	}
+	sl_chan_close(root->done);
 	while (afs != NULL) {
 		sl_afterfunc *next = afs->next;
 
@@ -420,6 +456,10 @@ sl_ctx_err(sl_ctx *ctx)
 		ctx_cancel(c, SL_EDEADLINE, SL_EDEADLINE, NULL, NULL);
 		e = atomic_load_explicit(&c->err, memory_order_acquire);
 	}
+	/* Done is reported once it is visible everywhere, as in Go: the
+	 * canceller may still be closing the channels of this subtree. */
+	if (e != 0)
+		ctx_await_closed(c);
 	return (e);
 }
 
