@@ -12,13 +12,29 @@
  * default; a goroutine waiting for a signal is not reported as a
  * deadlock; bursts from several threads while goroutines switch leave
  * the process running; bad input gets SL_EINVAL and registers nothing,
- * and a call with no scheduler gets SL_ESTATE.
+ * and a call with no scheduler gets SL_ESTATE.  (Under TSan only the
+ * last two run: see SKIP_UNDER_TSAN.)
  */
 #include <pthread.h>
 
 #include "sltest.h"
 
 #include "sluice/signal.h"
+
+/*
+ * Not under TSan: TSan runs a handler for a signal that arrives outside
+ * its interceptors only at the next intercepted call of the same fiber,
+ * and a goroutine that parks first can keep it for good.  Measured here
+ * with GCC 12's TSan: a third of the runs lost a signal (the handler
+ * never ran), also with every worker blocking signals so that only the
+ * reader thread, in read(2), could take them.  The plain, ASan+UBSan and
+ * valgrind runs cover these cases.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define SKIP_UNDER_TSAN() skip()
+#else
+#define SKIP_UNDER_TSAN() ((void) 0)
+#endif
 
 static const int usr1[] = { SIGUSR1 };
 static const int usr2[] = { SIGUSR2 };
@@ -99,6 +115,7 @@ static void
 test_channels(void **state)
 {
 	(void) state;
+	SKIP_UNDER_TSAN();
 	slt_run_procs(2, body_channels, NULL);
 	slt_run_procs(1, body_channels, NULL);
 }
@@ -159,6 +176,7 @@ static void
 test_exactly_once(void **state)
 {
 	(void) state;
+	SKIP_UNDER_TSAN();
 	slt_run_procs(2, body_rounds, NULL);
 }
 
@@ -191,6 +209,7 @@ static void
 test_full_channel(void **state)
 {
 	(void) state;
+	SKIP_UNDER_TSAN();
 	slt_run(body_full, NULL);
 }
 
@@ -249,6 +268,7 @@ test_restore(void **state)
 	char      buf[64];
 
 	(void) state;
+	SKIP_UNDER_TSAN();
 	assert_int_equal(slt_fork(restore_child, NULL, &res), 0);
 	if (!WIFSIGNALED(res.status) || WTERMSIG(res.status) != SIGUSR1)
 		fail_msg("child %s, stderr:\n%s",
@@ -289,12 +309,13 @@ end_child(void *arg)
 static void
 test_end_of_main(void **state)
 {
-	sl_chan  *ch = sl_chan_make(sizeof(int), 4);
+	sl_chan  *ch;
 	int       one[] = { SIGUSR1 };
 	slt_child res;
 	char      buf[64];
 
 	(void) state;
+	ch = sl_chan_make(sizeof(int), 4);
 	/* In this process: nothing is left behind (valgrind, ASan). */
 	slt_run(body_leave_registered, ch);
 	assert_true(disposition(SIGUSR1) == SIG_DFL);
@@ -378,6 +399,7 @@ static void
 test_ctx(void **state)
 {
 	(void) state;
+	SKIP_UNDER_TSAN();
 	slt_run_procs(2, body_ctx, NULL);
 }
 
@@ -416,6 +438,7 @@ static void
 test_not_deadlock(void **state)
 {
 	(void) state;
+	SKIP_UNDER_TSAN();
 	slt_run_procs(1, body_wait_only, NULL);
 	slt_run_procs(2, body_wait_only, NULL);
 }
@@ -497,6 +520,7 @@ static void
 test_burst(void **state)
 {
 	(void) state;
+	SKIP_UNDER_TSAN();
 	slt_run_procs(2, body_burst, NULL);
 }
 
