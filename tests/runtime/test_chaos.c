@@ -155,24 +155,6 @@ struct chaos {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* splitmix64: a full-period generator good enough for choices. */
-static uint64_t
-rnd(uint64_t *s)
-{
-	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return (z ^ (z >> 31));
-}
-
-/* A uniform number in [0, n). */
-static uint32_t
-rnd_below(uint64_t *s, uint32_t n)
-{
-	return ((uint32_t) (((rnd(s) >> 32) * n) >> 32));
-}
-
 /* Reports a failed invariant of a's round: prints it (the first
  * PRINT_MAX of each check, with the seed) and counts it as a failed
  * SL_CHECK. */
@@ -360,7 +342,7 @@ publish(struct agent *a, sl_ctx *ctx)
 static void
 wspec_make(struct agent *a, struct wspec *w)
 {
-	uint32_t r = rnd_below(&a->rng, 100);
+	uint32_t r = slt_rnd_below(&a->rng, 100);
 	int64_t  now = sl_now();
 
 	memset(w, 0, sizeof(*w));
@@ -368,7 +350,7 @@ wspec_make(struct agent *a, struct wspec *w)
 	if (r < 15) {
 		/* no limit */
 	} else if (r < 35) {
-		w->deadline = now + (int64_t) rnd_below(&a->rng, 300) *
+		w->deadline = now + (int64_t) slt_rnd_below(&a->rng, 300) *
 		    SL_MICROSECOND;
 		w->allowed = B(SL_ETIMEDOUT);
 	} else if (r < 45) {
@@ -384,12 +366,12 @@ wspec_make(struct agent *a, struct wspec *w)
 	} else if (r < 75) {
 		SL_CHECK_OK(sl_ctx_with_cancel(sl_ctx_background(), &w->ctx));
 		publish(a, w->ctx);
-		w->deadline = now + (int64_t) rnd_below(&a->rng, 500) *
+		w->deadline = now + (int64_t) slt_rnd_below(&a->rng, 500) *
 		    SL_MICROSECOND;
 		w->allowed = B(SL_ECANCELED) | B(SL_ETIMEDOUT);
 	} else if (r < 88) {
 		SL_CHECK_OK(sl_ctx_with_timeout(sl_ctx_background(),
-		    (int64_t) rnd_below(&a->rng, 400) * SL_MICROSECOND,
+		    (int64_t) slt_rnd_below(&a->rng, 400) * SL_MICROSECOND,
 		    &w->ctx));
 		w->allowed = B(SL_EDEADLINE);
 	} else if (r < 95) {
@@ -397,7 +379,7 @@ wspec_make(struct agent *a, struct wspec *w)
 		    &w->parent));
 		publish(a, w->parent);
 		SL_CHECK_OK(sl_ctx_with_timeout(w->parent,
-		    (int64_t) rnd_below(&a->rng, 400) * SL_MICROSECOND,
+		    (int64_t) slt_rnd_below(&a->rng, 400) * SL_MICROSECOND,
 		    &w->ctx));
 		w->allowed = B(SL_ECANCELED) | B(SL_EDEADLINE);
 	} else {
@@ -449,7 +431,7 @@ static void
 op_send(struct agent *a, enum form f)
 {
 	struct chaos *cx = a->cx;
-	int           k = (int) rnd_below(&a->rng, CH_N);
+	int           k = (int) slt_rnd_below(&a->rng, CH_N);
 	sl_chan      *ch = cx->ch[k];
 	bool          closed0 = atomic_load(&cx->closed[k]);
 	struct wspec  w;
@@ -460,7 +442,7 @@ op_send(struct agent *a, enum form f)
 
 	memset(&w, 0, sizeof(w));
 	if (f == F_MANY)
-		n = 1 + rnd_below(&a->rng, MANY_MAX);
+		n = 1 + slt_rnd_below(&a->rng, MANY_MAX);
 	for (size_t i = 0; i < n; i++)
 		v[i] = fresh(a, k);
 	switch (f) {
@@ -513,7 +495,7 @@ static void
 op_recv(struct agent *a, enum form f)
 {
 	struct chaos *cx = a->cx;
-	int           k = (int) rnd_below(&a->rng, CH_N);
+	int           k = (int) slt_rnd_below(&a->rng, CH_N);
 	sl_chan      *ch = cx->ch[k];
 	bool          closed0 = atomic_load(&cx->closed[k]);
 	bool          drained0 = atomic_load(&cx->drained[k]);
@@ -541,7 +523,7 @@ op_recv(struct agent *a, enum form f)
 		allowed |= w.allowed;
 		break;
 	default:
-		max = 1 + rnd_below(&a->rng, MANY_MAX);
+		max = 1 + slt_rnd_below(&a->rng, MANY_MAX);
 		wspec_make(a, &w);
 		rv = sl_chan_recv_many(ch, v, max, &n, w.ctx, w.deadline);
 		allowed |= w.allowed;
@@ -583,15 +565,15 @@ static void
 op_misc(struct agent *a)
 {
 	struct chaos *cx = a->cx;
-	int           k = (int) rnd_below(&a->rng, CH_N);
+	int           k = (int) slt_rnd_below(&a->rng, CH_N);
 	uint64_t      v = SENTINEL;
-	int64_t       dl = sl_now() + (int64_t) rnd_below(&a->rng, 50) *
+	int64_t       dl = sl_now() + (int64_t) slt_rnd_below(&a->rng, 50) *
 	    SL_MICROSECOND;
 	bool          closed0 = atomic_load(&cx->closed[k]);
 	size_t        len;
 	bool          isclosed;
 
-	switch (rnd_below(&a->rng, 6)) {
+	switch (slt_rnd_below(&a->rng, 6)) {
 	case 0:
 		v = fresh(a, k); /* never delivered */
 		SL_CHECK_ERR(sl_chan_send_ctx(NULL, &v, NULL, dl),
@@ -674,16 +656,16 @@ op_select(struct agent *a, int rescue)
 			cs[n++].op = SL_RECV;
 		}
 	} else {
-		uint32_t r = rnd_below(&a->rng, 16);
+		uint32_t r = slt_rnd_below(&a->rng, 16);
 
 		wspec_make(a, &w);
-		n = r == 0 ? 9 + rnd_below(&a->rng, SEL_MAX - 8) :
-		    1 + rnd_below(&a->rng, 6);
+		n = r == 0 ? 9 + slt_rnd_below(&a->rng, SEL_MAX - 8) :
+		    1 + slt_rnd_below(&a->rng, 6);
 		for (size_t i = 0; i < n; i++) {
-			uint32_t c = rnd_below(&a->rng, 100);
+			uint32_t c = slt_rnd_below(&a->rng, 100);
 
-			cs[i].op = (int) rnd_below(&a->rng, 100) < a->send_pct ?
-			    SL_SEND : SL_RECV;
+			cs[i].op = (int) slt_rnd_below(&a->rng, 100) <
+			    a->send_pct ? SL_SEND : SL_RECV;
 			if (c < 8)
 				kk[i] = K_NULL;
 			else if (c < 14 && w.ctx != NULL)
@@ -691,14 +673,14 @@ op_select(struct agent *a, int rescue)
 			else if (c < 26 && i > 0 && kk[i - 1] >= 0)
 				kk[i] = kk[i - 1]; /* the same channel again */
 			else
-				kk[i] = (int) rnd_below(&a->rng, CH_N);
+				kk[i] = (int) slt_rnd_below(&a->rng, CH_N);
 			if (kk[i] == K_DONE)
 				cs[i].op = SL_RECV;
 		}
 		/* Never block for good on NULL channels alone. */
 		if (w.ctx == NULL && w.deadline == SL_FOREVER &&
 		    kk[0] == K_NULL)
-			kk[0] = (int) rnd_below(&a->rng, CH_N);
+			kk[0] = (int) slt_rnd_below(&a->rng, CH_N);
 	}
 	for (size_t i = 0; i < n; i++) {
 		sbuf[i] = rbuf[i] = SENTINEL;
@@ -719,12 +701,13 @@ op_select(struct agent *a, int rescue)
 		} else {
 			cs[i].buf = kk[i] == K_DONE ? NULL : &rbuf[i];
 		}
-		cs[i].ok = rnd_below(&a->rng, 2) != 0; /* must be overwritten */
+		/* must be overwritten: */
+		cs[i].ok = slt_rnd_below(&a->rng, 2) != 0;
 	}
 
 	/* The context is the call's, or only its done channel is a case. */
 	ctxarg = w.ctx;
-	if (w.ctx != NULL && rnd_below(&a->rng, 3) == 0) {
+	if (w.ctx != NULL && slt_rnd_below(&a->rng, 3) == 0) {
 		bool has_done = false;
 
 		for (size_t i = 0; i < n; i++)
@@ -735,7 +718,7 @@ op_select(struct agent *a, int rescue)
 		}
 	}
 	if (ctxarg == NULL && w.deadline == 0)
-		use_try = rnd_below(&a->rng, 2) != 0;
+		use_try = slt_rnd_below(&a->rng, 2) != 0;
 	if (use_try)
 		rv = sl_select_try(cs, n, &chosen);
 	else
@@ -812,8 +795,8 @@ out:
 static void
 op_random(struct agent *a)
 {
-	uint32_t r = rnd_below(&a->rng, 100);
-	uint32_t f = rnd_below(&a->rng, 100);
+	uint32_t r = slt_rnd_below(&a->rng, 100);
+	uint32_t f = slt_rnd_below(&a->rng, 100);
 	enum form form = f < 20 ? F_BLOCK : f < 55 ? F_WAIT :
 	    f < 80 ? F_TRY : F_MANY;
 
@@ -821,7 +804,7 @@ op_random(struct agent *a)
 		op_select(a, 0);
 	else if (r < 44)
 		op_misc(a);
-	else if ((int) rnd_below(&a->rng, 100) < a->send_pct)
+	else if ((int) slt_rnd_below(&a->rng, 100) < a->send_pct)
 		op_send(a, form);
 	else
 		op_recv(a, form);
@@ -839,7 +822,7 @@ agent_run(struct agent *a)
 		op_random(a);
 		a->st.ops++;
 		atomic_fetch_add(&cx->ops, 1);
-		if (rnd_below(&a->rng, 8) == 0)
+		if (slt_rnd_below(&a->rng, 8) == 0)
 			sl_yield();
 	}
 	atomic_fetch_add(&cx->agents_done, 1);
@@ -867,17 +850,17 @@ canceller(void *arg)
 	uint64_t      rng = cx->rseed ^ UINT64_C(0xc0ffee);
 
 	while (!atomic_load(&cx->stop)) {
-		int     i = (int) rnd_below(&rng, AG_N);
+		int     i = (int) slt_rnd_below(&rng, AG_N);
 		sl_ctx *c = atomic_exchange(&cx->slot[i], NULL);
 
 		if (c != NULL) {
 			sl_ctx_cancel(c);
 			sl_ctx_release(c);
 		}
-		if (rnd_below(&rng, 4) == 0)
+		if (slt_rnd_below(&rng, 4) == 0)
 			sl_yield();
 		else
-			sl_sleep((int64_t) rnd_below(&rng, 60) *
+			sl_sleep((int64_t) slt_rnd_below(&rng, 60) *
 			    SL_MICROSECOND);
 	}
 	sl_waitgroup_done(&cx->canceller_wg);
@@ -1019,7 +1002,7 @@ run_round(struct chaos *cx)
 
 	/* Every capacity at least once, the rest at random. */
 	for (int k = 0; k < CH_N; k++) {
-		cx->cap[k] = k < 4 ? caps[k] : caps[rnd_below(&rng, 4)];
+		cx->cap[k] = k < 4 ? caps[k] : caps[slt_rnd_below(&rng, 4)];
 		cx->ch[k] = sl_chan_make(sizeof(uint64_t), cx->cap[k]);
 		if (cx->ch[k] == NULL)
 			SLT_FATAL("out of memory");
@@ -1027,7 +1010,8 @@ run_round(struct chaos *cx)
 	for (int k = 0; k < CH_N; k++)
 		order[k] = k;
 	for (int k = CH_N - 1; k > 0; k--) {
-		int j = (int) rnd_below(&rng, (uint32_t) k + 1), t = order[k];
+		int j = (int) slt_rnd_below(&rng, (uint32_t) k + 1);
+		int t = order[k];
 
 		order[k] = order[j];
 		order[j] = t;
@@ -1035,7 +1019,7 @@ run_round(struct chaos *cx)
 	/* Close moments: between 30% and 95% of the work (or of the cap),
 	 * in increasing order. */
 	for (int i = 0; i < CH_N; i++) {
-		double f = 0.30 + 0.65 * rnd_below(&rng, 1000) / 1000.0;
+		double f = 0.30 + 0.65 * slt_rnd_below(&rng, 1000) / 1000.0;
 		long o = (long) (f * (double) cx->quota * nagents);
 		int j = i;
 
@@ -1114,10 +1098,10 @@ run_round(struct chaos *cx)
 				last_move = now;
 			}
 		}
-		if (rnd_below(&rng, 4) == 0)
+		if (slt_rnd_below(&rng, 4) == 0)
 			sl_yield();
 		else
-			sl_sleep((int64_t) (20 + rnd_below(&rng, 200)) *
+			sl_sleep((int64_t) (20 + slt_rnd_below(&rng, 200)) *
 			    SL_MICROSECOND);
 	}
 	for (int i = 1; i < AG_N; i++)
@@ -1185,7 +1169,7 @@ body_chaos(void *arg)
 			SLT_FATAL("out of memory");
 		cx->seed = c->run_seed;
 		cx->round = r;
-		cx->rseed = rnd(&x);
+		cx->rseed = slt_rnd(&x);
 		cx->procs = c->procs;
 		cx->quota = c->quota;
 		run_round(cx);
@@ -1213,38 +1197,12 @@ body_chaos(void *arg)
 
 /* ---- the cases ------------------------------------------------------------ */
 
-/* The seed to use for case c: $SLUICE_CHAOS_SEED if set ("random": a
- * new one), else the case's own. */
-static uint64_t
-case_seed(const struct chaos_case *c)
-{
-	const char *s = getenv("SLUICE_CHAOS_SEED");
-	char *end;
-	uint64_t v;
-
-	if (s == NULL || *s == '\0')
-		return (c->seed);
-	if (strcmp(s, "random") == 0) {
-		struct timespec ts;
-		uint64_t x;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		x = (uint64_t) ts.tv_nsec ^ ((uint64_t) ts.tv_sec << 20) ^
-		    ((uint64_t) getpid() << 40);
-		return (rnd(&x));
-	}
-	v = strtoull(s, &end, 0);
-	if (end == s || *end != '\0')
-		fail_msg("SLUICE_CHAOS_SEED=%s is not a number", s);
-	return (v);
-}
-
 static void
 test_chaos(void **state)
 {
 	struct chaos_case *c = *state;
 
-	c->run_seed = case_seed(c);
+	c->run_seed = slt_seed(c->seed);
 	c->quota = slt_scaled(QUOTA);
 #ifdef SLT_TSAN
 	c->quota = c->quota / TSAN_DIVISOR > 0 ? c->quota / TSAN_DIVISOR : 1;

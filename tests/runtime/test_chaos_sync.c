@@ -78,24 +78,6 @@ enum {
 /* ---- helpers ------------------------------------------------------------ */
 
 static uint64_t g_seed; /* the seed of the running case */
-
-/* splitmix64 */
-static uint64_t
-rnd(uint64_t *s)
-{
-	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return (z ^ (z >> 31));
-}
-
-static uint32_t
-rnd_below(uint64_t *s, uint32_t n)
-{
-	return ((uint32_t) (((rnd(s) >> 32) * n) >> 32));
-}
-
 /* A failed invariant: printed (the first few overall) with the seed,
  * counted as a failed SL_CHECK. */
 #define CHK(cond, ...)                                                      \
@@ -131,7 +113,7 @@ chk_failed(int line, const char *what, const char *fmt, ...)
 static void
 pause_some(uint64_t *rng, bool thread)
 {
-	uint32_t r = rnd_below(rng, 8);
+	uint32_t r = slt_rnd_below(rng, 8);
 
 	if (r >= 3)
 		return;
@@ -142,7 +124,7 @@ pause_some(uint64_t *rng, bool thread)
 			for (volatile int i = 0; i < 200; i++)
 				;
 	} else if (r == 0) {
-		sl_sleep((int64_t) rnd_below(rng, 20) * SL_MICROSECOND);
+		sl_sleep((int64_t) slt_rnd_below(rng, 20) * SL_MICROSECOND);
 	} else {
 		sl_yield();
 	}
@@ -250,7 +232,7 @@ mx_party(struct party *p)
 	long mine = 0;
 
 	for (long i = 0; i < m->quota; i++) {
-		uint32_t r = rnd_below(&p->rng, 100);
+		uint32_t r = slt_rnd_below(&p->rng, 100);
 		bool got;
 		int rv;
 
@@ -261,7 +243,8 @@ mx_party(struct party *p)
 			got = sl_mutex_trylock(&m->mu);
 		} else if (r < 80) {
 			rv = sl_mutex_lock_ctx(&m->mu, NULL, sl_now() +
-			    (int64_t) rnd_below(&p->rng, 30) * SL_MICROSECOND);
+			    (int64_t) slt_rnd_below(&p->rng, 30) *
+			    SL_MICROSECOND);
 			CHK(rv == 0 || rv == SL_ETIMEDOUT, "lock_ctx: %s",
 			    sl_errname(rv));
 			got = rv == 0;
@@ -270,7 +253,8 @@ mx_party(struct party *p)
 			bool canceled = r < 85;
 
 			SL_CHECK_OK(sl_ctx_with_timeout(sl_ctx_background(),
-			    (int64_t) rnd_below(&p->rng, 30) * SL_MICROSECOND,
+			    (int64_t) slt_rnd_below(&p->rng, 30) *
+			    SL_MICROSECOND,
 			    &ctx));
 			if (canceled)
 				sl_ctx_cancel(ctx);
@@ -303,7 +287,7 @@ mx_party(struct party *p)
 		}
 		mine++;
 		sl_mutex_unlock(&m->mu);
-		if (!p->thread && rnd_below(&p->rng, 8) == 0)
+		if (!p->thread && slt_rnd_below(&p->rng, 8) == 0)
 			sl_yield();
 	}
 	atomic_fetch_add(&m->acq, mine);
@@ -348,8 +332,8 @@ rw_party(struct party *p)
 	long w = 0, rd = 0;
 
 	for (long i = 0; i < s->quota; i++) {
-		uint32_t r = rnd_below(&p->rng, 100);
-		int64_t dl = sl_now() + (int64_t) rnd_below(&p->rng, 40) *
+		uint32_t r = slt_rnd_below(&p->rng, 100);
+		int64_t dl = sl_now() + (int64_t) slt_rnd_below(&p->rng, 40) *
 		    SL_MICROSECOND;
 		int rv = 0;
 
@@ -405,7 +389,7 @@ rw_party(struct party *p)
 			w++;
 			sl_rwmutex_unlock(&s->rw);
 		}
-		if (!p->thread && rnd_below(&p->rng, 8) == 0)
+		if (!p->thread && slt_rnd_below(&p->rng, 8) == 0)
 			sl_yield();
 	}
 	atomic_fetch_add(&s->wacq, w);
@@ -477,9 +461,9 @@ static void
 cq_wait(struct party *p, struct cq *s, sl_cond *c)
 {
 	cq_leave(s);
-	if (rnd_below(&p->rng, 4) == 0) {
+	if (slt_rnd_below(&p->rng, 4) == 0) {
 		int rv = sl_cond_wait_ctx(c, &s->mu, NULL, sl_now() +
-		    (int64_t) rnd_below(&p->rng, 50) * SL_MICROSECOND);
+		    (int64_t) slt_rnd_below(&p->rng, 50) * SL_MICROSECOND);
 
 		CHK(rv == 0 || rv == SL_ETIMEDOUT, "cond_wait_ctx: %s",
 		    sl_errname(rv));
@@ -511,13 +495,13 @@ cq_party(struct party *p)
 			s->n++;
 			atomic_fetch_add(&s->psum, (long) v);
 			atomic_fetch_xor(&s->pxor, (long) v);
-			if (rnd_below(&p->rng, 8) == 0)
+			if (slt_rnd_below(&p->rng, 8) == 0)
 				sl_cond_broadcast(&s->not_empty);
 			else
 				sl_cond_signal(&s->not_empty);
 			cq_leave(s);
 			sl_mutex_unlock(&s->mu);
-			if (!p->thread && rnd_below(&p->rng, 4) == 0)
+			if (!p->thread && slt_rnd_below(&p->rng, 4) == 0)
 				sl_yield();
 		}
 	} else {
@@ -539,7 +523,7 @@ cq_party(struct party *p)
 			s->taken++;
 			if (s->taken == s->total)
 				sl_cond_broadcast(&s->not_empty);
-			if (rnd_below(&p->rng, 8) == 0)
+			if (slt_rnd_below(&p->rng, 8) == 0)
 				sl_cond_broadcast(&s->not_full);
 			else
 				sl_cond_signal(&s->not_full);
@@ -548,7 +532,7 @@ cq_party(struct party *p)
 			atomic_fetch_add(&s->csum, (long) v);
 			atomic_fetch_xor(&s->cxor, (long) v);
 			atomic_fetch_add(&s->ccount, 1);
-			if (!p->thread && rnd_below(&p->rng, 4) == 0)
+			if (!p->thread && slt_rnd_below(&p->rng, 4) == 0)
 				sl_yield();
 		}
 	}
@@ -615,7 +599,7 @@ part_cond(uint64_t seed, long quota, char *sum, size_t len)
 			}
 		}
 		sl_mutex_unlock(&s->mu);
-		if (rnd_below(&rng, 2) == 0)
+		if (slt_rnd_below(&rng, 2) == 0)
 			sl_yield();
 	}
 	crew_finish(c, "cond gate");
@@ -641,8 +625,8 @@ on_fn(void *arg)
 	uint64_t r = (uint64_t) sl_now();
 
 	CHK(atomic_fetch_add(&s->calls, 1) == 0, "once fn ran twice");
-	if (rnd_below(&r, 2) == 0)
-		sl_sleep((int64_t) rnd_below(&r, 50) * SL_MICROSECOND);
+	if (slt_rnd_below(&r, 2) == 0)
+		sl_sleep((int64_t) slt_rnd_below(&r, 50) * SL_MICROSECOND);
 	else
 		sl_yield();
 	atomic_store(&s->effect, 1);
@@ -700,15 +684,15 @@ static void wg_worker(void *arg);
 static void
 wg_work(struct wgs *s, uint64_t *rng, bool thread)
 {
-	if (!thread && rnd_below(rng, 4) == 0) {
+	if (!thread && slt_rnd_below(rng, 4) == 0) {
 		/* Go-legal: the counter is above zero while we run. */
 		atomic_fetch_add(&s->spawned, 1);
 		sl_waitgroup_add(&s->wg, 1);
 		SL_ASSERT_OK(sl_go(wg_worker, s));
 	}
 	pause_some(rng, thread);
-	if (rnd_below(rng, 4) == 0 && !thread)
-		sl_sleep((int64_t) rnd_below(rng, 100) * SL_MICROSECOND);
+	if (slt_rnd_below(rng, 4) == 0 && !thread)
+		sl_sleep((int64_t) slt_rnd_below(rng, 100) * SL_MICROSECOND);
 	atomic_fetch_add(&s->finished, 1);
 	sl_waitgroup_done(&s->wg);
 }
@@ -756,9 +740,9 @@ part_waitgroup(uint64_t seed, long rounds, char *sum, size_t len)
 		SLT_FATAL("out of memory");
 	s->seed = seed;
 	for (long r = 0; r < rounds; r++) {
-		int n = 1 + (int) rnd_below(&rng, 8);
-		int nw = (int) rnd_below(&rng, 3);
-		bool th = rnd_below(&rng, 4) == 0;
+		int n = 1 + (int) slt_rnd_below(&rng, 8);
+		int nw = (int) slt_rnd_below(&rng, 3);
+		bool th = slt_rnd_below(&rng, 4) == 0;
 		pthread_t t;
 		int rv;
 
@@ -775,7 +759,7 @@ part_waitgroup(uint64_t seed, long rounds, char *sum, size_t len)
 			if (pthread_create(&t, NULL, wg_thread, s) != 0)
 				SLT_FATAL("pthread_create failed");
 		}
-		if (rnd_below(&rng, 2) == 0)
+		if (slt_rnd_below(&rng, 2) == 0)
 			rv = sl_waitgroup_wait_ctx(&s->wg, NULL,
 			    sl_now() + HUNG);
 		else {
@@ -885,7 +869,7 @@ af_register(struct cx *x, int node, uint64_t *rng)
 	a->node = node;
 	a->ctx = sl_ctx_retain(x->node[node]);
 	rv = sl_ctx_after_func(a->ctx, af_fn, a,
-	    rnd_below(rng, 3) != 0 ? &a->stop : NULL);
+	    slt_rnd_below(rng, 3) != 0 ? &a->stop : NULL);
 	CHK(rv == 0, "after_func: %s", sl_errname(rv));
 	atomic_store(&a->ready, 1);
 }
@@ -901,7 +885,7 @@ af_stop_some(struct cx *x, uint64_t *rng)
 		n = AFN_MAX;
 	if (n == 0)
 		return;
-	a = &x->af[rnd_below(rng, (uint32_t) n)];
+	a = &x->af[slt_rnd_below(rng, (uint32_t) n)];
 	if (!atomic_load(&a->ready) || a->stop == NULL ||
 	    atomic_exchange(&a->claimed, 1) != 0)
 		return;
@@ -922,7 +906,7 @@ cx_cancel(struct cx *x, int i, uint64_t *rng)
 
 	atomic_store(&x->targeted[i], 1);
 	atomic_fetch_add(&x->ncancel, 1);
-	if (rnd_below(rng, 3) == 0 || x->kind[i] == K_VALUE) {
+	if (slt_rnd_below(rng, 3) == 0 || x->kind[i] == K_VALUE) {
 		sl_ctx_cancel(c);
 		if (x->kind[i] != K_VALUE)
 			CHK(sl_ctx_err(c) != 0, "node %d live after cancel",
@@ -1011,8 +995,8 @@ cx_party(struct party *p)
 	struct cx *x = p->st;
 
 	for (long n = 0; n < x->quota; n++) {
-		uint32_t r = rnd_below(&p->rng, 100);
-		int i = 1 + (int) rnd_below(&p->rng, CTX_NODES - 1);
+		uint32_t r = slt_rnd_below(&p->rng, 100);
+		int i = 1 + (int) slt_rnd_below(&p->rng, CTX_NODES - 1);
 
 		if (r < 15)
 			cx_cancel(x, i, &p->rng);
@@ -1053,13 +1037,13 @@ cx_tree(uint64_t seed, long quota, struct cx *x)
 	x->kind[0] = K_CANCEL;
 	SL_ASSERT_OK(sl_ctx_with_cancel(sl_ctx_background(), &x->node[0]));
 	for (int i = 1; i < CTX_NODES; i++) {
-		int p = (int) rnd_below(&rng, (uint32_t) i);
-		uint32_t r = rnd_below(&rng, 100);
+		int p = (int) slt_rnd_below(&rng, (uint32_t) i);
+		uint32_t r = slt_rnd_below(&rng, 100);
 		sl_ctx *par = x->node[p];
 		int64_t own = 0;
-		bool longdl = rnd_below(&rng, 2) == 0;
+		bool longdl = slt_rnd_below(&rng, 2) == 0;
 		int64_t t = longdl ? 600 * SL_SECOND :
-		    (int64_t) rnd_below(&rng, 3000) * SL_MICROSECOND;
+		    (int64_t) slt_rnd_below(&rng, 3000) * SL_MICROSECOND;
 
 		x->parent[i] = p;
 		x->has_dl[i] = x->has_dl[p];
@@ -1086,7 +1070,7 @@ cx_tree(uint64_t seed, long quota, struct cx *x)
 			x->dl[i] = got;
 		} else if (r < 75) {
 			x->kind[i] = K_DEADLINE;
-			own = sl_now() + t - (rnd_below(&rng, 8) == 0 ?
+			own = sl_now() + t - (slt_rnd_below(&rng, 8) == 0 ?
 			    SL_MILLISECOND * 5 : 0); /* some already past */
 			SL_ASSERT_OK(sl_ctx_with_deadline(par, own,
 			    &x->node[i]));
@@ -1095,7 +1079,7 @@ cx_tree(uint64_t seed, long quota, struct cx *x)
 			x->has_dl[i] = true;
 		} else {
 			x->kind[i] = K_VALUE;
-			x->key[i] = (int) rnd_below(&rng, CTX_KEYS);
+			x->key[i] = (int) slt_rnd_below(&rng, CTX_KEYS);
 			SL_ASSERT_OK(sl_ctx_with_value(par,
 			    &ctx_keys[x->key[i]], &x->node[i], &x->node[i]));
 		}
@@ -1105,7 +1089,7 @@ cx_tree(uint64_t seed, long quota, struct cx *x)
 		if (x->short_dl[i] && x->dl[i] > deadline_max)
 			deadline_max = x->dl[i];
 		cx_check_static(x, i);
-		if (rnd_below(&rng, 4) == 0)
+		if (slt_rnd_below(&rng, 4) == 0)
 			af_register(x, i, &rng);
 	}
 	/* One on background: never runs; stop says so. */
@@ -1224,7 +1208,7 @@ cx_tree(uint64_t seed, long quota, struct cx *x)
 	}
 	/* Release in a random order (children may outlive parents). */
 	for (int i = CTX_NODES - 1; i > 0; i--) {
-		int j = (int) rnd_below(&rng, (uint32_t) i + 1);
+		int j = (int) slt_rnd_below(&rng, (uint32_t) i + 1);
 		sl_ctx *t = x->node[i];
 
 		x->node[i] = x->node[j];
@@ -1299,36 +1283,12 @@ body(void *arg)
 		    c->procs, c->run_seed, c->procs);
 }
 
-static uint64_t
-case_seed(const struct cs_case *c)
-{
-	const char *s = getenv("SLUICE_CHAOS_SEED");
-	char *end;
-	uint64_t v;
-
-	if (s == NULL || *s == '\0')
-		return (c->seed);
-	if (strcmp(s, "random") == 0) {
-		struct timespec ts;
-		uint64_t x;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		x = (uint64_t) ts.tv_nsec ^ ((uint64_t) ts.tv_sec << 20) ^
-		    ((uint64_t) getpid() << 40);
-		return (rnd(&x));
-	}
-	v = strtoull(s, &end, 0);
-	if (end == s || *end != '\0')
-		fail_msg("SLUICE_CHAOS_SEED=%s is not a number", s);
-	return (v);
-}
-
 static void
 test_chaos_sync(void **state)
 {
 	struct cs_case *c = *state;
 
-	c->run_seed = case_seed(c);
+	c->run_seed = slt_seed(c->seed);
 	g_seed = c->run_seed;
 	c->quota = slt_scaled_min(QUOTA_BASE, 400); /* valgrind: 10% */
 #ifdef SLT_TSAN

@@ -388,6 +388,19 @@ sg_free(sg_entry *e)
 	free(e);
 }
 
+/* Ends the registration of ch or ctx, if there is one. */
+static void
+sg_drop(sl_chan *ch, sl_ctx *ctx)
+{
+	sg_entry *e;
+
+	pthread_mutex_lock(&sg.mu);
+	e = sg_unlink_locked(ch, ctx);
+	pthread_mutex_unlock(&sg.mu);
+	if (e != NULL)
+		sg_free(e);
+}
+
 int
 sl_signal_notify(sl_chan *ch, const int *sigs, size_t n)
 {
@@ -404,15 +417,8 @@ sl_signal_notify(sl_chan *ch, const int *sigs, size_t n)
 void
 sl_signal_stop(sl_chan *ch)
 {
-	sg_entry *e;
-
-	if (ch == NULL)
-		return;
-	pthread_mutex_lock(&sg.mu);
-	e = sg_unlink_locked(ch, NULL);
-	pthread_mutex_unlock(&sg.mu);
-	if (e != NULL)
-		sg_free(e);
+	if (ch != NULL)
+		sg_drop(ch, NULL);
 }
 
 int
@@ -443,16 +449,10 @@ sl_signal_ctx(sl_ctx *parent, const int *sigs, size_t n, sl_ctx **out)
 void
 sl_signal_stop_ctx(sl_ctx *ctx)
 {
-	sg_entry *e;
-
 	if (ctx == NULL)
 		return;
-	pthread_mutex_lock(&sg.mu);
-	e = sg_unlink_locked(NULL, ctx);
-	pthread_mutex_unlock(&sg.mu);
-	sl_ctx_cancel(ctx);
-	if (e != NULL)
-		sg_free(e);
+	sl_ctx_cancel(ctx); /* while the registration still holds it */
+	sg_drop(NULL, ctx);
 }
 
 void
