@@ -422,6 +422,205 @@ test_deadline_inherit(void **state)
 	slt_run(body_deadline_inherit, NULL);
 }
 
+/* Counts its runs (an AfterFunc). */
+static void
+count_fn(void *arg)
+{
+	atomic_fetch_add((atomic_int *) arg, 1);
+}
+
+/* ---- deadline causes (Go 1.21 WithDeadlineCause) ------------------------ */
+
+static sl_ctx *
+mk_timeout_cause(sl_ctx *parent, int64_t ns, int err, const char *msg)
+{
+	sl_ctx *c = NULL;
+
+	SL_CHECK_EQ(sl_ctx_with_timeout_cause(parent, ns, err, msg, &c), 0);
+	return (c);
+}
+
+/* ctx is done with err, and cause code and text as given. */
+static void
+check_cause(sl_ctx *ctx, int err, int cause, const char *text)
+{
+	const char *msg = NULL;
+
+	SL_CHECK_EQ(sl_ctx_err(ctx), err);
+	SL_CHECK_EQ(sl_ctx_cause(ctx, &msg), cause);
+	SL_CHECK(msg != NULL && strcmp(msg, text) == 0);
+	SL_CHECK(done_closed(ctx));
+}
+
+static void
+body_deadline_cause(void *arg)
+{
+	char        text[32];
+	int64_t     t0 = sl_now(), d = 0;
+	sl_ctx     *c, *k, *v, *late, *early, *pre, *z, *past, *abs = NULL;
+
+	(void) arg;
+	/* The timer fires: SL_EDEADLINE, with the cause given, to the
+	 * whole subtree; the text was copied. */
+	snprintf(text, sizeof(text), "flush took too long");
+	c = mk_timeout_cause(sl_ctx_background(), 30 * SL_MILLISECOND,
+	    SL_ETIMEDOUT, text);
+	memset(text, 'X', sizeof(text) - 1);
+	k = mk_cancel(c);
+	v = mk_value(k, &key_a, NULL);
+	late = mk_timeout_cause(c, 3600 * SL_SECOND, SL_EPROTO, "late");
+	SL_CHECK(sl_ctx_deadline(c, &d) && d >= t0 + 30 * SL_MILLISECOND);
+	SL_CHECK_EQ(sl_ctx_cause(c, NULL), 0);
+	SL_CHECK_EQ(sl_chan_recv(sl_ctx_done(v), NULL), SL_ECLOSED);
+	SL_CHECK(sl_now() >= d);
+	check_cause(c, SL_EDEADLINE, SL_ETIMEDOUT, "flush took too long");
+	check_cause(k, SL_EDEADLINE, SL_ETIMEDOUT, "flush took too long");
+	check_cause(v, SL_EDEADLINE, SL_ETIMEDOUT, "flush took too long");
+	/* late's own deadline was later: the parent's cause reached it. */
+	check_cause(late, SL_EDEADLINE, SL_ETIMEDOUT, "flush took too long");
+	/* A cancel afterwards changes nothing. */
+	sl_ctx_cancel_cause(c, SL_EPROTO, "too late");
+	check_cause(c, SL_EDEADLINE, SL_ETIMEDOUT, "flush took too long");
+	sl_ctx_release(late);
+	sl_ctx_release(v);
+	sl_ctx_release(k);
+	sl_ctx_release(c);
+
+	/* An earlier own deadline under a parent with a cause of its own:
+	 * the child's cause, the parent untouched. */
+	c = mk_timeout_cause(sl_ctx_background(), 3600 * SL_SECOND,
+	    SL_EPROTO, "parent");
+	early = mk_timeout_cause(c, 10 * SL_MILLISECOND, SL_ECONNSHUT,
+	    "child");
+	SL_CHECK_EQ(sl_chan_recv(sl_ctx_done(early), NULL), SL_ECLOSED);
+	check_cause(early, SL_EDEADLINE, SL_ECONNSHUT, "child");
+	SL_CHECK_EQ(sl_ctx_err(c), 0);
+	sl_ctx_release(early);
+
+	/* Canceled before the deadline: the cancel's cause, and the timer
+	 * does not replace it later. */
+	pre = mk_timeout_cause(c, 20 * SL_MILLISECOND, SL_ETIMEDOUT, "slow");
+	sl_ctx_cancel(pre);
+	sl_sleep(40 * SL_MILLISECOND);
+	check_cause(pre, SL_ECANCELED, SL_ECANCELED,
+	    sl_strerror(SL_ECANCELED));
+	sl_ctx_release(pre);
+	sl_ctx_release(c);
+
+	/* Code 0 means SL_EDEADLINE; NULL text means sl_strerror. */
+	z = mk_timeout_cause(sl_ctx_background(), 0, 0, NULL);
+	check_cause(z, SL_EDEADLINE, SL_EDEADLINE, sl_strerror(SL_EDEADLINE));
+	sl_ctx_release(z);
+	/* A deadline already past: done at once, with the cause. */
+	SL_CHECK_EQ(sl_ctx_with_deadline_cause(sl_ctx_background(),
+	    sl_now() - SL_SECOND, SL_ETOOBIG, "past", &past), 0);
+	check_cause(past, SL_EDEADLINE, SL_ETOOBIG, "past");
+	sl_ctx_release(past);
+	/* An absolute deadline; under a canceled parent it is born with the
+	 * parent's cause. */
+	c = mk_cancel(sl_ctx_background());
+	sl_ctx_cancel_cause(c, SL_ECONNSHUT, "gone");
+	SL_CHECK_EQ(sl_ctx_with_deadline_cause(c, sl_now() + SL_SECOND,
+	    SL_ETIMEDOUT, "never", &abs), 0);
+	check_cause(abs, SL_ECANCELED, SL_ECONNSHUT, "gone");
+	sl_ctx_release(abs);
+	sl_ctx_release(c);
+
+	/* Bad input. */
+	abs = (sl_ctx *) &abs;
+	SL_CHECK_EQ(sl_ctx_with_deadline_cause(NULL, 0, 0, NULL, &abs),
+	    SL_EINVAL);
+	SL_CHECK_EQ(sl_ctx_with_timeout_cause(sl_ctx_background(), 0, 0,
+	    NULL, NULL), SL_EINVAL);
+}
+
+static void
+test_deadline_cause(void **state)
+{
+	(void) state;
+	slt_run(body_deadline_cause, NULL);
+}
+
+/* ---- without_cancel (Go 1.21 WithoutCancel) ----------------------------- */
+
+static void
+body_without_cancel(void *arg)
+{
+	char          s1[] = "one";
+	atomic_int    ran = 0;
+	sl_afterfunc *af = NULL;
+	sl_ctx       *p, *v, *w, *k, *t, *ww;
+	int64_t       d;
+
+	(void) arg;
+	p = mk_timeout(sl_ctx_background(), 20 * SL_MILLISECOND);
+	v = mk_value(p, &key_a, s1);
+	SL_CHECK_EQ(sl_ctx_without_cancel(v, &w), 0);
+	k = mk_cancel(w);
+	t = mk_timeout(w, 3600 * SL_SECOND);
+	SL_CHECK_EQ(sl_ctx_after_func(w, count_fn, &ran, &af), 0);
+
+	/* Values pass through; cancellation and deadlines do not. */
+	SL_CHECK(sl_ctx_value(w, &key_a) == s1);
+	SL_CHECK(sl_ctx_value(k, &key_a) == s1);
+	SL_CHECK(sl_ctx_done(w) == NULL);
+	SL_CHECK(!sl_ctx_deadline(w, &d));
+	SL_CHECK(!sl_ctx_deadline(k, &d));
+	SL_CHECK(sl_ctx_deadline(t, &d)); /* its own, not p's earlier one */
+	SL_CHECK(d > sl_now() + 3000 * SL_SECOND);
+	SL_CHECK_EQ(sl_chan_recv(sl_ctx_done(p), NULL), SL_ECLOSED);
+	SL_CHECK_EQ(sl_ctx_err(v), SL_EDEADLINE);
+	SL_CHECK_EQ(sl_ctx_err(w), 0);
+	SL_CHECK_EQ(sl_ctx_cause(w, NULL), 0);
+	SL_CHECK_EQ(sl_ctx_err(k), 0);
+	SL_CHECK(done_open(k));
+	SL_CHECK_EQ(sl_ctx_err(t), 0);
+	/* Cancelling it is a no-op; its AfterFunc never runs. */
+	sl_ctx_cancel(w);
+	SL_CHECK_EQ(sl_ctx_err(w), 0);
+	SL_CHECK_EQ(sl_ctx_err(k), 0);
+	sl_sleep(5 * SL_MILLISECOND);
+	SL_CHECK_EQ(atomic_load(&ran), 0);
+	SL_CHECK(sl_ctx_stop(af));
+
+	/* Its children are canceled by their own cancels and deadlines. */
+	sl_ctx_cancel_cause(k, SL_EPROTO, "own");
+	SL_CHECK_EQ(sl_ctx_err(k), SL_ECANCELED);
+	SL_CHECK_EQ(sl_ctx_err(t), 0);
+	sl_ctx_release(t);
+	t = mk_timeout(w, 5 * SL_MILLISECOND);
+	SL_CHECK_EQ(sl_chan_recv(sl_ctx_done(t), NULL), SL_ECLOSED);
+	SL_CHECK_EQ(sl_ctx_err(t), SL_EDEADLINE);
+
+	/* Released before it: the parent chain stays alive for values. */
+	sl_ctx_release(p);
+	sl_ctx_release(v);
+	SL_CHECK_EQ(sl_ctx_without_cancel(w, &ww), 0);
+	SL_CHECK(sl_ctx_value(ww, &key_a) == s1);
+	sl_ctx_release(w);
+	SL_CHECK(sl_ctx_value(ww, &key_a) == s1);
+	SL_CHECK(sl_ctx_value(k, &key_a) == s1);
+	sl_ctx_release(ww);
+	sl_ctx_release(k);
+	sl_ctx_release(t);
+
+	/* Of background: like background.  Bad input. */
+	SL_CHECK_EQ(sl_ctx_without_cancel(sl_ctx_background(), &w), 0);
+	SL_CHECK(sl_ctx_done(w) == NULL && sl_ctx_err(w) == 0);
+	sl_ctx_release(w);
+	SL_CHECK_EQ(sl_ctx_without_cancel(NULL, &w), SL_EINVAL);
+	SL_CHECK_EQ(sl_ctx_without_cancel(sl_ctx_background(), NULL),
+	    SL_EINVAL);
+}
+
+static void
+test_without_cancel(void **state)
+{
+	(void) state;
+	slt_run_procs(1, body_without_cancel, NULL);
+	slt_run_procs(2, body_without_cancel, NULL);
+}
+
 /* ---- values ------------------------------------------------------------- */
 
 static void
@@ -924,12 +1123,6 @@ body_keep_after(void *arg)
  * AfterFunc that cannot get a goroutine runs on the cancelling thread.
  */
 static void
-count_fn(void *arg)
-{
-	atomic_fetch_add((atomic_int *) arg, 1);
-}
-
-static void
 test_no_scheduler(void **state)
 {
 	atomic_int  n = 0;
@@ -952,6 +1145,20 @@ test_no_scheduler(void **state)
 	assert_int_equal(atomic_load(&n), 1);           /* ran inline */
 	sl_ctx_release(t);
 	sl_ctx_release(c);
+
+	/* Noticed on a descendant, an inherited deadline cancels the
+	 * context that owns it, with that one's cause. */
+	assert_int_equal(sl_ctx_with_timeout_cause(sl_ctx_background(),
+	    5 * SL_MILLISECOND, SL_ETIMEDOUT, "slow peer", &t), 0);
+	assert_int_equal(sl_ctx_with_cancel(t, &c), 0);
+	sl_sleep(20 * SL_MILLISECOND);
+	assert_int_equal(sl_ctx_err(c), SL_EDEADLINE);
+	assert_int_equal(sl_ctx_cause(c, &msg), SL_ETIMEDOUT);
+	assert_string_equal(msg, "slow peer");
+	assert_int_equal(sl_ctx_cause(t, &msg), SL_ETIMEDOUT);
+	assert_string_equal(msg, "slow peer");
+	sl_ctx_release(c);
+	sl_ctx_release(t);
 
 	/* A context made under a scheduler and kept after it stopped: its
 	 * timer is gone with the scheduler, the deadline still counts. */
@@ -1219,6 +1426,8 @@ main(void)
 		cmocka_unit_test(test_cause),
 		cmocka_unit_test(test_deadline_fires),
 		cmocka_unit_test(test_deadline_inherit),
+		cmocka_unit_test(test_deadline_cause),
+		cmocka_unit_test(test_without_cancel),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_after_func),
 		cmocka_unit_test(test_select_wake),

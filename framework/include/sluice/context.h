@@ -53,6 +53,29 @@ int sl_ctx_with_timeout(sl_ctx *parent, int64_t timeout_ns, sl_ctx **out);
 int sl_ctx_with_value(sl_ctx *parent, const void *key, void *val,
     sl_ctx **out);
 
+/*
+ * Go 1.21's WithDeadlineCause and WithTimeoutCause: as with_deadline and
+ * with_timeout, and when the context's own deadline passes, sl_ctx_err
+ * reports SL_EDEADLINE and sl_ctx_cause the code err (0 means
+ * SL_EDEADLINE) with the text msg (copied, may be NULL), as do its
+ * descendants.  A cancel first, or an earlier deadline of the parent,
+ * gives the cause of that instead.
+ */
+int sl_ctx_with_deadline_cause(sl_ctx *parent, int64_t deadline, int err,
+    const char *msg, sl_ctx **out);
+int sl_ctx_with_timeout_cause(sl_ctx *parent, int64_t timeout_ns, int err,
+    const char *msg, sl_ctx **out);
+
+/*
+ * Go 1.21's WithoutCancel: a context that carries parent's values but not
+ * its cancellation.  It is never done (sl_ctx_done NULL, sl_ctx_err 0), has
+ * no deadline, and its AfterFuncs never run; contexts derived from it are
+ * canceled only by their own cancels and deadlines.  For work that must
+ * finish after the request that started it ends, such as a final flush
+ * with a deadline of its own.  It holds a reference to parent.
+ */
+int sl_ctx_without_cancel(sl_ctx *parent, sl_ctx **out);
+
 sl_ctx *sl_ctx_retain(sl_ctx *ctx);
 void    sl_ctx_release(sl_ctx *ctx); /* NULL is fine */
 
@@ -60,8 +83,8 @@ void    sl_ctx_release(sl_ctx *ctx); /* NULL is fine */
  * their done channels are closed and their AfterFuncs started.  Only the
  * first cancellation counts; a later call (also one racing the first)
  * only waits until those channels are closed, as Go's does.  A no-op for
- * contexts that cannot be canceled: background and value contexts (cancel
- * the context a value context was derived from instead). */
+ * contexts that cannot be canceled: background, value and without_cancel
+ * contexts (cancel the context a value context was derived from instead). */
 void sl_ctx_cancel(sl_ctx *ctx);
 
 /* Like Go's CancelCauseFunc: err becomes the cause code (0 means

@@ -43,6 +43,7 @@ ctx_munref(sl_ctx *c)
 		return;
 	sl_chan_release(c->done);
 	free(c->own_msg);
+	free(c->dl_msg);
 	free(c);
 }
 
@@ -257,17 +258,31 @@ ctx_cancel(sl_ctx *root, int err, int cause, const char *msg, char *own)
 	}
 }
 
+/* Cancels c for its own deadline: SL_EDEADLINE with c's deadline cause.
+ * The text stays c's (dl_msg), shared by the descendants. */
+static void
+ctx_expire(sl_ctx *c)
+{
+	ctx_cancel(c, SL_EDEADLINE, c->dl_cause, c->dl_msg, NULL);
+}
+
 /* The deadline timer: runs on a worker thread, never blocks. */
 static void
 ctx_timer_fn(sli_timer *t)
 {
-	ctx_cancel(t->arg, SL_EDEADLINE, SL_EDEADLINE, NULL, NULL);
+	ctx_expire(t->arg);
 }
 
 /* ---- construction ------------------------------------------------------- */
 
-int
-sl_ctx_with_deadline(sl_ctx *parent, int64_t deadline, sl_ctx **out)
+/*
+ * A cancelable child of parent with the deadline (SL_FOREVER: none) and
+ * the cause (code, text: copied, may be NULL) it is canceled with when
+ * that deadline, if its own, passes.
+ */
+static int
+ctx_make(sl_ctx *parent, int64_t deadline, int dl_cause, const char *dl_msg,
+    sl_ctx **out)
 {
 	sl_ctx *c, *p;
 	int64_t pd;
@@ -279,10 +294,13 @@ sl_ctx_with_deadline(sl_ctx *parent, int64_t deadline, sl_ctx **out)
 		return (SL_EINVAL);
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return (SL_ENOMEM);
-	if ((c->done = sl_chan_make(0, 0)) == NULL) {
+	if ((c->done = sl_chan_make(0, 0)) == NULL ||
+	    (dl_msg != NULL && (c->dl_msg = strdup(dl_msg)) == NULL)) {
+		sl_chan_release(c->done);
 		free(c);
 		return (SL_ENOMEM);
 	}
+	c->dl_cause = dl_cause;
 	atomic_init(&c->refs, 1);
 	atomic_init(&c->mrefs, 1);
 	atomic_init(&c->lock, 0);
@@ -299,6 +317,7 @@ sl_ctx_with_deadline(sl_ctx *parent, int64_t deadline, sl_ctx **out)
 	pd  = p != NULL ? p->deadline : SL_FOREVER;
 	own = deadline < pd;
 	c->deadline = own ? deadline : pd;
+	c->own_dl   = own;
 
 	if (p != NULL) {
 		sli_lock(&p->lock);
@@ -320,7 +339,7 @@ sl_ctx_with_deadline(sl_ctx *parent, int64_t deadline, sl_ctx **out)
 		ctx_cancel(c, perr, pcause, pmsg, NULL);
 	} else if (own) {
 		if (deadline <= sl_now()) {
-			ctx_cancel(c, SL_EDEADLINE, SL_EDEADLINE, NULL, NULL);
+			ctx_expire(c);
 		} else {
 			/* Without a scheduler (SL_ESTATE) sl_ctx_err notices
 			 * the deadline instead. */
@@ -333,23 +352,69 @@ sl_ctx_with_deadline(sl_ctx *parent, int64_t deadline, sl_ctx **out)
 }
 
 int
+sl_ctx_with_deadline(sl_ctx *parent, int64_t deadline, sl_ctx **out)
+{
+	return (ctx_make(parent, deadline, SL_EDEADLINE, NULL, out));
+}
+
+int
+sl_ctx_with_deadline_cause(sl_ctx *parent, int64_t deadline, int err,
+    const char *msg, sl_ctx **out)
+{
+	return (ctx_make(parent, deadline, err != 0 ? err : SL_EDEADLINE, msg,
+	    out));
+}
+
+int
 sl_ctx_with_cancel(sl_ctx *parent, sl_ctx **out)
 {
-	return (sl_ctx_with_deadline(parent, SL_FOREVER, out));
+	return (ctx_make(parent, SL_FOREVER, SL_EDEADLINE, NULL, out));
+}
+
+/* sl_now() + timeout_ns, saturated: <= 0 is now, too far is never. */
+static int64_t
+ctx_after(int64_t timeout_ns)
+{
+	int64_t now = sl_now();
+
+	if (timeout_ns <= 0)
+		return (now);
+	if (timeout_ns >= SL_FOREVER - now)
+		return (SL_FOREVER);
+	return (now + timeout_ns);
 }
 
 int
 sl_ctx_with_timeout(sl_ctx *parent, int64_t timeout_ns, sl_ctx **out)
 {
-	int64_t now = sl_now(), d;
+	return (sl_ctx_with_deadline(parent, ctx_after(timeout_ns), out));
+}
 
-	if (timeout_ns <= 0)
-		d = now;
-	else if (timeout_ns >= SL_FOREVER - now)
-		d = SL_FOREVER;
-	else
-		d = now + timeout_ns;
-	return (sl_ctx_with_deadline(parent, d, out));
+int
+sl_ctx_with_timeout_cause(sl_ctx *parent, int64_t timeout_ns, int err,
+    const char *msg, sl_ctx **out)
+{
+	return (sl_ctx_with_deadline_cause(parent, ctx_after(timeout_ns), err,
+	    msg, out));
+}
+
+int
+sl_ctx_without_cancel(sl_ctx *parent, sl_ctx **out)
+{
+	sl_ctx *c;
+
+	if (parent == NULL || out == NULL)
+		return (SL_EINVAL);
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return (SL_ENOMEM);
+	atomic_init(&c->refs, 1);
+	atomic_init(&c->mrefs, 1);
+	c->kind     = SLI_CTX_DETACHED;
+	c->parent   = sl_ctx_retain(parent);
+	c->cp       = NULL;
+	c->deadline = SL_FOREVER;
+	*out = c;
+	return (0);
 }
 
 int
@@ -451,9 +516,15 @@ sl_ctx_err(sl_ctx *ctx)
 		return (0);
 	e = atomic_load_explicit(&c->err, memory_order_acquire);
 	/* A deadline whose timer has not fired (not armed for want of a
-	 * scheduler, or simply not run yet) is acted on here. */
+	 * scheduler, or simply not run yet) is acted on here, as that timer
+	 * would: on the context that owns it, an ancestor if c inherited
+	 * it (c's references keep the ancestors alive). */
 	if (e == 0 && c->deadline != SL_FOREVER && sl_now() >= c->deadline) {
-		ctx_cancel(c, SL_EDEADLINE, SL_EDEADLINE, NULL, NULL);
+		sl_ctx *owner = c;
+
+		while (!owner->own_dl)
+			owner = owner->link;
+		ctx_expire(owner);
 		e = atomic_load_explicit(&c->err, memory_order_acquire);
 	}
 	/* Done is reported once it is visible everywhere, as in Go: the

@@ -3,7 +3,10 @@
  * and the rules that keep them safe across worker threads.
  *
  * Kinds.  The background context is static.  A value context (with_value)
- * only names a key, a value and its parent.  Every other context is
+ * only names a key, a value and its parent.  A detached context
+ * (without_cancel) only names its parent, for values: like background, it
+ * has no cancelable context above it (cp NULL), so nothing of the
+ * parent's cancellation or deadline reaches it or its descendants.  Every other context is
  * cancelable: it owns a lock, a done channel, its cancellation state, the
  * list of its live cancelable children, the waits watching it
  * (sli_ctx_watch) and its pending AfterFuncs.  Each context caches `cp`,
@@ -47,7 +50,9 @@
  * calls sli_timer_stop (which waits for a running fn) before the memory
  * can go.  Without a running scheduler the timer cannot be armed; and a
  * timer may simply not have run yet.  So sl_ctx_err also compares the
- * deadline with sl_now() and cancels (SL_EDEADLINE) when it has passed;
+ * deadline with sl_now() and, when it has passed, cancels the context that
+ * owns it (itself or the cancelable ancestor the deadline was inherited
+ * from, with that one's deadline cause), as its timer would have;
  * sli_ctx_watch only reports it (its caller may hold channel locks).
  */
 #ifndef SLI_CTX_H
@@ -64,6 +69,7 @@ enum sli_ctx_kind {
 	SLI_CTX_BACKGROUND = 0,
 	SLI_CTX_VALUE,
 	SLI_CTX_CANCEL,
+	SLI_CTX_DETACHED, /* without_cancel: values only, cp NULL */
 };
 
 struct sl_ctx {
@@ -80,6 +86,9 @@ struct sl_ctx {
 	/* SLI_CTX_CANCEL: immutable after creation */
 	sl_chan       *done;     /* closed on cancel */
 	int64_t        deadline; /* effective (own or inherited), SL_FOREVER */
+	bool           own_dl;   /* deadline is this context's own */
+	int            dl_cause; /* the cause when the own deadline passes */
+	char          *dl_msg;   /* and its text (owned), or NULL */
 	bool           armed;    /* timer was started */
 	sli_timer      timer;
 	sl_ctx        *link;     /* the cancelable parent we are listed in */
