@@ -398,22 +398,31 @@ sl_ctx_with_timeout_cause(sl_ctx *parent, int64_t timeout_ns, int err,
 	    msg, out));
 }
 
-int
-sl_ctx_without_cancel(sl_ctx *parent, sl_ctx **out)
+/* A context of kind (value or detached) under parent: no lock, no done
+ * channel, no deadline of its own.  NULL when out of memory. */
+static sl_ctx *
+ctx_make_plain(sl_ctx *parent, int kind)
 {
 	sl_ctx *c;
 
-	if (parent == NULL || out == NULL)
-		return (SL_EINVAL);
 	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return (SL_ENOMEM);
+		return (NULL);
 	atomic_init(&c->refs, 1);
 	atomic_init(&c->mrefs, 1);
-	c->kind     = SLI_CTX_DETACHED;
+	c->kind     = kind;
 	c->parent   = sl_ctx_retain(parent);
-	c->cp       = NULL;
+	c->cp       = kind == SLI_CTX_VALUE ? parent->cp : NULL;
 	c->deadline = SL_FOREVER;
-	*out = c;
+	return (c);
+}
+
+int
+sl_ctx_without_cancel(sl_ctx *parent, sl_ctx **out)
+{
+	if (parent == NULL || out == NULL)
+		return (SL_EINVAL);
+	if ((*out = ctx_make_plain(parent, SLI_CTX_DETACHED)) == NULL)
+		return (SL_ENOMEM);
 	return (0);
 }
 
@@ -424,16 +433,10 @@ sl_ctx_with_value(sl_ctx *parent, const void *key, void *val, sl_ctx **out)
 
 	if (parent == NULL || key == NULL || out == NULL)
 		return (SL_EINVAL);
-	if ((c = calloc(1, sizeof(*c))) == NULL)
+	if ((c = ctx_make_plain(parent, SLI_CTX_VALUE)) == NULL)
 		return (SL_ENOMEM);
-	atomic_init(&c->refs, 1);
-	atomic_init(&c->mrefs, 1);
-	c->kind     = SLI_CTX_VALUE;
-	c->parent   = sl_ctx_retain(parent);
-	c->cp       = parent->cp;
-	c->key      = key;
-	c->val      = val;
-	c->deadline = SL_FOREVER;
+	c->key = key;
+	c->val = val;
 	*out = c;
 	return (0);
 }
