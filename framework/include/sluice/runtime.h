@@ -3,12 +3,12 @@
  *
  * A goroutine is a stackful coroutine.  Goroutines run on a pool of worker
  * OS threads (one per CPU by default; SLUICE_PROCS overrides it, like
- * GOMAXPROCS; SLUICE_CPUS binds them to some CPUs).  Each worker has its own run queue; idle workers steal.
- * A goroutine that blocks (channel, select, timer, mutex, ...) parks: its
- * worker runs other goroutines meanwhile.  Scheduling is cooperative: a
- * goroutine that computes for a long time without blocking should call
- * sl_yield() now and then (a watchdog names one that holds its worker for
- * 10 s: sl_opts.stall).
+ * GOMAXPROCS; SLUICE_CPUS binds them to some CPUs).  Each worker has its
+ * own run queue; idle workers steal.  A goroutine that blocks (channel,
+ * select, timer, mutex, ...) parks: its worker runs other goroutines
+ * meanwhile.  Scheduling is cooperative: a goroutine that computes for a
+ * long time without blocking should call sl_yield() now and then (a
+ * watchdog names one that holds its worker for 10 s: sl_opts.stall).
  *
  * Times are nanoseconds.  A deadline is an absolute sl_now() value;
  * SL_FOREVER means none.
@@ -60,9 +60,10 @@ typedef struct sl_opts {
  * becomes worker 0.  Returns 0, SL_EDEADLOCK if every goroutine blocked
  * forever (a report naming each goroutine's wait is printed to stderr
  * first), SL_ENOMEM, SL_ESYSTEM, SL_EINVAL for a bad CPU list, worker
- * count or stack size, from sl_opts or the environment (the value and
- * what is wrong with it are printed to stderr), or SL_ESTATE if a
- * scheduler already runs in this process.  sl_main may be called again after it returned.
+ * count or stack size, from sl_opts or the environment (the value and what
+ * is wrong with it are printed to stderr), or SL_ESTATE if a scheduler
+ * already runs in this process.  sl_main may be called again after it
+ * returned.
  *
  * With a CPU list (sl_opts.cpus or $SLUICE_CPUS) every thread of the
  * process, and every thread created while the scheduler runs (workers,

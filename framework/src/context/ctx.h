@@ -5,10 +5,10 @@
  * Kinds.  The background context is static.  A value context (with_value)
  * only names a key, a value and its parent.  A detached context
  * (without_cancel) only names its parent, for values: like background, it
- * has no cancelable context above it (cp NULL), so nothing of the
- * parent's cancellation or deadline reaches it or its descendants.  Every other context is
- * cancelable: it owns a lock, a done channel, its cancellation state, the
- * list of its live cancelable children, the waits watching it
+ * has no cancelable context above it (cp NULL), so nothing of the parent's
+ * cancellation or deadline reaches it or its descendants.  Every other
+ * context is cancelable: it owns a lock, a done channel, its cancellation
+ * state, the list of its live cancelable children, the waits watching it
  * (sli_ctx_watch) and its pending AfterFuncs.  Each context caches `cp`,
  * the nearest cancelable context at or above it (NULL under background
  * only); done/err/cause/deadline/watch all work on cp.

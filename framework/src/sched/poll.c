@@ -1,18 +1,18 @@
 /*
  * poll.c — goroutines waiting on file descriptors: sl_fd_wait, sl_read,
- * sl_write, sl_accept, sl_connect, sl_fd_close (sluice/fd.h).  Go's netpoller, reduced to what
- * a C program needs.
+ * sl_write, sl_accept, sl_connect, sl_fd_close (sluice/fd.h).  Go's
+ * netpoller, reduced to what a C program needs.
  *
  * The workers poll, as Go's do (sched.h): a worker with nothing to run
- * looks without blocking, and one idle worker at a time, the owner,
- * sleeps in epoll_wait instead of on its condition variable, so a ready
+ * looks without blocking, and one idle worker at a time, the owner, sleeps
+ * in epoll_wait instead of on its condition variable, so a ready
  * descriptor wakes the worker that will run its goroutine.  A backstop
- * thread looks every 10 ms while descriptors are waited on and nobody
- * owns the poll (every worker busy).  The epoll set, an eventfd that
- * breaks the owner's sleep and the backstop are made by the first wait
- * of an sl_main run and go when it returns.  A descriptor's state is a pl_fd, found
- * by number in a two-level table (records never move and are never
- * freed, so the poller and waiters may hold pointers to them):
+ * thread looks every 10 ms while descriptors are waited on and nobody owns
+ * the poll (every worker busy).  The epoll set, an eventfd that breaks the
+ * owner's sleep and the backstop are made by the first wait of an sl_main
+ * run and go when it returns.  A descriptor's state is a pl_fd, found by
+ * number in a two-level table (records never move and are never freed, so
+ * the poller and waiters may hold pointers to them):
  *
  *	readers, writers	queues of waiting goroutines and threads
  *	armed			the epoll events enabled for them, or 0

@@ -22,7 +22,9 @@
  *
  * A waker, holding obj->lock, takes an entry off the queue and
  *
- *	if (sli_wait_claim(e->wait, e->index)) { complete e; sli_wait_wake(e->wait); }
+ *	if (sli_wait_claim(e->wait, e->index)) {
+ *		complete e; sli_wait_wake(e->wait);
+ *	}
  *	else { entry lost the race: skip it }
  */
 #ifndef SLI_WAIT_H

@@ -3,11 +3,12 @@
  *
  * A waiter queues itself before it unlocks the mutex, so a signaler (who
  * locks the mutex after that unlock, changes the state, then signals)
- * cannot miss it; a signal that comes before the waiter has parked
- * claims its wait all the same, and the park returns at once.  Signal pops waiters until it claims one still waiting (those that
- * timed out or were canceled lose the claim and are skipped, so a signal
- * is not wasted on them); the wakes happen after the spinlock is dropped.
- * A woken waiter takes the mutex again, by the mutex's own FIFO.
+ * cannot miss it; a signal that comes before the waiter has parked claims
+ * its wait all the same, and the park returns at once.  Signal pops waiters
+ * until it claims one still waiting (those that timed out or were canceled
+ * lose the claim and are skipped, so a signal is not wasted on them); the
+ * wakes happen after the spinlock is dropped.  A woken waiter takes the
+ * mutex again, by the mutex's own FIFO.
  */
 #include "sluice/context.h"
 #include "sluice/error.h"
