@@ -81,7 +81,8 @@ typedef struct stage {
 	"  --tls-cert/--tls-key F  certificate and key of tls+tcp listeners\n" \
 	"  --tls-ca F              CA that tls+tcp dialers verify against\n"  \
 	"  --tls-server-name N     name tls+tcp dialers expect\n"             \
-	"  --verbose               print link counters to stderr at exit\n"  \
+	"  --verbose               print link counters to stderr at exit (a\n" \
+	"                          sink also says when its first record came)\n" \
 	"  --reassign-after MS     fan-out: a replica away this long loses its\n" \
 	"                          unacked messages to the others (default\n" \
 	"                          5000)\n"                                   \

@@ -154,7 +154,9 @@ sink_take(struct sink *s, const stage_rec *r, int64_t now)
 {
 	bool ok;
 
-	s->count++;
+	/* Tells a watcher (a test, a person) that the pipeline streams. */
+	if (s->count++ == 0 && s->st.verbose)
+		fprintf(stderr, PROG "[%s]: first record\n", s->st.name);
 	s->sum += r->id;
 	if (sink_mark(s, r->id, &ok))
 		s->distinct++;

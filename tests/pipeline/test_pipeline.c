@@ -488,6 +488,26 @@ test_close_delivers_everything_sent_before_it(void **state)
 
 /* ---- (e) cancellation downstream ---------------------------------------- */
 
+/*
+ * Waits until records reach sink (spawned with --verbose), so every link
+ * of the chain is up: a cancellation started before a stage has
+ * connected has no link to travel on.  A fixed pause was not enough on a
+ * loaded machine under TSan.
+ */
+static void
+wait_streaming(pt_proc *sink)
+{
+	int64_t deadline = pt_now_ns() + (int64_t) 60 * 1000000000;
+
+	while (!pt_stderr_has(sink, "]: first record")) {
+		if (!pt_running(sink))
+			PT_FAIL("the sink exited before any record came");
+		if (pt_now_ns() > deadline)
+			PT_FAIL("no record reached the sink in 60 s");
+		pt_msleep(10);
+	}
+}
+
 static void
 test_sigterm_at_the_source_cancels_every_stage_downstream(void **state)
 {
@@ -497,7 +517,7 @@ test_sigterm_at_the_source_cancels_every_stage_downstream(void **state)
 
 	(void) state;
 	p[4] = pt_spawn("sink", "sluice-sink", "--in", pt_ipc("sink.in"),
-	    "--stage", "sink", (char *) NULL);
+	    "--stage", "sink", "--verbose", (char *) NULL);
 	p[3] = pt_spawn("map.c", "sluice-map", "--in", pt_ipc("c.in"),
 	    "--out", pt_ipc("sink.in"), "--stage", "map.c", (char *) NULL);
 	p[2] = pt_spawn("map.b", "sluice-map", "--in", pt_ipc("b.in"),
@@ -507,7 +527,7 @@ test_sigterm_at_the_source_cancels_every_stage_downstream(void **state)
 	p[0] = pt_spawn("src", "sluice-source", "--out", pt_ipc("a.in"),
 	    "--n", "100000000", "--rate", "2000", "--stage", "src",
 	    (char *) NULL);
-	pt_msleep(pt_settle_ms()); /* the chain connects and streams */
+	wait_streaming(p[4]);
 	for (int i = 0; i < 5; i++) {
 		if (!pt_running(p[i]))
 			PT_FAIL("%s exited before the SIGTERM", names[i]);
@@ -542,13 +562,13 @@ test_sigterm_at_the_sink_cancels_map_and_source(void **state)
 
 	(void) state;
 	sink = pt_spawn("sink", "sluice-sink", "--in", pt_ipc("sink.in"),
-	    "--stage", "sink-f", (char *) NULL);
+	    "--stage", "sink-f", "--verbose", (char *) NULL);
 	map = pt_spawn("map", "sluice-map", "--in", pt_ipc("map.in"),
 	    "--out", pt_ipc("sink.in"), "--stage", "map-f", (char *) NULL);
 	src = pt_spawn("src", "sluice-source", "--out", pt_ipc("map.in"),
 	    "--n", "100000000", "--rate", "2000", "--stage", "src-f",
 	    (char *) NULL);
-	pt_msleep(pt_settle_ms());
+	wait_streaming(sink);
 	PT_CHECK(pt_running(src) && pt_running(map) && pt_running(sink));
 	pt_kill(sink, SIGTERM);
 	expect_exit_within(sink, EXIT_CANCELED, PT_CANCEL_TIMEOUT_MS);

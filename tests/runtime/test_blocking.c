@@ -357,6 +357,7 @@ test_ctx_withdraws_queued(void **state)
 struct slow {
 	atomic_int started;
 	atomic_int finished;
+	sl_ctx    *ctx;     /* canceled by cancel_started, or NULL */
 };
 
 static void
@@ -365,8 +366,27 @@ slow_call(void *arg)
 	struct slow *s = arg;
 
 	atomic_store(&s->started, 1);
+	/* With a context, it surely ends while this runs. */
+	while (s->ctx != NULL && sl_ctx_err(s->ctx) == 0)
+		usleep(1000);
 	usleep(80000);
 	atomic_store(&s->finished, 1);
+}
+
+/* Cancels s->ctx once slow_call has started: before that, the cancel
+ * would withdraw the call (a loaded machine, valgrind, can take longer
+ * than any fixed pause to hand it to a pool thread). */
+static void
+cancel_started(void *arg)
+{
+	struct slow *s = arg;
+	sl_ctx      *ctx = s->ctx; /* s is not touched after the cancel */
+
+	while (!atomic_load(&s->started))
+		sl_sleep(SL_MILLISECOND);
+	sl_sleep(10 * SL_MILLISECOND);
+	sl_ctx_cancel(ctx);
+	sl_ctx_release(ctx);
 }
 
 /* A context that ends while the call runs does not cut it short: the
@@ -380,7 +400,8 @@ body_ctx_running(void *arg)
 
 	(void) arg;
 	SL_CHECK_OK(sl_ctx_with_cancel(sl_ctx_background(), &ctx));
-	SL_CHECK_OK(sl_go(canceler, sl_ctx_retain(ctx)));
+	s.ctx = sl_ctx_retain(ctx);
+	SL_CHECK_OK(sl_go(cancel_started, &s));
 	t0 = sl_now();
 	SL_CHECK_OK(sl_blocking_ctx(slow_call, &s, ctx, SL_FOREVER));
 	SL_CHECK(sl_now() - t0 >= 80 * SL_MILLISECOND);
