@@ -10,7 +10,8 @@
  * waiting on their own pipes each get exactly their byte; a regular file
  * is always ready; plain threads wait too and are released when sl_main
  * ends; a goroutine waiting on a descriptor is not a deadlock; the dump
- * names the descriptor; bad input gets its error.
+ * names the descriptor, also while waits come and go; bad input gets its
+ * error.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -782,6 +783,74 @@ test_not_deadlock(void **state)
 	slt_run(body_not_deadlock, NULL);
 }
 
+/*
+ * Dumps taken while fd waits come and go: every fd line names the
+ * descriptor whole.  The reason text once lived on the waiter's stack,
+ * which the next wait overwrote while a dump read it (torn lines; TSan
+ * reported the race).
+ */
+struct churn {
+	int        fd;
+	atomic_int stop;
+	sl_waitgroup wg;
+};
+
+static void
+churn_waits(void *arg)
+{
+	struct churn *c = arg;
+
+	for (int i = 0; !atomic_load(&c->stop); i++)
+		(void) sl_fd_wait(c->fd, i % 2 == 0 ? SL_FD_READ :
+		    SL_FD_READ | SL_FD_WRITE, NULL,
+		    sl_now() + 20 * SL_MICROSECOND);
+	sl_waitgroup_done(&c->wg);
+}
+
+static void
+body_dump_churn(void *arg)
+{
+	struct churn c = { .wg = SL_WAITGROUP_INIT };
+	int          fds[2], rounds = (int) slt_scaled(500), torn = 0;
+	char         want[2][32];
+
+	(void) arg;
+	nb_pipe(fds);
+	c.fd = fds[0];
+	snprintf(want[0], sizeof(want[0]), "[fd %d read]", fds[0]);
+	snprintf(want[1], sizeof(want[1]), "[fd %d read/write]", fds[0]);
+	sl_waitgroup_add(&c.wg, 2);
+	SL_CHECK_OK(sl_go(churn_waits, &c));
+	SL_CHECK_OK(sl_go(churn_waits, &c));
+	for (int i = 0; i < rounds; i++) {
+		char  *dump = NULL, *at;
+		size_t len = 0;
+		FILE  *f = open_memstream(&dump, &len);
+
+		SL_ASSERT_OK(f != NULL ? 0 : -1);
+		sl_dump_goroutines(f);
+		fclose(f);
+		for (at = dump; (at = strstr(at, "[fd ")) != NULL; at++)
+			if (strncmp(at, want[0], strlen(want[0])) != 0 &&
+			    strncmp(at, want[1], strlen(want[1])) != 0)
+				torn++;
+		free(dump);
+		sl_yield();
+	}
+	atomic_store(&c.stop, 1);
+	sl_waitgroup_wait(&c.wg);
+	SL_CHECK_EQ(torn, 0);
+	close(fds[0]);
+	close(fds[1]);
+}
+
+static void
+test_dump_while_waits_churn(void **state)
+{
+	(void) state;
+	slt_run_procs(2, body_dump_churn, NULL);
+}
+
 /* ---- a descriptor number reused after a plain close ---------------------- */
 
 static void
@@ -1037,6 +1106,7 @@ main(void)
 		cmocka_unit_test(test_file_and_both_directions),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_not_deadlock),
+		cmocka_unit_test(test_dump_while_waits_churn),
 		cmocka_unit_test(test_number_reused),
 		cmocka_unit_test(test_tcp_echo),
 		cmocka_unit_test(test_bad_input),

@@ -54,8 +54,8 @@ extern "C" {
 
 /*
  * Waits until fd is ready for one of events (SL_FD_READ, SL_FD_WRITE or
- * both).  Returns 0 (ready: the next call may still say EAGAIN if another
- * waiter took the data first), SL_ETIMEDOUT, the context's error,
+ * both).  Returns 0 (ready, as poll(2) saw it just before the return: the
+ * next call may still say EAGAIN if another waiter took the data first), SL_ETIMEDOUT, the context's error,
  * SL_ECLOSED if sl_fd_close closed fd meanwhile, SL_EBADF if fd is not
  * open, SL_EINVAL for bad events or fd, SL_ESTATE from a plain thread with
  * no scheduler running, SL_ESYSTEM if epoll refused it (errno says why).

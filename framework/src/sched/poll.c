@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -86,6 +87,9 @@ typedef struct pl_fd {
 	struct sli_waitq writers;
 	uint32_t         armed; /* events enabled in epoll for the waiters */
 	bool             added; /* in the epoll set, as far as we know */
+	char             why[3][26]; /* wait reasons for dumps, per events-1:
+	                               "fd 7 read"; written once, under lock,
+	                               so a dump never reads a torn one */
 } pl_fd;
 
 static struct {
@@ -462,12 +466,19 @@ pl_leave(pl_fd *p, sli_waiter *er, sli_waiter *ew)
 		p->armed = 0;
 }
 
-int
-sl_fd_wait(int fd, int events, sl_ctx *ctx, int64_t deadline)
+/*
+ * Waits for fd as sl_fd_wait does, except that "ready" may be stale: an
+ * event the poller took from epoll before this waiter consumed what it
+ * announced (by a call that did not wait) can be delivered after the
+ * waiter queued again.  sl_read and the others try their call again
+ * anyway; sl_fd_wait checks.
+ */
+static int
+pl_wait(int fd, int events, sl_ctx *ctx, int64_t deadline)
 {
 	sli_wait   w;
 	sli_waiter er = { 0 }, ew = { 0 };
-	char       why[48];
+	char      *why;
 	pl_fd     *p;
 	int        rv, fired;
 	bool       hold;
@@ -491,14 +502,16 @@ sl_fd_wait(int fd, int events, sl_ctx *ctx, int64_t deadline)
 
 	sli_wait_init(&w);
 	er.wait = ew.wait = &w;
-	snprintf(why, sizeof(why), "fd %d %s", fd,
-	    events == SL_FD_READ ? "read" :
-	    events == SL_FD_WRITE ? "write" : "read/write");
 	sli_lock(&p->lock);
 	if (!atomic_load(&pl.on)) { /* sl_main is ending */
 		sli_unlock(&p->lock);
 		return (SL_ESTATE);
 	}
+	why = p->why[events - 1];
+	if (why[0] == '\0')
+		snprintf(why, sizeof(p->why[0]), "fd %d %s", fd,
+		    events == SL_FD_READ ? "read" :
+		    events == SL_FD_WRITE ? "write" : "read/write");
 	if (events & SL_FD_READ)
 		sli_waitq_push(&p->readers, &er);
 	if (events & SL_FD_WRITE)
@@ -536,6 +549,31 @@ sl_fd_wait(int fd, int events, sl_ctx *ctx, int64_t deadline)
 	}
 }
 
+/* fd is ready for one of events now (or poll(2) cannot tell: let the
+ * caller's next call find out). */
+static bool
+pl_ready_now(int fd, int events)
+{
+	struct pollfd pfd = { .fd = fd };
+
+	if (events & SL_FD_READ)
+		pfd.events |= POLLIN;
+	if (events & SL_FD_WRITE)
+		pfd.events |= POLLOUT;
+	return (poll(&pfd, 1, 0) != 0);
+}
+
+int
+sl_fd_wait(int fd, int events, sl_ctx *ctx, int64_t deadline)
+{
+	int rv;
+
+	while ((rv = pl_wait(fd, events, ctx, deadline)) == 0 &&
+	    !pl_ready_now(fd, events))
+		; /* a stale event: wait again */
+	return (rv);
+}
+
 /* errno, where the goroutine may have parked since it took &errno. */
 #define ERRNO (*sli_errno())
 
@@ -550,7 +588,7 @@ pl_again(int fd, int events, sl_ctx *ctx, int64_t deadline)
 		return (0);
 	if (e != EAGAIN && e != EWOULDBLOCK)
 		return (e == EBADF ? SL_EBADF : SL_ESYSTEM);
-	return (sl_fd_wait(fd, events, ctx, deadline));
+	return (pl_wait(fd, events, ctx, deadline));
 }
 
 int

@@ -1,0 +1,132 @@
+/*
+ * test_fd_stale.c — sl_fd_wait does not report readiness that is gone.
+ *
+ * The poller takes events from epoll and then wakes the waiters; the OS
+ * may preempt it in between.  If meanwhile the only reader took the data
+ * itself and waited again, the old event must not wake it: sl_fd_wait
+ * says "ready" only when a read would not say EAGAIN (unless another
+ * reader took the data first).  To make the preemption happen every
+ * time, this program has its own epoll_wait and epoll_pwait2 (libsluice
+ * is linked statically, so the runtime calls these), which hold the
+ * event of the watched pipe for HOLD_MS once.  Its own binary: nothing
+ * else should run with a poller that stalls.
+ */
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+
+#include "sltest.h"
+
+#include "sluice/fd.h"
+
+#define HOLD_MS 600
+
+static int        watched = -1; /* the fd whose first event is held */
+static atomic_int held;         /* 1 once held, 2 once let go */
+
+static int
+hold_once(struct epoll_event *ev, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int expect = 0;
+
+		if (ev[i].data.u64 == (uint64_t) watched &&
+		    atomic_compare_exchange_strong(&held, &expect, 1)) {
+			usleep(HOLD_MS * 1000);
+			atomic_store(&held, 2);
+		}
+	}
+	return (n);
+}
+
+int
+epoll_wait(int epfd, struct epoll_event *ev, int max, int ms)
+{
+	int n = (int) syscall(SYS_epoll_pwait, epfd, ev, max, ms, NULL, 8);
+
+	return (n > 0 ? hold_once(ev, n) : n);
+}
+
+int
+epoll_pwait2(int epfd, struct epoll_event *ev, int max,
+    const struct timespec *ts, const sigset_t *ss)
+{
+	int n = (int) syscall(SYS_epoll_pwait2, epfd, ev, max, ts, ss, 8);
+
+	return (n > 0 ? hold_once(ev, n) : n);
+}
+
+static int other[2]; /* keeps a wait going, so an idle worker polls */
+
+static void
+idler(void *arg)
+{
+	(void) arg;
+	SL_CHECK_OK(sl_fd_wait(other[0], SL_FD_READ, NULL,
+	    sl_now() + 60 * SL_SECOND));
+}
+
+static void
+body_stale(void *arg)
+{
+	int     p[2];
+	char    buf[8];
+	ssize_t k;
+	int     rv;
+
+	(void) arg;
+	SL_ASSERT_OK(pipe2(p, O_NONBLOCK));
+	SL_ASSERT_OK(pipe2(other, O_NONBLOCK));
+	watched = p[0];
+	SL_CHECK_OK(sl_go(idler, NULL));
+	/* A wait that gives up leaves the descriptor armed in epoll. */
+	SL_CHECK_ERR(sl_fd_wait(p[0], SL_FD_READ, NULL,
+	    sl_now() + 20 * SL_MILLISECOND), SL_ETIMEDOUT);
+	/* A byte comes; the poller takes its event and is held. */
+	SL_CHECK_EQ(write(p[1], "x", 1), 1);
+	while (atomic_load(&held) == 0)
+		sl_sleep(SL_MILLISECOND);
+	/* The only reader takes the byte without waiting... */
+	SL_CHECK_EQ(read(p[0], buf, sizeof(buf)), 1);
+	/* ...and waits for more, which will not come: the event let go
+	 * meanwhile must not end this wait. */
+	rv = sl_fd_wait(p[0], SL_FD_READ, NULL,
+	    sl_now() + (HOLD_MS + 300) * SL_MILLISECOND);
+	k = read(p[0], buf, sizeof(buf));
+	SL_CHECK_EQ(atomic_load(&held), 2);
+	SL_CHECK_ERR(rv, SL_ETIMEDOUT);
+	SL_CHECK(k < 0 && errno == EAGAIN);
+	/* Readiness that is there is still reported. */
+	SL_CHECK_EQ(write(p[1], "y", 1), 1);
+	SL_CHECK_OK(sl_fd_wait(p[0], SL_FD_READ, NULL,
+	    sl_now() + 10 * SL_SECOND));
+	SL_CHECK_EQ(read(p[0], buf, sizeof(buf)), 1);
+
+	SL_CHECK_EQ(write(other[1], "", 1), 1);
+	while (sl_numgoroutine() > 1)
+		sl_sleep(SL_MILLISECOND);
+	close(p[0]);
+	close(p[1]);
+	close(other[0]);
+	close(other[1]);
+}
+
+/* Two workers: one is held in the poller while the other runs the
+ * reader. */
+static void
+test_stale_event_does_not_wake(void **state)
+{
+	(void) state;
+	slt_run_procs(2, body_stale, NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_stale_event_does_not_wake),
+	};
+
+	slt_filter();
+	return (cmocka_run_group_tests(tests, NULL, NULL));
+}
