@@ -24,7 +24,10 @@
  *   slt_filter()                honours SLUICE_TEST_FILTER (call in main).
  *   slt_rnd, slt_rnd_below      a seeded generator (splitmix64) for
  *                               randomized tests; slt_seed(own) the seed
- *                               to use: $SLUICE_CHAOS_SEED, or own.
+ *                               to use: $SLUICE_CHAOS_SEED, or own;
+ *                               slt_chaos_failed reports a broken rule
+ *                               (the first few of each), slt_replay_hint
+ *                               how to replay a failed case.
  *
  * Why two kinds of assertion: cmocka's failure path longjmps back to the
  * test runner, which must not happen from a goroutine stack or from a
@@ -40,6 +43,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <setjmp.h>
@@ -441,6 +445,41 @@ slt_seed(uint64_t own)
 	if (end == s || *end != '\0')
 		fail_msg("SLUICE_CHAOS_SEED=%s is not a number", s);
 	return (v);
+}
+
+/* Ends a randomized case that failed with how to replay it. */
+static inline void
+slt_replay_hint(const char *test, uint64_t seed, int procs)
+{
+	int failed = atomic_load(slt_failures());
+
+	if (failed != 0)
+		fprintf(stderr, "%s: %d check(s) FAILED with seed 0x%" PRIx64
+		    " and %d worker(s); replay with SLUICE_CHAOS_SEED=0x%"
+		    PRIx64 " SLUICE_TEST_FILTER='*_%d_worker*'\n", test, failed,
+		    seed, procs, seed, procs);
+}
+
+/*
+ * A failed invariant of a randomized test, seen at line, in the words
+ * where ("seed 0x.. procs 2 round 1, agent 3") and fmt: counted as a
+ * failed SL_CHECK, and printed unless *printed (the count for that check)
+ * passed max already, so that one broken rule does not flood the log.
+ */
+static inline void
+slt_chaos_failed(atomic_int *printed, int max, const char *file, int line,
+    const char *where, const char *fmt, va_list ap)
+{
+	char msg[6144];
+	int  n;
+
+	if ((n = atomic_fetch_add(printed, 1)) >= max) {
+		atomic_fetch_add(slt_failures(), 1);
+		return;
+	}
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	slt_check_failed(file, line, "%s: %s%s", where, msg, n + 1 == max ?
+	    " (more like this are counted, not printed)" : "");
 }
 
 #endif /* SLTEST_H */

@@ -165,27 +165,20 @@ static void
 chaos_failed(struct agent *a, int line, const char *fmt, ...)
 {
 	struct chaos *cx = a->cx;
-	atomic_int *np = &cx->printed[(unsigned) line % LINES_MAX];
-	char msg[512], who[64];
+	char where[128], who[64];
 	va_list ap;
-	int n;
 
-	if ((n = atomic_fetch_add(np, 1)) >= PRINT_MAX) {
-		atomic_fetch_add(slt_failures(), 1);
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	if (a->id == 0)
 		snprintf(who, sizeof(who), "coordinator");
 	else
 		snprintf(who, sizeof(who), "agent %d%s, op %ld", a->id,
 		    a->thread ? " (thread)" : "", a->st.ops);
-	slt_check_failed(__FILE__, line,
-	    "seed 0x%" PRIx64 " procs %d round %d, %s: %s%s", cx->seed,
-	    cx->procs, cx->round, who, msg, n + 1 == PRINT_MAX ?
-	    " (more like this are counted, not printed)" : "");
+	snprintf(where, sizeof(where), "seed 0x%" PRIx64 " procs %d round %d, "
+	    "%s", cx->seed, cx->procs, cx->round, who);
+	va_start(ap, fmt);
+	slt_chaos_failed(&cx->printed[(unsigned) line % LINES_MAX], PRINT_MAX,
+	    __FILE__, line, where, fmt, ap);
+	va_end(ap);
 }
 
 #define CHAOS_CHECK(a, cond, ...)                                           \
@@ -1157,7 +1150,7 @@ body_chaos(void *arg)
 {
 	struct chaos_case *c = arg;
 	struct stats t;
-	long stalls = 0, forced = 0, failed;
+	long stalls = 0, forced = 0;
 	int64_t t0 = sl_now();
 
 	memset(&t, 0, sizeof(t));
@@ -1186,13 +1179,7 @@ body_chaos(void *arg)
 	    t.recvd, t.selects, t.closed, t.timeout, t.canceled, t.deadline,
 	    t.again, stalls, forced);
 	fflush(stdout);
-	failed = atomic_load(slt_failures());
-	if (failed != 0)
-		fprintf(stderr, "chaos: %ld check(s) FAILED with seed "
-		    "0x%" PRIx64 " and %d worker(s); replay with "
-		    "SLUICE_CHAOS_SEED=0x%" PRIx64 " "
-		    "SLUICE_TEST_FILTER='*_%d_worker*'\n", failed, c->run_seed,
-		    c->procs, c->run_seed, c->procs);
+	slt_replay_hint("chaos", c->run_seed, c->procs);
 }
 
 /* ---- the cases ------------------------------------------------------------ */

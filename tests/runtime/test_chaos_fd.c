@@ -385,23 +385,16 @@ static void
 fd_failed(struct agent *a, int line, const char *fmt, ...)
 {
 	struct round *rd = a->rd;
-	atomic_int *np = &rd->printed[(unsigned) line % LINES_MAX];
-	char msg[6144];
+	char where[160];
 	va_list ap;
-	int n;
 
-	if ((n = atomic_fetch_add(np, 1)) >= PRINT_MAX) {
-		atomic_fetch_add(slt_failures(), 1);
-		return;
-	}
+	snprintf(where, sizeof(where), "seed 0x%" PRIx64 " procs %d round %d, "
+	    "%s%s", rd->seed, rd->procs, rd->round, a->name,
+	    a->thread ? " (thread)" : "");
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	slt_chaos_failed(&rd->printed[(unsigned) line % LINES_MAX], PRINT_MAX,
+	    __FILE__, line, where, fmt, ap);
 	va_end(ap);
-	slt_check_failed(__FILE__, line,
-	    "seed 0x%" PRIx64 " procs %d round %d, %s%s: %s%s", rd->seed,
-	    rd->procs, rd->round, a->name, a->thread ? " (thread)" : "", msg,
-	    n + 1 == PRINT_MAX ? " (more like this are counted, not printed)" :
-	    "");
 }
 
 #define FD_CHECK(a, cond, ...)                                              \
@@ -2532,7 +2525,6 @@ body_chaos_fd(void *arg)
 {
 	struct fd_case *c = arg;
 	long t[C_N];
-	long failed;
 	int64_t t0 = sl_now();
 	pthread_t dog;
 	int p[2];
@@ -2583,13 +2575,7 @@ body_chaos_fd(void *arg)
 	    t[C_PROBES], t[C_DIALS],
 	    t[C_ABORTED], t[C_TAGLESS], t[C_BAD]);
 	fflush(stdout);
-	failed = atomic_load(slt_failures());
-	if (failed != 0)
-		fprintf(stderr, "chaos_fd: %ld check(s) FAILED with seed "
-		    "0x%" PRIx64 " and %d worker(s); replay with "
-		    "SLUICE_CHAOS_SEED=0x%" PRIx64 " "
-		    "SLUICE_TEST_FILTER='*_%d_worker*'\n", failed, c->run_seed,
-		    c->procs, c->run_seed, c->procs);
+	slt_replay_hint("chaos_fd", c->run_seed, c->procs);
 }
 
 /* With no scheduler running, a call that must wait says SL_ESTATE; one

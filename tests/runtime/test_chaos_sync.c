@@ -1258,7 +1258,6 @@ body(void *arg)
 	char s[6][160];
 	int64_t t0 = sl_now();
 	long q = c->quota;
-	long failed;
 
 	part_mutex(c->run_seed ^ 1, q, s[0], sizeof(s[0]));
 	part_rwmutex(c->run_seed ^ 2, q, s[1], sizeof(s[1]));
@@ -1274,13 +1273,7 @@ body(void *arg)
 	    (double) (sl_now() - t0) / SL_SECOND, s[0], s[1], s[2], s[3],
 	    s[4], s[5]);
 	fflush(stdout);
-	failed = atomic_load(slt_failures());
-	if (failed != 0)
-		fprintf(stderr, "chaos_sync: %ld check(s) FAILED with seed "
-		    "0x%" PRIx64 " and %d worker(s); replay with "
-		    "SLUICE_CHAOS_SEED=0x%" PRIx64 " "
-		    "SLUICE_TEST_FILTER='*_%d_worker*'\n", failed, c->run_seed,
-		    c->procs, c->run_seed, c->procs);
+	slt_replay_hint("chaos_sync", c->run_seed, c->procs);
 }
 
 static void

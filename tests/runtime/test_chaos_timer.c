@@ -202,27 +202,20 @@ static void
 tm_failed(struct party *p, int line, const char *fmt, ...)
 {
 	struct round *rd = p->rd;
-	atomic_int *np = &rd->printed[(unsigned) line % LINES_MAX];
-	char msg[512], who[64];
+	char where[128], who[64];
 	va_list ap;
-	int n;
 
-	if ((n = atomic_fetch_add(np, 1)) >= PRINT_MAX) {
-		atomic_fetch_add(slt_failures(), 1);
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	if (p->id == N_PARTY)
 		snprintf(who, sizeof(who), "coordinator");
 	else
 		snprintf(who, sizeof(who), "party %d%s, op %ld", p->id,
 		    p->thread ? " (thread)" : "", p->st.ops);
-	slt_check_failed(__FILE__, line,
-	    "seed 0x%" PRIx64 " procs %d round %d, %s: %s%s", rd->seed,
-	    rd->procs, rd->round, who, msg, n + 1 == PRINT_MAX ?
-	    " (more like this are counted, not printed)" : "");
+	snprintf(where, sizeof(where), "seed 0x%" PRIx64 " procs %d round %d, "
+	    "%s", rd->seed, rd->procs, rd->round, who);
+	va_start(ap, fmt);
+	slt_chaos_failed(&rd->printed[(unsigned) line % LINES_MAX], PRINT_MAX,
+	    __FILE__, line, where, fmt, ap);
+	va_end(ap);
 }
 
 #define CHK(p, cond, ...)                                                   \
@@ -1342,7 +1335,6 @@ body(void *arg)
 	struct tc_case *c = arg;
 	struct stats t;
 	int64_t t0 = sl_now();
-	long failed;
 
 	memset(&t, 0, sizeof(t));
 	for (int r = 0; r < ROUNDS; r++) {
@@ -1373,13 +1365,7 @@ body(void *arg)
 	    t.ordered, t.win, t.win ? (double) t.win_ticks / t.win : 0.0,
 	    t.hogs, t.noise);
 	fflush(stdout);
-	failed = atomic_load(slt_failures());
-	if (failed != 0)
-		fprintf(stderr, "chaos_timer: %ld check(s) FAILED with seed "
-		    "0x%" PRIx64 " and %d worker(s); replay with "
-		    "SLUICE_CHAOS_SEED=0x%" PRIx64 " "
-		    "SLUICE_TEST_FILTER='*_%d_worker*'\n", failed, c->run_seed,
-		    c->procs, c->run_seed, c->procs);
+	slt_replay_hint("chaos_timer", c->run_seed, c->procs);
 }
 
 static void
