@@ -233,6 +233,12 @@ report() {
 			    "(c) the same pages filled by the kernel in bulk (MADV_POPULATE_WRITE)" \
 			    "$(fmt "$f")"
 		fi
+		f=$(pick sluice fault touch_after_populate_us_per_page)
+		if [ -n "$f" ] && [ "$f" != "-" ]; then
+			printf '| %s | %s us/page | | | (info) |\n' \
+			    "(c) ... and the first write to each of them afterwards" \
+			    "$(fmt "$f")"
+		fi
 	fi
 	has spawnwarm && inforow \
 	    "(c') the same, 2nd round in the process (stacks cached)" \
