@@ -3,7 +3,8 @@
  * runs once and Wait sees them all; the first error is the one returned,
  * cancels the group's context with that cause and stops the others; a
  * parent's cancellation reaches the functions; a limit bounds how many run
- * at once, exactly; bad input and late calls are refused.
+ * at once, exactly, and TryGo starts a function only into a free slot;
+ * bad input and late calls are refused.
  */
 #include "sltest.h"
 
@@ -216,6 +217,68 @@ test_limit_bounds_running_functions(void **state)
 	slt_run_procs(1, body_limit, *state);
 }
 
+/* TryGo: with a limit of 2 and both slots held, sl_group_trygo says
+ * SL_EAGAIN and does not start fn; once a slot frees it starts fn; with
+ * no limit it always starts; after wait it says SL_ESTATE. */
+static void
+body_trygo(void *arg)
+{
+	struct lim *l = calloc(1, sizeof(*l));
+	struct sum s = { 0 };
+	sl_group  *free_g;
+	int64_t    end;
+	int        rv;
+
+	(void) arg;
+	SL_CHECK(l != NULL);
+	/* No limit: every call starts its function. */
+	SL_CHECK_OK(sl_group_make(NULL, &free_g));
+	for (int i = 0; i < 10; i++)
+		SL_CHECK_OK(sl_group_trygo(free_g, add_part, &s));
+	SL_CHECK_OK(sl_group_wait(free_g));
+	SL_CHECK_EQ(atomic_load(&s.calls), 10);
+	sl_group_free(free_g);
+
+	l->gate = sl_chan_make(0, 0);
+	SL_CHECK_OK(sl_group_make(NULL, &l->g));
+	sl_group_limit(l->g, 2);
+	SL_CHECK_OK(sl_group_trygo(l->g, held_part, l));
+	SL_CHECK_OK(sl_group_trygo(l->g, held_part, l));
+	for (int i = 0; i < 5; i++)
+		SL_CHECK_ERR(sl_group_trygo(l->g, held_part, l), SL_EAGAIN);
+	end = sl_now() + 10 * SL_SECOND;
+	while (atomic_load(&l->started) < 2 && sl_now() < end)
+		sl_sleep(SL_MILLISECOND);
+	SL_CHECK_EQ(atomic_load(&l->started), 2);
+	/* Raising the limit frees a slot. */
+	sl_group_limit(l->g, 3);
+	SL_CHECK_OK(sl_group_trygo(l->g, held_part, l));
+	SL_CHECK_ERR(sl_group_trygo(l->g, held_part, l), SL_EAGAIN);
+	/* The gate opens: each ending function frees its slot. */
+	SL_CHECK_OK(sl_chan_close(l->gate));
+	end = sl_now() + 10 * SL_SECOND;
+	while ((rv = sl_group_trygo(l->g, held_part, l)) == SL_EAGAIN &&
+	    sl_now() < end)
+		sl_sleep(SL_MILLISECOND);
+	SL_CHECK_OK(rv);
+	SL_CHECK_OK(sl_group_wait(l->g));
+	SL_CHECK_EQ(atomic_load(&l->started), 4);
+	SL_CHECK_EQ(atomic_load(&l->max) <= 3, 1);
+	SL_CHECK_ERR(sl_group_trygo(l->g, held_part, l), SL_ESTATE);
+	SL_CHECK_ERR(sl_group_trygo(NULL, held_part, l), SL_EINVAL);
+	SL_CHECK_ERR(sl_group_trygo(l->g, NULL, l), SL_EINVAL);
+	sl_group_free(l->g);
+	sl_chan_release(l->gate);
+	free(l);
+}
+
+static void
+test_trygo(void **state)
+{
+	slt_run(body_trygo, *state);
+	slt_run_procs(1, body_trygo, *state);
+}
+
 /* ---- bad input ------------------------------------------------------------ */
 
 static void
@@ -260,6 +323,7 @@ main(void)
 		cmocka_unit_test(test_first_error_wins_and_stops_the_rest),
 		cmocka_unit_test(test_parent_cancel_reaches_functions),
 		cmocka_unit_test(test_limit_bounds_running_functions),
+		cmocka_unit_test(test_trygo),
 		cmocka_unit_test(test_bad_input),
 	};
 

@@ -51,6 +51,13 @@ void sl_group_limit(sl_group *g, int n);
  */
 int sl_group_go(sl_group *g, sl_group_fn fn, void *arg);
 
+/*
+ * Go's TryGo: as sl_group_go, but where sl_group_go would wait for a free
+ * slot it returns SL_EAGAIN at once, and fn does not run.  For a producer
+ * that would rather do the work itself, or drop it, than wait.
+ */
+int sl_group_trygo(sl_group *g, sl_group_fn fn, void *arg);
+
 /* The group's context (owned by the group: valid until sl_group_free). */
 sl_ctx *sl_group_ctx(sl_group *g);
 

@@ -88,8 +88,9 @@ sl_group_limit(sl_group *g, int n)
 	sl_mutex_unlock(&g->mu);
 }
 
-int
-sl_group_go(sl_group *g, sl_group_fn fn, void *arg)
+/* sl_group_go (wait: for a free slot) and sl_group_trygo (no wait). */
+static int
+group_start(sl_group *g, sl_group_fn fn, void *arg, bool wait)
 {
 	struct group_job *job;
 	int err;
@@ -103,12 +104,14 @@ sl_group_go(sl_group *g, sl_group_fn fn, void *arg)
 	job->arg = arg;
 
 	sl_mutex_lock(&g->mu);
-	while (g->limit > 0 && g->running >= g->limit && !g->waited)
+	while (wait && g->limit > 0 && g->running >= g->limit && !g->waited)
 		sl_cond_wait(&g->slot, &g->mu);
-	if (g->waited) {
+	err = g->waited ? SL_ESTATE :
+	    g->limit > 0 && g->running >= g->limit ? SL_EAGAIN : 0;
+	if (err != 0) {
 		sl_mutex_unlock(&g->mu);
 		free(job);
-		return (SL_ESTATE);
+		return (err);
 	}
 	g->running++;
 	sl_waitgroup_add(&g->wg, 1);
@@ -119,6 +122,18 @@ sl_group_go(sl_group *g, sl_group_fn fn, void *arg)
 		group_leave(g);
 	}
 	return (err);
+}
+
+int
+sl_group_go(sl_group *g, sl_group_fn fn, void *arg)
+{
+	return (group_start(g, fn, arg, true));
+}
+
+int
+sl_group_trygo(sl_group *g, sl_group_fn fn, void *arg)
+{
+	return (group_start(g, fn, arg, false));
 }
 
 sl_ctx *
