@@ -549,15 +549,16 @@ pl_wait(int fd, int events, sl_ctx *ctx, int64_t deadline)
 	}
 }
 
-/* fd is ready for one of events now (or poll(2) cannot tell: let the
- * caller's next call find out). */
+/* fd is ready for one of events now, by the same conditions that end a
+ * wait (PL_RDY_IN, PL_RDY_OUT; errors and hang-ups always count), or
+ * poll(2) cannot tell: the caller's next call finds out. */
 static bool
 pl_ready_now(int fd, int events)
 {
 	struct pollfd pfd = { .fd = fd };
 
 	if (events & SL_FD_READ)
-		pfd.events |= POLLIN;
+		pfd.events |= POLLIN | POLLRDHUP | POLLPRI;
 	if (events & SL_FD_WRITE)
 		pfd.events |= POLLOUT;
 	return (poll(&pfd, 1, 0) != 0);
