@@ -317,7 +317,6 @@ ctx_make(sl_ctx *parent, int64_t deadline, int dl_cause, const char *dl_msg,
 	pd  = p != NULL ? p->deadline : SL_FOREVER;
 	own = deadline < pd;
 	c->deadline = own ? deadline : pd;
-	c->own_dl   = own;
 
 	if (p != NULL) {
 		sli_lock(&p->lock);
@@ -525,7 +524,9 @@ sl_ctx_err(sl_ctx *ctx)
 	if (e == 0 && c->deadline != SL_FOREVER && sl_now() >= c->deadline) {
 		sl_ctx *owner = c;
 
-		while (!owner->own_dl)
+		/* Inherited: equal to the cancelable parent's. */
+		while (owner->link != NULL &&
+		    owner->link->deadline == owner->deadline)
 			owner = owner->link;
 		ctx_expire(owner);
 		e = atomic_load_explicit(&c->err, memory_order_acquire);

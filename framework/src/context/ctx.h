@@ -86,7 +86,6 @@ struct sl_ctx {
 	/* SLI_CTX_CANCEL: immutable after creation */
 	sl_chan       *done;     /* closed on cancel */
 	int64_t        deadline; /* effective (own or inherited), SL_FOREVER */
-	bool           own_dl;   /* deadline is this context's own */
 	int            dl_cause; /* the cause when the own deadline passes */
 	char          *dl_msg;   /* and its text (owned), or NULL */
 	bool           armed;    /* timer was started */
