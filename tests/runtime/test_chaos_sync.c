@@ -17,9 +17,10 @@
  *            counter incremented under the lock ends at exactly the number
  *            of successful acquisitions, a lock that failed is not held
  *            (the mutex is free at the end).
- *   rwmutex  rlock/lock and their _ctx forms with deadlines: no writer
- *            with readers or another writer, a reader sees the protected
- *            counter stable, exact write total, free at the end.
+ *   rwmutex  rlock/lock, their _ctx forms with deadlines and their try
+ *            forms: no writer with readers or another writer, a reader
+ *            sees the protected counter stable, exact write total, free
+ *            at the end.
  *   cond     a bounded queue under mutex + two conds (signal, broadcast,
  *            wait_ctx with deadlines): every item consumed exactly once
  *            (count, sum, xor), wait returns with the mutex held
@@ -338,12 +339,14 @@ rw_party(struct party *p)
 		int rv = 0;
 
 		if (r < 50) {
-			if (r < 35)
+			if (r < 30)
 				sl_rwmutex_rlock(&s->rw);
-			else
+			else if (r < 42)
 				rv = sl_rwmutex_rlock_ctx(&s->rw, NULL, dl);
-			CHK(rv == 0 || rv == SL_ETIMEDOUT, "rlock_ctx: %s",
-			    sl_errname(rv));
+			else if (!sl_rwmutex_tryrlock(&s->rw))
+				rv = SL_EAGAIN;
+			CHK(rv == 0 || rv == SL_ETIMEDOUT || (r >= 42 &&
+			    rv == SL_EAGAIN), "rlock: %s", sl_errname(rv));
 			if (rv != 0) {
 				atomic_fetch_add(&s->fails, 1);
 				continue;
@@ -364,12 +367,14 @@ rw_party(struct party *p)
 			rd++;
 			sl_rwmutex_runlock(&s->rw);
 		} else {
-			if (r < 75)
+			if (r < 72)
 				sl_rwmutex_lock(&s->rw);
-			else
+			else if (r < 90)
 				rv = sl_rwmutex_lock_ctx(&s->rw, NULL, dl);
-			CHK(rv == 0 || rv == SL_ETIMEDOUT, "lock_ctx: %s",
-			    sl_errname(rv));
+			else if (!sl_rwmutex_trylock(&s->rw))
+				rv = SL_EAGAIN;
+			CHK(rv == 0 || rv == SL_ETIMEDOUT || (r >= 90 &&
+			    rv == SL_EAGAIN), "lock: %s", sl_errname(rv));
 			if (rv != 0) {
 				atomic_fetch_add(&s->fails, 1);
 				continue;

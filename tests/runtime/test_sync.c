@@ -880,6 +880,63 @@ test_rwmutex_queued_writer_blocks_new_readers(void **state)
 	free(s);
 }
 
+/* Go's TryRLock and TryLock: never wait, never overtake a queued writer. */
+static void
+rw_try_main(void *arg)
+{
+	struct rw_state *s = arg;
+
+	/* Free: readers share, a writer is refused while they hold it. */
+	SL_CHECK(sl_rwmutex_tryrlock(&s->rw));
+	SL_CHECK(sl_rwmutex_tryrlock(&s->rw));
+	SL_CHECK_EQ(rw_readers(&s->rw), 2);
+	SL_CHECK(!sl_rwmutex_trylock(&s->rw));
+	SL_CHECK(!rw_writer(&s->rw));
+	sl_rwmutex_runlock(&s->rw);
+	SL_CHECK(!sl_rwmutex_trylock(&s->rw));
+	sl_rwmutex_runlock(&s->rw);
+
+	/* A writer holds it: both refused, and nothing changes. */
+	SL_CHECK(sl_rwmutex_trylock(&s->rw));
+	SL_CHECK(rw_writer(&s->rw));
+	SL_CHECK(!sl_rwmutex_trylock(&s->rw));
+	SL_CHECK(!sl_rwmutex_tryrlock(&s->rw));
+	SL_CHECK_EQ(rw_readers(&s->rw), 0);
+	sl_rwmutex_unlock(&s->rw);
+
+	/* A writer queued behind our read lock: a new reader is refused as
+	 * sl_rwmutex_rlock would hold it back, and the writer gets in
+	 * first once we leave. */
+	sl_rwmutex_rlock(&s->rw);
+	sl_waitgroup_add(&s->wg, 1);
+	GO(rw_queued_writer, s);
+	SL_CHECK(await_qlen(&s->rw.lock, &s->rw.waiters, 1));
+	SL_CHECK(!sl_rwmutex_tryrlock(&s->rw));
+	SL_CHECK(!sl_rwmutex_trylock(&s->rw));
+	SL_CHECK_EQ(rw_readers(&s->rw), 1);
+	sl_rwmutex_runlock(&s->rw);
+	sl_waitgroup_wait(&s->wg);
+	SL_CHECK_EQ(atomic_load(&s->n), 1);
+	SL_CHECK_EQ(s->order[0], 100);
+
+	/* Free again. */
+	SL_CHECK(sl_rwmutex_trylock(&s->rw));
+	sl_rwmutex_unlock(&s->rw);
+	SL_CHECK_EQ(rw_readers(&s->rw), 0);
+	SL_CHECK(!rw_writer(&s->rw));
+	SL_CHECK(s->rw.waiters.head == NULL);
+}
+
+static void
+test_rwmutex_try(void **state)
+{
+	struct rw_state *s = calloc(1, sizeof(*s));
+
+	assert_non_null(s);
+	slt_run(rw_try_main, s);
+	free(s);
+}
+
 struct rw_batch_arg {
 	struct rw_state *s;      /* the shared state */
 	int              id;     /* recorded in s->order */
@@ -1486,6 +1543,7 @@ main(void)
 		cmocka_unit_test(test_rwmutex_writer_not_starved_by_readers),
 		cmocka_unit_test(
 		    test_rwmutex_queued_writer_blocks_new_readers),
+		cmocka_unit_test(test_rwmutex_try),
 		cmocka_unit_test(test_rwmutex_unlock_admits_leading_readers),
 		cmocka_unit_test(test_rwmutex_unlock_of_unlocked_aborts),
 		cmocka_unit_test(

@@ -80,6 +80,15 @@ void sl_rwmutex_lock(sl_rwmutex *rw);
 int  sl_rwmutex_lock_ctx(sl_rwmutex *rw, sl_ctx *ctx, int64_t deadline);
 void sl_rwmutex_unlock(sl_rwmutex *rw);
 
+/*
+ * Go's TryRLock and TryLock: take the lock only if that needs no wait,
+ * and report whether they did.  A queued writer makes sl_rwmutex_tryrlock
+ * fail as it holds back sl_rwmutex_rlock; sl_rwmutex_trylock fails while
+ * anyone holds the lock or waits for it.
+ */
+bool sl_rwmutex_tryrlock(sl_rwmutex *rw);
+bool sl_rwmutex_trylock(sl_rwmutex *rw);
+
 
 /* ---- Cond --------------------------------------------------------------- */
 

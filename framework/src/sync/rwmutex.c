@@ -97,6 +97,49 @@ rw_wait(sl_rwmutex *rw, int kind, sl_ctx *ctx, int64_t deadline)
 }
 
 /*
+ * With rw->lock held: takes the lock as kind if that needs no wait, which
+ * is only when nobody is queued (a newcomer never overtakes a waiter).
+ */
+static bool
+rw_take_now(sl_rwmutex *rw, int kind)
+{
+	if (rw->writer || rw->waiters.head != NULL)
+		return (false);
+	if (kind == RW_READER) {
+		rw->readers++;
+		return (true);
+	}
+	if (rw->readers > 0)
+		return (false);
+	rw->writer = true;
+	return (true);
+}
+
+/* Takes the lock as kind if rw_take_now can; false otherwise. */
+static bool
+rw_try(sl_rwmutex *rw, int kind)
+{
+	bool ok;
+
+	sli_lock(&rw->lock);
+	ok = rw_take_now(rw, kind);
+	sli_unlock(&rw->lock);
+	return (ok);
+}
+
+bool
+sl_rwmutex_tryrlock(sl_rwmutex *rw)
+{
+	return (rw_try(rw, RW_READER));
+}
+
+bool
+sl_rwmutex_trylock(sl_rwmutex *rw)
+{
+	return (rw_try(rw, RW_WRITER));
+}
+
+/*
  * Takes a read lock, waiting at most until deadline and until ctx is done.
  * Returns 0 (held), SL_ETIMEDOUT or sl_ctx_err(ctx) (not held).
  */
@@ -104,8 +147,7 @@ int
 sl_rwmutex_rlock_ctx(sl_rwmutex *rw, sl_ctx *ctx, int64_t deadline)
 {
 	sli_lock(&rw->lock);
-	if (!rw->writer && rw->waiters.head == NULL) {
-		rw->readers++;
+	if (rw_take_now(rw, RW_READER)) {
 		sli_unlock(&rw->lock);
 		return (0);
 	}
@@ -147,8 +189,7 @@ int
 sl_rwmutex_lock_ctx(sl_rwmutex *rw, sl_ctx *ctx, int64_t deadline)
 {
 	sli_lock(&rw->lock);
-	if (!rw->writer && rw->readers == 0 && rw->waiters.head == NULL) {
-		rw->writer = true;
+	if (rw_take_now(rw, RW_WRITER)) {
 		sli_unlock(&rw->lock);
 		return (0);
 	}
