@@ -3,7 +3,9 @@
  * never early; a ticker sends every period, never early, and keeps no
  * backlog for a slow receiver; stop and reset leave no stale tick and can
  * race with ticks and with each other; sl_after works in select and frees
- * itself, fired or not; bad input is refused with the documented codes.
+ * itself, fired or not; sl_timer_after_func starts its function once in a
+ * goroutine, and stop, reset and free control it as Go's; bad input is
+ * refused with the documented codes.
  */
 #include "sltest.h"
 
@@ -350,6 +352,177 @@ test_after(void **state)
 	slt_run(body_after, *state);
 }
 
+/* ---- sl_timer_after_func ------------------------------------------------- */
+
+struct af {
+	sl_chan    *ran;    /* int64_t: each start's sl_now() */
+	atomic_int  runs;   /* starts so far */
+	atomic_bool in_g;   /* every start was in a goroutine not the caller's */
+	uint64_t    caller; /* the goroutine that made the timers */
+};
+
+static void
+af_fn(void *arg)
+{
+	struct af *a = arg;
+	int64_t    now = sl_now();
+	uint64_t   id = sl_goid();
+
+	if (id == 0 || id == a->caller)
+		atomic_store(&a->in_g, false);
+	atomic_fetch_add(&a->runs, 1);
+	sl_sleep(MS); /* parks: only a goroutine can */
+	if (sl_chan_trysend(a->ran, &now) != 0)
+		atomic_store(&a->in_g, false); /* more starts than expected */
+}
+
+/* Receives the next start, which must come no earlier than not_before. */
+static void
+af_expect_run(struct af *a, int64_t not_before)
+{
+	int64_t v = 0;
+
+	SL_CHECK_OK(sl_chan_recv_ctx(a->ran, &v, NULL, sl_now() +
+	    5 * SL_SECOND));
+	SL_CHECK(v >= not_before);
+}
+
+/* Nothing starts within ns. */
+static void
+af_expect_none(struct af *a, int64_t ns)
+{
+	SL_CHECK_ERR(sl_chan_recv_ctx(a->ran, NULL, NULL, sl_now() + ns),
+	    SL_ETIMEDOUT);
+}
+
+/* fn starts once, in a goroutine of its own, never early; the timer has
+ * no channel; stop tells whether it kept fn from starting; reset starts
+ * it again, fired or not; free of an armed timer starts nothing. */
+static void
+body_after_func(void *arg)
+{
+	struct af a = { .ran = sl_chan_make(sizeof(int64_t), 64),
+	                .in_g = true, .caller = sl_goid() };
+	sl_timer *t;
+	int64_t   t0;
+
+	(void) arg;
+	SL_CHECK(a.ran != NULL);
+
+	/* Fires once. */
+	t0 = sl_now();
+	SL_CHECK_OK(sl_timer_after_func(20 * MS, af_fn, &a, &t));
+	SL_CHECK(sl_timer_chan(t) == NULL);
+	af_expect_run(&a, t0 + 20 * MS);
+	af_expect_none(&a, 50 * MS);
+	SL_CHECK(!sl_timer_stop(t));          /* fn had started */
+	/* Reset after it fired: fn runs once more. */
+	t0 = sl_now();
+	SL_CHECK_OK(sl_timer_reset(t, 10 * MS));
+	af_expect_run(&a, t0 + 10 * MS);
+	af_expect_none(&a, 30 * MS);
+	SL_CHECK_EQ(atomic_load(&a.runs), 2);
+	sl_timer_free(t);
+
+	/* Stopped in time: fn never starts, until a reset. */
+	SL_CHECK_OK(sl_timer_after_func(30 * MS, af_fn, &a, &t));
+	SL_CHECK(sl_timer_stop(t));
+	SL_CHECK(!sl_timer_stop(t));          /* nothing left to stop */
+	af_expect_none(&a, 60 * MS);
+	t0 = sl_now();
+	SL_CHECK_OK(sl_timer_reset(t, 5 * MS));
+	af_expect_run(&a, t0 + 5 * MS);
+	sl_timer_free(t);
+
+	/* A reset before it fires moves it later, still once. */
+	SL_CHECK_OK(sl_timer_after_func(20 * MS, af_fn, &a, &t));
+	t0 = sl_now();
+	SL_CHECK_OK(sl_timer_reset(t, 60 * MS));
+	af_expect_run(&a, t0 + 60 * MS);
+	af_expect_none(&a, 40 * MS);
+	sl_timer_free(t);
+
+	/* Freed while armed: nothing starts. */
+	SL_CHECK_OK(sl_timer_after_func(20 * MS, af_fn, &a, &t));
+	sl_timer_free(t);
+	af_expect_none(&a, 60 * MS);
+
+	/* ns <= 0: at once. */
+	SL_CHECK_OK(sl_timer_after_func(-1, af_fn, &a, &t));
+	af_expect_run(&a, 0);
+	sl_timer_free(t);
+
+	SL_CHECK_EQ(atomic_load(&a.runs), 5);
+	SL_CHECK(atomic_load(&a.in_g));
+	sl_chan_release(a.ran);
+}
+
+/* Many at once, from both workers: each starts exactly once. */
+#define AF_MANY 200
+
+static atomic_int af_count[AF_MANY];
+
+static void
+af_count_fn(void *arg)
+{
+	atomic_fetch_add(&af_count[(intptr_t) arg], 1);
+}
+
+static void
+body_after_func_many(void *arg)
+{
+	sl_timer *t[AF_MANY];
+	int       total;
+
+	(void) arg;
+	for (int i = 0; i < AF_MANY; i++) {
+		atomic_store(&af_count[i], 0);
+		SL_CHECK_OK(sl_timer_after_func((i % 20) * MS, af_count_fn,
+		    (void *) (intptr_t) i, &t[i]));
+	}
+	for (int tries = 0; tries < 500; tries++) {
+		total = 0;
+		for (int i = 0; i < AF_MANY; i++)
+			total += atomic_load(&af_count[i]);
+		if (total == AF_MANY)
+			break;
+		sl_sleep(10 * MS);
+	}
+	sl_sleep(30 * MS);                    /* room for a second start */
+	for (int i = 0; i < AF_MANY; i++) {
+		SL_CHECK_EQ(atomic_load(&af_count[i]), 1);
+		SL_CHECK(!sl_timer_stop(t[i]));
+		sl_timer_free(t[i]);
+	}
+}
+
+/* Armed when sl_main returns: never started; still stopped and freed by
+ * its owner afterwards. */
+static sl_timer   *af_kept;
+static struct af   af_late;
+
+static void
+body_after_func_keep(void *arg)
+{
+	(void) arg;
+	SL_CHECK_OK(sl_timer_after_func(10 * SL_SECOND, af_fn, &af_late,
+	    &af_kept));
+}
+
+static void
+test_after_func(void **state)
+{
+	slt_run(body_after_func, *state);
+	slt_run_procs(1, body_after_func, *state);
+	slt_run(body_after_func_many, *state);
+
+	slt_run(body_after_func_keep, *state);
+	assert_non_null(af_kept);
+	assert_int_equal(atomic_load(&af_late.runs), 0);
+	assert_false(sl_timer_stop(af_kept));
+	sl_timer_free(af_kept);
+}
+
 /* ---- bad input ------------------------------------------------------------ */
 
 static void
@@ -364,6 +537,10 @@ body_bad_input(void *arg)
 	SL_CHECK_ERR(sl_timer_make(SL_SECOND, NULL), SL_EINVAL);
 	SL_CHECK_ERR(sl_ticker_make(SL_SECOND, NULL), SL_EINVAL);
 	SL_CHECK_ERR(sl_after(SL_SECOND, NULL), SL_EINVAL);
+	SL_CHECK_ERR(sl_timer_after_func(SL_SECOND, NULL, NULL, &t),
+	    SL_EINVAL);
+	SL_CHECK_ERR(sl_timer_after_func(SL_SECOND, af_count_fn, NULL, NULL),
+	    SL_EINVAL);
 	SL_CHECK(t == NULL);
 	SL_CHECK_ERR(sl_timer_reset(NULL, SL_SECOND), SL_EINVAL);
 	SL_CHECK(!sl_timer_stop(NULL));
@@ -393,6 +570,8 @@ test_bad_input(void **state)
 	assert_int_equal(sl_timer_make(SL_SECOND, &t), SL_ESTATE);
 	assert_int_equal(sl_ticker_make(SL_SECOND, &t), SL_ESTATE);
 	assert_int_equal(sl_after(SL_SECOND, &ch), SL_ESTATE);
+	assert_int_equal(sl_timer_after_func(SL_SECOND, af_count_fn, NULL,
+	    &t), SL_ESTATE);
 	assert_null(t);
 	assert_null(ch);
 
@@ -413,6 +592,7 @@ main(void)
 		cmocka_unit_test(test_ticker_select),
 		cmocka_unit_test(test_stop_reset_race),
 		cmocka_unit_test(test_after),
+		cmocka_unit_test(test_after_func),
 		cmocka_unit_test(test_bad_input),
 	};
 

@@ -1,6 +1,7 @@
 /*
- * sluice/timer.h — Go's time.Timer, time.Ticker and time.After: channels
- * on which the time arrives, for use in sl_select beside other channels.
+ * sluice/timer.h — Go's time.Timer, time.Ticker, time.After and
+ * time.AfterFunc: channels on which the time arrives, for use in sl_select
+ * beside other channels, and functions started when it does.
  *
  * A timer's channel holds int64_t values, the sl_now() time at which each
  * tick was sent, and has capacity 1.  A tick that finds the channel full is
@@ -45,8 +46,22 @@ typedef struct sl_timer sl_timer;
 int sl_timer_make(int64_t ns, sl_timer **out);
 int sl_ticker_make(int64_t period, sl_timer **out);
 
+/*
+ * Go's time.AfterFunc: fn(arg) runs in a goroutine of its own ns from now
+ * (at once if ns <= 0).  *out is a timer without a channel: sl_timer_stop
+ * returns true if it kept fn from being started, sl_timer_reset waits
+ * again (fn then runs once more, even if it ran before), sl_timer_free
+ * stops it; fn already started is not waited for.  A timer that fires
+ * while sl_main is returning starts nothing; one that cannot start a
+ * goroutine (out of memory) calls fn on the worker that fired it.
+ * Returns 0, SL_EINVAL (fn or out NULL), SL_ENOMEM, or SL_ESTATE when no
+ * scheduler runs.
+ */
+int sl_timer_after_func(int64_t ns, sl_fn fn, void *arg, sl_timer **out);
+
 /* The timer's channel: owned by the timer, valid until sl_timer_free
- * (sl_chan_retain it to keep it longer). */
+ * (sl_chan_retain it to keep it longer).  NULL for sl_timer_after_func's
+ * timers, as Go's is nil: never ready in sl_select. */
 sl_chan *sl_timer_chan(sl_timer *t);
 
 /*
@@ -60,7 +75,7 @@ bool sl_timer_stop(sl_timer *t);
 
 /*
  * Stops t as sl_timer_stop does, then starts it again: a timer sends once
- * ns from now, a ticker every ns from now on.  Returns 0, SL_EINVAL (a
+ * ns from now (or starts its function), a ticker every ns from now on.  Returns 0, SL_EINVAL (a
  * ticker with ns <= 0: t is left as it was), or SL_ESTATE when no
  * scheduler runs (t is then stopped).
  */

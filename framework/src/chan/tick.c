@@ -1,6 +1,6 @@
 /*
- * tick.c — timers and tickers whose ticks arrive on a channel
- * (sluice/timer.h).
+ * tick.c — timers and tickers whose ticks arrive on a channel, and timers
+ * that start a function (sluice/timer.h).
  *
  * An sl_timer is one scheduler timer (sched/timer.c), periodic for a
  * ticker, whose callback tries to send sl_now() on a channel of capacity
@@ -9,6 +9,9 @@
  * lock of the sl_timer; the scheduler's sli_timer_stop waits out a tick
  * being sent on another worker, after which nothing but the caller
  * touches the channel, and a waiting tick can be taken back.
+ *
+ * sl_timer_after_func's timer has no channel: its callback starts the
+ * user's function in a new goroutine instead.
  *
  * sl_after's timer has no owner: its done callback frees it once it has
  * sent, or when sl_main drops it unsent.
@@ -22,7 +25,9 @@
 
 struct sl_timer {
 	sli_timer  t;      /* in the scheduler's heap while armed */
-	sl_chan   *ch;     /* int64_t, capacity 1 */
+	sl_chan   *ch;     /* int64_t, capacity 1; NULL with fn */
+	sl_fn      fn;     /* sl_timer_after_func's function, or NULL */
+	void      *arg;    /* its argument */
 	atomic_int lock;   /* serialises stop, reset and free */
 	bool       ticker; /* t.period is its period when armed */
 };
@@ -36,6 +41,18 @@ tick_send(sli_timer *t)
 	(void) sl_chan_trysend(tm->ch, &now); /* full: dropped */
 }
 
+/* fn of sl_timer_after_func's timer. */
+static void
+tick_start_fn(sli_timer *t)
+{
+	sl_timer *tm = t->arg;
+	int       err = sl_go(tm->fn, tm->arg);
+
+	if (err == SL_ENOMEM)
+		tm->fn(tm->arg);
+	/* SL_ESTATE: sl_main is returning, and starts nothing more. */
+}
+
 /* done of sl_after's timer: it has sent, or will never send. */
 static void
 tick_after_done(sli_timer *t)
@@ -46,19 +63,24 @@ tick_after_done(sli_timer *t)
 	free(tm);
 }
 
+/* A stopped timer: a ticker, or one that starts fn(arg) if fn is not
+ * NULL, or else one that sends once. */
 static sl_timer *
-tick_new(bool ticker)
+tick_new(bool ticker, sl_fn fn, void *arg)
 {
 	sl_timer *tm = calloc(1, sizeof(*tm));
 
 	if (tm == NULL)
 		return (NULL);
-	if ((tm->ch = sl_chan_make(sizeof(int64_t), 1)) == NULL) {
+	if (fn == NULL &&
+	    (tm->ch = sl_chan_make(sizeof(int64_t), 1)) == NULL) {
 		free(tm);
 		return (NULL);
 	}
 	tm->ticker = ticker;
-	tm->t.fn = tick_send;
+	tm->fn = fn;
+	tm->arg = arg;
+	tm->t.fn = fn != NULL ? tick_start_fn : tick_send;
 	tm->t.arg = tm;
 	tm->t.heapidx = -1;
 	atomic_init(&tm->t.state, SLI_TIMER_IDLE);
@@ -80,14 +102,14 @@ tick_arm(sl_timer *tm, int64_t ns)
 }
 
 static int
-tick_make(int64_t ns, bool ticker, sl_timer **out)
+tick_make(int64_t ns, bool ticker, sl_fn fn, void *arg, sl_timer **out)
 {
 	sl_timer *tm;
 	int       err;
 
 	if (out == NULL || (ticker && ns <= 0))
 		return (SL_EINVAL);
-	if ((tm = tick_new(ticker)) == NULL)
+	if ((tm = tick_new(ticker, fn, arg)) == NULL)
 		return (SL_ENOMEM);
 	if ((err = tick_arm(tm, ns)) != 0) {
 		sl_chan_release(tm->ch);
@@ -101,13 +123,21 @@ tick_make(int64_t ns, bool ticker, sl_timer **out)
 int
 sl_timer_make(int64_t ns, sl_timer **out)
 {
-	return (tick_make(ns, false, out));
+	return (tick_make(ns, false, NULL, NULL, out));
 }
 
 int
 sl_ticker_make(int64_t period, sl_timer **out)
 {
-	return (tick_make(period, true, out));
+	return (tick_make(period, true, NULL, NULL, out));
+}
+
+int
+sl_timer_after_func(int64_t ns, sl_fn fn, void *arg, sl_timer **out)
+{
+	if (fn == NULL)
+		return (SL_EINVAL);
+	return (tick_make(ns, false, fn, arg, out));
 }
 
 sl_chan *
@@ -121,7 +151,7 @@ static bool
 tick_stop_locked(sl_timer *tm)
 {
 	bool active = sli_timer_stop(&tm->t);
-	bool taken = sl_chan_tryrecv(tm->ch, NULL) == 0;
+	bool taken = tm->ch != NULL && sl_chan_tryrecv(tm->ch, NULL) == 0;
 
 	return (active || (taken && !tm->ticker));
 }
@@ -174,7 +204,7 @@ sl_after(int64_t ns, sl_chan **out)
 
 	if (out == NULL)
 		return (SL_EINVAL);
-	if ((tm = tick_new(false)) == NULL)
+	if ((tm = tick_new(false, NULL, NULL)) == NULL)
 		return (SL_ENOMEM);
 	tm->t.done = tick_after_done;
 	/* The caller's reference, taken before the timer may fire and drop
