@@ -452,7 +452,18 @@ body_after_func(void *arg)
 	af_expect_run(&a, 0);
 	sl_timer_free(t);
 
-	SL_CHECK_EQ(atomic_load(&a.runs), 5);
+	/* The only thing that can end a wait with no deadline: an armed
+	 * timer is not a deadlock. */
+	t0 = sl_now();
+	SL_CHECK_OK(sl_timer_after_func(30 * MS, af_fn, &a, &t));
+	{
+		int64_t v = 0;
+		SL_CHECK_OK(sl_chan_recv(a.ran, &v));
+		SL_CHECK(v >= t0 + 30 * MS);
+	}
+	sl_timer_free(t);
+
+	SL_CHECK_EQ(atomic_load(&a.runs), 6);
 	SL_CHECK(atomic_load(&a.in_g));
 	sl_chan_release(a.ran);
 }
