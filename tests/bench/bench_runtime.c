@@ -32,6 +32,9 @@
  *	              madvise(MADV_POPULATE_WRITE), and the first write to
  *	              each after that: what fresh memory costs with no
  *	              fault per page, and whether a trap per page remains.
+ *	              Last, where the kernel has guard markers, what
+ *	              installing one under each fresh stack costs, batched
+ *	              as the runtime does it: us/stack.
  *
  * One case per process, so that RSS deltas are not hidden by stacks cached
  * from an earlier round.  The timed cases (a, b, d) run a warm-up round
@@ -48,6 +51,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -396,6 +401,61 @@ touch_pages(void *arg)
 	return (NULL);
 }
 
+/*
+ * What the runtime pays per fresh stack besides its fault: a guard
+ * marker (MADV_GUARD_INSTALL, Linux 6.13) on the page under each stack,
+ * SLAB_GUARDS of them per process_madvise call, stacks STACK_STRIDE
+ * apart, as framework/src/sched/stack.c installs them.  Silent where the
+ * kernel has no markers (the runtime then guards only the first 8192
+ * stacks, with mprotect).
+ */
+#define SLAB_GUARDS  256
+#define STACK_STRIDE ((size_t) 64 * 1024)
+
+static void
+bench_guards(struct bench *b, size_t pg)
+{
+#if defined(SYS_pidfd_open) && defined(SYS_process_madvise)
+	long         nslabs = b->n / SLAB_GUARDS;
+	size_t       len = SLAB_GUARDS * STACK_STRIDE;
+	struct iovec iov[SLAB_GUARDS];
+	int64_t      spent = 0;
+	int          pidfd;
+
+	if (nslabs < 1 ||
+	    (pidfd = (int) syscall(SYS_pidfd_open, getpid(), 0)) < 0)
+		return;
+	for (long s = 0; s < nslabs; s++) {
+		char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		int64_t t0;
+		long    rv;
+
+		if (p == MAP_FAILED)
+			die("mmap", SL_ENOMEM);
+		for (int i = 0; i < SLAB_GUARDS; i++) {
+			iov[i].iov_base = p + (size_t) i * STACK_STRIDE;
+			iov[i].iov_len = pg;
+		}
+		t0 = now_ns();
+		rv = syscall(SYS_process_madvise, pidfd, iov, SLAB_GUARDS,
+		    102 /* MADV_GUARD_INSTALL */, 0);
+		spent += now_ns() - t0;
+		munmap(p, len);
+		if (rv != (long) (SLAB_GUARDS * pg)) {
+			close(pidfd);
+			return; /* no markers here */
+		}
+	}
+	close(pidfd);
+	result(b->name, "guard_us_per_stack",
+	    (double) spent / 1e3 / (double) (nslabs * SLAB_GUARDS));
+#else
+	(void) b;
+	(void) pg;
+#endif
+}
+
 static void
 bench_fault(struct bench *b)
 {
@@ -462,6 +522,7 @@ bench_fault(struct bench *b)
 	}
 	munmap(p, len);
 #endif
+	bench_guards(b, (size_t) pg);
 }
 
 /* ---- (f) ping-pong over pipes ------------------------------------------ */

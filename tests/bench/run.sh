@@ -239,6 +239,12 @@ report() {
 			    "(c) ... and the first write to each of them afterwards" \
 			    "$(fmt "$f")"
 		fi
+		f=$(pick sluice fault guard_us_per_stack)
+		if [ -n "$f" ] && [ "$f" != "-" ]; then
+			printf '| %s | %s us/stack | | | (info) |\n' \
+			    "(c) guard marker under each fresh stack (256 a call)" \
+			    "$(fmt "$f")"
+		fi
 	fi
 	has spawnwarm && inforow \
 	    "(c') the same, 2nd round in the process (stacks cached)" \
