@@ -2,7 +2,8 @@
  * test_blocking.c — sl_blocking: the function runs on another thread,
  * exactly once, while other goroutines keep running (even with a single
  * worker); its effects are visible to the caller afterwards; many
- * concurrent calls all complete; it may use channels (as a plain thread);
+ * concurrent calls all complete; below the pool's size no call waits for
+ * another to return; it may use channels (as a plain thread);
  * and outside goroutines it simply calls the function.  sl_blocking_ctx
  * withdraws a call still queued for a thread when its context ends or its
  * deadline passes (fn never runs), and waits for one already running.
@@ -160,6 +161,103 @@ static void
 test_many_calls(void **state)
 {
 	slt_run(body_many_calls, *state);
+}
+
+/* ---- calls that depend on each other ------------------------------------- */
+
+struct pair {
+	int          fd[2];  /* a pipe: one call reads it, the other writes */
+	sl_waitgroup wg;
+};
+
+static void
+pair_read(void *arg)
+{
+	struct pair *p = arg;
+	char b;
+
+	while (read(p->fd[0], &b, 1) < 0 && errno == EINTR)
+		;
+}
+
+static void
+pair_write(void *arg)
+{
+	struct pair *p = arg;
+	char b = 'x';
+
+	while (write(p->fd[1], &b, 1) < 0 && errno == EINTR)
+		;
+}
+
+static void
+pair_reader(void *arg)
+{
+	struct pair *p = arg;
+
+	SL_CHECK_OK(sl_blocking(pair_read, p));
+	sl_waitgroup_done(&p->wg);
+}
+
+static void
+pair_writer(void *arg)
+{
+	struct pair *p = arg;
+
+	SL_CHECK_OK(sl_blocking(pair_write, p));
+	sl_waitgroup_done(&p->wg);
+}
+
+static void
+pair_nop(void *arg)
+{
+	(void) arg;
+}
+
+static int pair_stuck; /* rounds that hung */
+
+/* Two calls made back to back while the pool has one idle thread, the
+ * first a pipe read that only the second's write ends: below the pool's
+ * 32 threads neither may wait for the other.  (The pool used to count a
+ * thread signalled for the first call as still idle and queue the second
+ * behind it: a deadlock in nearly every round with 2 CPUs.)  A round
+ * that hangs is ended by hand after 2 s and counted. */
+static void
+body_dependent_calls(void *arg)
+{
+	struct pair p;
+
+	(void) arg;
+	memset(&p, 0, sizeof(p));
+	SL_CHECK_OK(sl_blocking(pair_nop, NULL)); /* a fresh pool: 1 thread */
+	sl_sleep(2 * SL_MILLISECOND);             /* idle */
+	if (pipe(p.fd) != 0) {
+		SL_CHECK(!"pipe");
+		return;
+	}
+	sl_waitgroup_add(&p.wg, 2);
+	SL_CHECK_OK(sl_go(pair_reader, &p));
+	SL_CHECK_OK(sl_go(pair_writer, &p));
+	if (sl_waitgroup_wait_ctx(&p.wg, NULL, sl_now() + 2 * SL_SECOND) !=
+	    0) {
+		pair_stuck++;
+		pair_write(&p); /* unblock the reader */
+		sl_waitgroup_wait(&p.wg);
+		pair_read(&p);  /* and take the writer's byte */
+	}
+	close(p.fd[0]);
+	close(p.fd[1]);
+}
+
+static void
+test_dependent_calls(void **state)
+{
+	pair_stuck = 0;
+	for (int round = 0; round < 10; round++) {
+		slt_run_procs(1, body_dependent_calls, *state);
+		slt_run_procs(2, body_dependent_calls, *state);
+	}
+	assert_int_equal(pair_stuck, 0);
 }
 
 /* ---- channels from inside a blocking call --------------------------------- */
@@ -489,6 +587,7 @@ main(void)
 		cmocka_unit_test(test_other_thread),
 		cmocka_unit_test(test_others_run),
 		cmocka_unit_test(test_many_calls),
+		cmocka_unit_test(test_dependent_calls),
 		cmocka_unit_test(test_channels_inside),
 		cmocka_unit_test(test_outside),
 		cmocka_unit_test(test_ctx_withdraws_queued),

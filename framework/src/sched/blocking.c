@@ -4,7 +4,8 @@
  * A goroutine that must make a blocking call (file I/O, DNS, a blocking
  * library) hands it to this pool and parks; its worker runs other
  * goroutines meanwhile.  Threads are started on demand up to
- * SLI_BLOCKING_MAX and stay until sl_main returns.  An in-flight call holds
+ * SLI_BLOCKING_MAX, so that below it a call never waits for another to
+ * return, and stay until sl_main returns.  An in-flight call holds
  * the scheduler (sli_S.holds) so that waiting for it is not mistaken for a
  * deadlock.
  *
@@ -42,8 +43,9 @@ static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t  cv;
 	bp_job         *head, *tail; /* queued jobs */
+	int             nqueued;  /* their number */
 	int             nthreads;
-	int             nidle;
+	int             nidle;    /* threads in the wait, woken or not */
 	bool            stop;
 	pthread_t       threads[SLI_BLOCKING_MAX];
 } bp = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
@@ -67,6 +69,7 @@ bp_thread(void *unused)
 		bp.head = j->next;
 		if (bp.head == NULL)
 			bp.tail = NULL;
+		bp.nqueued--;
 		j->state = BP_RUNNING;
 		pthread_mutex_unlock(&bp.mu);
 
@@ -100,6 +103,7 @@ bp_withdraw(bp_job *j)
 	*pp = j->next;
 	if (bp.tail == j)
 		bp.tail = prev;
+	bp.nqueued--;
 }
 
 int
@@ -129,7 +133,12 @@ sl_blocking_ctx(sl_fn fn, void *arg, sl_ctx *ctx, int64_t deadline)
 
 	pthread_mutex_lock(&bp.mu);
 	bp.stop = false;
-	if (bp.nidle == 0 && bp.nthreads < SLI_BLOCKING_MAX &&
+	/* Each idle thread takes one queued job.  One signalled a moment ago
+	 * still counts in nidle until it wakes, so a thread is started unless
+	 * the idle ones outnumber the jobs already queued: else this job
+	 * would wait behind a running call, which may never return before
+	 * this one runs (a pipe's reader and its writer). */
+	if (bp.nidle <= bp.nqueued && bp.nthreads < SLI_BLOCKING_MAX &&
 	    pthread_create(&bp.threads[bp.nthreads], NULL, bp_thread,
 	    NULL) == 0)
 		bp.nthreads++;
@@ -143,6 +152,7 @@ sl_blocking_ctx(sl_fn fn, void *arg, sl_ctx *ctx, int64_t deadline)
 	else
 		bp.head = &j;
 	bp.tail = &j;
+	bp.nqueued++;
 	pthread_cond_signal(&bp.cv);
 	pthread_mutex_unlock(&bp.mu);
 
@@ -184,6 +194,7 @@ sli_blocking_fini(void)
 	pthread_mutex_lock(&bp.mu);
 	bp.nthreads = 0;
 	bp.head = bp.tail = NULL;
+	bp.nqueued = 0;
 	bp.stop = false;
 	pthread_mutex_unlock(&bp.mu);
 }
