@@ -5,6 +5,11 @@
  *   test_filter()         honours SLUICE_TEST_FILTER (call in main,
  *                         after cmocka.h).
  *   test_free_port()      a free TCP port on the loopback.
+ *   test_rnd(&state)      splitmix64: the next number of a seeded
+ *                         sequence.
+ *   test_seed(own)        the seed of a randomized case:
+ *                         $SLUICE_CHAOS_SEED (a number, decimal or 0x...,
+ *                         or "random" for a new one), else own.
  *   test_make_certs(dir)  a CA and a server certificate for localhost
  *                         and 127.0.0.1, made with the openssl command:
  *                           dir/ca.pem            for the dialing side
@@ -17,10 +22,14 @@
 #define SLUICE_TESTUTIL_H
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Applies $SLUICE_TEST_FILTER (a cmocka name pattern, '*' wildcards) to
@@ -66,6 +75,45 @@ test_free_port(void)
 		}
 	}
 	return (0);
+}
+
+/* splitmix64: the next number from state *s. */
+static inline uint64_t
+test_rnd(uint64_t *s)
+{
+	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return (z ^ (z >> 31));
+}
+
+/* The seed of a randomized case: $SLUICE_CHAOS_SEED if set, else own.
+ * "random" draws a new one, different for each own of one run.  Call
+ * from the test thread: a value that is not a number fails the case. */
+static inline uint64_t
+test_seed(uint64_t own)
+{
+	const char *s = getenv("SLUICE_CHAOS_SEED");
+	char       *end;
+	uint64_t    v;
+
+	if (s == NULL || *s == '\0')
+		return (own);
+	if (strcmp(s, "random") == 0) {
+		struct timespec ts;
+		uint64_t        x;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		x = (uint64_t) ts.tv_nsec ^ ((uint64_t) ts.tv_sec << 20) ^
+		    ((uint64_t) getpid() << 40) ^ own;
+		return (test_rnd(&x));
+	}
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (end == s || *end != '\0' || errno != 0)
+		fail_msg("SLUICE_CHAOS_SEED=%s is not a number", s);
+	return (v);
 }
 
 /* 0 made; 1 openssl is not installed (skip the case); -1 openssl

@@ -68,6 +68,8 @@ pt_scaled(uint64_t n)
 	return (v < 1 ? 1 : (uint64_t) v);
 }
 
+static void (*pt_report)(void); /* the running case's, or NULL */
+
 void
 pt_setup(void)
 {
@@ -83,6 +85,7 @@ pt_setup(void)
 		fail_msg("mkdtemp %s: %s", pt_dirname, strerror(errno));
 	memset(pt_procs, 0, sizeof(pt_procs));
 	pt_nprocs = 0;
+	pt_report = NULL;
 	signal(SIGPIPE, SIG_IGN);
 }
 
@@ -381,6 +384,22 @@ pt_print_symbolized(char *text)
 		}
 		fputc('\n', stdout);
 	}
+}
+
+void
+pt_on_fail(void (*report)(void))
+{
+	pt_report = report;
+}
+
+void
+pt_fail_report(void)
+{
+	if (pt_report != NULL)
+		pt_report();
+	pt_dump_logs();
+	if (pt_report != NULL)
+		pt_report();
 }
 
 void

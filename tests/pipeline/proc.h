@@ -15,10 +15,21 @@
 #ifndef PT_PROC_H
 #define PT_PROC_H
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+/* The RSS bound of every stage process in the cases that check one.  The
+ * sanitizers add shadow memory and allocator metadata on top of what the
+ * program keeps, so their builds (PT_SANITIZED, set by meson) get a
+ * larger, still constant, bound. */
+#ifdef PT_SANITIZED
+#define PT_RSS_BOUND_KIB (256L * 1024)
+#else
+#define PT_RSS_BOUND_KIB (64L * 1024)
+#endif
 
 /* The most processes one test may spawn (restarts included). */
 #define PT_MAX_PROCS 64
@@ -92,6 +103,37 @@ char *pt_slurp(const char *path);
  * test's stdout), to explain a failure.  A process still running gets
  * SIGQUIT first, so a stuck stage adds its goroutine dump. */
 void pt_dump_logs(void);
+
+/*
+ * Failing a case: PT_FAIL prints what explains the failure, then fails
+ * the case with the message (cmocka's fail_msg).  What it prints: the
+ * case's own report, if pt_on_fail gave one (a seed to replay it, say),
+ * every process's output (pt_dump_logs), and the report again, so that
+ * it shows at both ends of a long dump.  pt_setup forgets the report.
+ */
+void pt_on_fail(void (*report)(void));
+void pt_fail_report(void);
+
+#define PT_FAIL(...)                                                          \
+	do {                                                                  \
+		pt_fail_report();                                             \
+		fail_msg(__VA_ARGS__);                                        \
+	} while (0)
+
+#define PT_CHECK(cond)                                                        \
+	do {                                                                  \
+		if (!(cond))                                                  \
+			PT_FAIL("%s:%d: check failed: %s", __FILE__,          \
+			    __LINE__, #cond);                                 \
+	} while (0)
+
+#define PT_CHECK_EQ(a, b)                                                     \
+	do {                                                                  \
+		uint64_t pt_a_ = (uint64_t) (a), pt_b_ = (uint64_t) (b);      \
+		if (pt_a_ != pt_b_)                                           \
+			PT_FAIL("%s:%d: %s == %" PRIu64 ", expected %s == %"  \
+			    PRIu64, __FILE__, __LINE__, #a, pt_a_, #b, pt_b_); \
+	} while (0)
 
 /* VmRSS of pid in KiB, or -1 if it is gone. */
 long pt_rss_kib(pid_t pid);

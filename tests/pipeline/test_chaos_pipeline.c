@@ -66,13 +66,6 @@
 #define EXIT_OK     0
 #define EXIT_KILLED (128 + SIGKILL)
 
-/* RSS bound of every process (as in test_pipeline.c's slow-sink case). */
-#ifdef PT_SANITIZED
-#define CH_RSS_BOUND_KIB (256L * 1024)
-#else
-#define CH_RSS_BOUND_KIB (64L * 1024)
-#endif
-
 /* The most map processes of one topology. */
 #define CH_MAX_MAPS 2
 
@@ -130,39 +123,11 @@ ch_replay_hint(void)
 	fflush(stdout);
 }
 
-/* Fails the case after printing the seed and every process's output. */
-#define CH_FAIL(...)                                                          \
-	do {                                                                  \
-		ch_replay_hint();                                             \
-		pt_dump_logs();                                               \
-		ch_replay_hint();                                             \
-		fail_msg(__VA_ARGS__);                                        \
-	} while (0)
-
-#define CH_CHECK(cond)                                                        \
-	do {                                                                  \
-		if (!(cond))                                                  \
-			CH_FAIL("%s:%d: check failed: %s", __FILE__,          \
-			    __LINE__, #cond);                                 \
-	} while (0)
-
-#define CH_CHECK_EQ(a, b)                                                     \
-	do {                                                                  \
-		uint64_t ch_a_ = (uint64_t) (a), ch_b_ = (uint64_t) (b);      \
-		if (ch_a_ != ch_b_)                                           \
-			CH_FAIL("%s:%d: %s == %" PRIu64 ", expected %s == %"  \
-			    PRIu64, __FILE__, __LINE__, #a, ch_a_, #b, ch_b_); \
-	} while (0)
-
-/* The generator: splitmix64, as tests/runtime/sltest.h's slt_rnd. */
+/* The generator (tests/testutil.h). */
 static uint64_t
 ch_rnd(chaos *c)
 {
-	uint64_t z = (c->rnd += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return (z ^ (z >> 31));
+	return (test_rnd(&c->rnd));
 }
 
 /* A uniform number in [lo, hi]. */
@@ -171,36 +136,6 @@ ch_between(chaos *c, int lo, int hi)
 {
 	return (lo + (int) (((ch_rnd(c) >> 32) * (uint64_t) (hi - lo + 1)) >>
 	    32));
-}
-
-/*
- * The seed of a case: $SLUICE_CHAOS_SEED (a number, decimal or 0x...),
- * a fresh one if it says "random", else own (the convention of
- * tests/runtime/sltest.h's slt_seed).
- */
-static uint64_t
-ch_seed(uint64_t own)
-{
-	const char *s = getenv("SLUICE_CHAOS_SEED");
-	char       *end;
-	uint64_t    v;
-
-	if (s == NULL || *s == '\0')
-		return (own);
-	if (strcmp(s, "random") == 0) {
-		struct timespec ts;
-		chaos           tmp;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		tmp.rnd = (uint64_t) ts.tv_nsec ^ ((uint64_t) ts.tv_sec << 20) ^
-		    ((uint64_t) getpid() << 40) ^ own;
-		return (ch_rnd(&tmp));
-	}
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (end == s || *end != '\0' || errno != 0)
-		fail_msg("SLUICE_CHAOS_SEED=%s is not a number", s);
-	return (v);
 }
 
 /* Milliseconds since the source was started. */
@@ -298,14 +233,14 @@ static void
 ch_all_running(chaos *c, const char *before)
 {
 	if (!pt_running(c->src))
-		CH_FAIL("the source exited (%d) before %s: the stream ended "
+		PT_FAIL("the source exited (%d) before %s: the stream ended "
 		    "too early or it failed", pt_exit_code(c->src), before);
 	for (int i = 0; i < c->nmaps; i++)
 		if (!pt_running(c->maps[i]))
-			CH_FAIL("%s exited (%d) before %s", c->maps[i]->name,
+			PT_FAIL("%s exited (%d) before %s", c->maps[i]->name,
 			    pt_exit_code(c->maps[i]), before);
 	if (!pt_running(c->sink))
-		CH_FAIL("the sink exited (%d) before %s",
+		PT_FAIL("the sink exited (%d) before %s",
 		    pt_exit_code(c->sink), before);
 }
 
@@ -317,9 +252,9 @@ ch_kill_map(chaos *c, int i)
 
 	pt_kill(p, SIGKILL);
 	if (!pt_wait(p, CH_TIMEOUT_MS))
-		CH_FAIL("SIGKILLed %s did not exit", p->name);
+		PT_FAIL("SIGKILLed %s did not exit", p->name);
 	if (pt_exit_code(p) != EXIT_KILLED)
-		CH_FAIL("%s exited with %d before the SIGKILL reached it",
+		PT_FAIL("%s exited with %d before the SIGKILL reached it",
 		    p->name, pt_exit_code(p));
 	c->kills++;
 }
@@ -331,7 +266,7 @@ ch_respawn_map(chaos *c, int i)
 	char name[64];
 
 	if (c->nprocs + 1 >= PT_MAX_PROCS)
-		CH_FAIL("too many processes");
+		PT_FAIL("too many processes");
 	snprintf(name, sizeof(name), "%s.%d", c->maps[i]->argv[6],
 	    ++c->gen[i]);
 	c->maps[i] = pt_respawn(c->maps[i], name);
@@ -538,9 +473,9 @@ ch_wait_streaming(chaos *c)
 
 	while (!pt_stderr_has(c->sink, "]: first record")) {
 		if (!pt_running(c->sink))
-			CH_FAIL("the sink exited before any record came");
+			PT_FAIL("the sink exited before any record came");
 		if (pt_now_ns() > deadline)
-			CH_FAIL("no record reached the sink");
+			PT_FAIL("no record reached the sink");
 		ch_sleep(c, 10);
 	}
 }
@@ -553,7 +488,7 @@ ch_wait_exit(chaos *c, pt_proc *p)
 
 	while (pt_running(p)) {
 		if (pt_now_ns() > deadline)
-			CH_FAIL("%s did not exit within %d ms", p->name,
+			PT_FAIL("%s did not exit within %d ms", p->name,
 			    CH_TIMEOUT_MS);
 		ch_sleep(c, 5);
 	}
@@ -565,7 +500,7 @@ ch_expect_exit(chaos *c, pt_proc *p, int code)
 {
 	ch_wait_exit(c, p);
 	if (pt_exit_code(p) != code)
-		CH_FAIL("%s exited with %d, expected %d", p->name,
+		PT_FAIL("%s exited with %d, expected %d", p->name,
 		    pt_exit_code(p), code);
 }
 
@@ -596,8 +531,9 @@ run_case(const ch_case *cc)
 	if (c == NULL)
 		fail_msg("out of memory");
 	ch_cur = c;
+	pt_on_fail(ch_replay_hint);
 	c->test = cc->test;
-	c->seed = ch_seed(cc->seed);
+	c->seed = test_seed(cc->seed);
 	c->rnd = c->seed;
 	fprintf(stdout, "# %s: seed 0x%" PRIx64 "\n", cc->test, c->seed);
 	fflush(stdout);
@@ -739,18 +675,18 @@ run_case(const ch_case *cc)
 		pt_sink_summary s;
 
 		if (!pt_sink_parse(c->sink, &s))
-			CH_FAIL("the sink printed no summary");
-		CH_CHECK_EQ(s.count, n);
-		CH_CHECK_EQ(s.distinct, n);
-		CH_CHECK_EQ(s.dups, 0);
-		CH_CHECK_EQ(s.sum, n * (n + 1) / 2);
+			PT_FAIL("the sink printed no summary");
+		PT_CHECK_EQ(s.count, n);
+		PT_CHECK_EQ(s.distinct, n);
+		PT_CHECK_EQ(s.dups, 0);
+		PT_CHECK_EQ(s.sum, n * (n + 1) / 2);
 	}
 	ch_expect_exit(c, c->sink, EXIT_OK);
-	CH_CHECK(pt_stdout_u64(c->src, "sent", &v));
-	CH_CHECK_EQ(v, n);
+	PT_CHECK(pt_stdout_u64(c->src, "sent", &v));
+	PT_CHECK_EQ(v, n);
 	/* The last incarnation of each map ran to the end. */
 	for (int i = 0; i < c->nmaps; i++)
-		CH_CHECK(pt_stdout_u64(c->maps[i], "processed", &v));
+		PT_CHECK(pt_stdout_u64(c->maps[i], "processed", &v));
 	if (!wrapped) {
 		fprintf(stdout, "# %s: max RSS KiB: src %ld", cc->test,
 		    c->max_rss[0]);
@@ -758,12 +694,12 @@ run_case(const ch_case *cc)
 			fprintf(stdout, ", %s %ld", stage_names[i],
 			    c->max_rss[1 + i]);
 		fprintf(stdout, ", sink %ld (bound %ld)\n",
-		    c->max_rss[1 + c->nmaps], CH_RSS_BOUND_KIB);
+		    c->max_rss[1 + c->nmaps], PT_RSS_BOUND_KIB);
 		for (int i = 0; i < 2 + c->nmaps; i++)
-			if (c->max_rss[i] > CH_RSS_BOUND_KIB)
-				CH_FAIL("process %d of the case: RSS %ld KiB > "
+			if (c->max_rss[i] > PT_RSS_BOUND_KIB)
+				PT_FAIL("process %d of the case: RSS %ld KiB > "
 				    "bound %ld KiB", i, c->max_rss[i],
-				    CH_RSS_BOUND_KIB);
+				    PT_RSS_BOUND_KIB);
 	}
 	fflush(stdout);
 	ch_cur = NULL;

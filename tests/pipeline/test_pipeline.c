@@ -55,37 +55,6 @@ pt_settle_ms(void)
 #define EXIT_USAGE    2
 #define EXIT_CANCELED 3
 
-/* RSS bound of every process in the slow-sink case.  The sanitizers
- * add shadow memory and allocator metadata on top of what the program
- * keeps, so their builds get a larger (still constant) bound. */
-#ifdef PT_SANITIZED
-#define PT_RSS_BOUND_KIB (256L * 1024)
-#else
-#define PT_RSS_BOUND_KIB (64L * 1024)
-#endif
-
-/* Fails the case after printing every process's output. */
-#define PT_FAIL(...)                                                          \
-	do {                                                                  \
-		pt_dump_logs();                                               \
-		fail_msg(__VA_ARGS__);                                        \
-	} while (0)
-
-#define PT_CHECK(cond)                                                        \
-	do {                                                                  \
-		if (!(cond))                                                  \
-			PT_FAIL("%s:%d: check failed: %s", __FILE__,          \
-			    __LINE__, #cond);                                 \
-	} while (0)
-
-#define PT_CHECK_EQ(a, b)                                                     \
-	do {                                                                  \
-		uint64_t pt_a_ = (uint64_t) (a), pt_b_ = (uint64_t) (b);      \
-		if (pt_a_ != pt_b_)                                           \
-			PT_FAIL("%s:%d: %s == %" PRIu64 ", expected %s == %"  \
-			    PRIu64, __FILE__, __LINE__, #a, pt_a_, #b, pt_b_); \
-	} while (0)
-
 /* Waits up to ms for p to exit with exit code code. */
 static void
 expect_exit_within(pt_proc *p, int code, int ms)

@@ -402,15 +402,11 @@ slt_filter(void)
 
 /* ---- seeded randomness ------------------------------------------------- */
 
-/* splitmix64: the next number from state *s. */
+/* The next number of the seeded sequence *s (testutil.h's splitmix64). */
 static inline uint64_t
 slt_rnd(uint64_t *s)
 {
-	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return (z ^ (z >> 31));
+	return (test_rnd(s));
 }
 
 /* A uniform number in [0, n). */
@@ -420,31 +416,11 @@ slt_rnd_below(uint64_t *s, uint32_t n)
 	return ((uint32_t) (((slt_rnd(s) >> 32) * n) >> 32));
 }
 
-/* The seed of a randomized case: $SLUICE_CHAOS_SEED if set ("random": a
- * new one), else own.  Call from the test thread (fails the case on a
- * bad value). */
+/* The seed of a randomized case (testutil.h's test_seed). */
 static inline uint64_t
 slt_seed(uint64_t own)
 {
-	const char *s = getenv("SLUICE_CHAOS_SEED");
-	char *end;
-	uint64_t v;
-
-	if (s == NULL || *s == '\0')
-		return (own);
-	if (strcmp(s, "random") == 0) {
-		struct timespec ts;
-		uint64_t x;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		x = (uint64_t) ts.tv_nsec ^ ((uint64_t) ts.tv_sec << 20) ^
-		    ((uint64_t) getpid() << 40);
-		return (slt_rnd(&x));
-	}
-	v = strtoull(s, &end, 0);
-	if (end == s || *end != '\0')
-		fail_msg("SLUICE_CHAOS_SEED=%s is not a number", s);
-	return (v);
+	return (test_seed(own));
 }
 
 /* Ends a randomized case that failed with how to replay it. */
