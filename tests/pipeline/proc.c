@@ -60,6 +60,17 @@ pt_scale(void)
 	return (f);
 }
 
+const char *
+pt_num(uint64_t v)
+{
+	static char bufs[16][24];
+	static int  next;
+	char       *b = bufs[next++ % 16];
+
+	snprintf(b, sizeof(bufs[0]), "%" PRIu64, v);
+	return (b);
+}
+
 uint64_t
 pt_scaled(uint64_t n)
 {

@@ -65,6 +65,10 @@ const char *pt_ipc(const char *name);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int pt_free_port(void);
 
+/* v in decimal, for an argv: static storage, one of 16 rotating
+ * buffers. */
+const char *pt_num(uint64_t v);
+
 /* CLOCK_MONOTONIC in nanoseconds (the clock of sl_now()). */
 int64_t pt_now_ns(void);
 

@@ -181,18 +181,6 @@ ch_wrapped(void)
 	return (w != NULL && w[0] != '\0');
 }
 
-/* Formats an unsigned number into a static rotating buffer. */
-static const char *
-num(uint64_t v)
-{
-	static char bufs[16][24];
-	static int  next;
-	char       *b = bufs[next++ % 16];
-
-	snprintf(b, sizeof(bufs[0]), "%" PRIu64, v);
-	return (b);
-}
-
 /* Samples the RSS of every running process of the case. */
 static void
 ch_sample_rss(chaos *c)
@@ -544,14 +532,14 @@ run_case(const ch_case *cc)
 		rate = 1;
 	win = windows[ch_between(c, 0, 3)];
 	size = sizes[ch_between(c, 0, 2)];
-	reassign = cc->reassign_ms > 0 ? num((uint64_t) cc->reassign_ms) :
+	reassign = cc->reassign_ms > 0 ? pt_num((uint64_t) cc->reassign_ms) :
 	    "5000";
 
 	/* The sink listens first; each stage then listens on its input
 	 * and dials its output. */
 	ch_url(cc, "sink.in", u_sink, sizeof(u_sink));
 	c->sink = pt_spawn("sink", "sluice-sink", "--in", u_sink, "--stage",
-	    "sink", "--dedup", "--expect", num(n), "--verbose", "--window",
+	    "sink", "--dedup", "--expect", pt_num(n), "--verbose", "--window",
 	    win, "--upstreams", cc->topo == TOPO_FAN ? "2" : "1",
 	    (char *) NULL);
 	c->nprocs++;
@@ -600,7 +588,7 @@ run_case(const ch_case *cc)
 	c->nprocs += c->nmaps;
 	c->t0 = pt_now_ns();
 	c->src = pt_spawn("src", "sluice-source", "--out", outs, "--n",
-	    num(n), "--rate", num(rate), "--stage", "src", "--window", win,
+	    pt_num(n), "--rate", pt_num(rate), "--stage", "src", "--window", win,
 	    "--size", size, "--reassign-after", reassign, "--verbose",
 	    (char *) NULL);
 	c->nprocs++;

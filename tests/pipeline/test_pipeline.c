@@ -101,18 +101,6 @@ print_counters(const pt_proc *p)
 	free(e);
 }
 
-/* Formats an unsigned number into a static rotating buffer. */
-static const char *
-num(uint64_t v)
-{
-	static char bufs[16][24];
-	static int  next;
-	char       *b = bufs[next++ % 16];
-
-	snprintf(b, sizeof(bufs[0]), "%" PRIu64, v);
-	return (b);
-}
-
 static int
 setup(void **state)
 {
@@ -249,9 +237,9 @@ test_sluice_cpus_binds_every_thread_of_each_stage(void **state)
 
 	setenv("SLUICE_CPUS", cpu, 1);
 	sink = pt_spawn("sink", "sluice-sink", "--in", pt_ipc("sink.in"),
-	    "--stage", "sink", "--expect", num(n), (char *) NULL);
+	    "--stage", "sink", "--expect", pt_num(n), (char *) NULL);
 	src = pt_spawn("src", "sluice-source", "--out", pt_ipc("sink.in"),
-	    "--n", num(n), "--rate", "1000", "--stage", "src",
+	    "--n", pt_num(n), "--rate", "1000", "--stage", "src",
 	    (char *) NULL);
 	unsetenv("SLUICE_CPUS");
 	/* NNG starts its threads (poller, task queue, timer, resolver)
@@ -301,11 +289,11 @@ test_chain_of_three_delivers_every_record_once(void **state)
 
 	(void) state;
 	sink = pt_spawn("sink", "sluice-sink", "--in", pt_ipc("sink.in"),
-	    "--stage", "sink", "--expect", num(n), (char *) NULL);
+	    "--stage", "sink", "--expect", pt_num(n), (char *) NULL);
 	map = pt_spawn("map", "sluice-map", "--in", pt_ipc("map.in"),
 	    "--out", pt_ipc("sink.in"), "--stage", "map", (char *) NULL);
 	src = pt_spawn("src", "sluice-source", "--out", pt_ipc("map.in"),
-	    "--n", num(n), "--stage", "src", "--source-id", "7",
+	    "--n", pt_num(n), "--stage", "src", "--source-id", "7",
 	    (char *) NULL);
 	expect_exit(src, EXIT_OK);
 	expect_exit(map, EXIT_OK);
@@ -329,12 +317,12 @@ test_sigkill_of_the_middle_stage_loses_and_duplicates_nothing(void **state)
 
 	(void) state;
 	sink = pt_spawn("sink", "sluice-sink", "--in", pt_ipc("sink.in"),
-	    "--stage", "sink", "--dedup", "--expect", num(n), "--verbose",
+	    "--stage", "sink", "--dedup", "--expect", pt_num(n), "--verbose",
 	    (char *) NULL);
 	map = pt_spawn("map.0", "sluice-map", "--in", pt_ipc("map.in"),
 	    "--out", pt_ipc("sink.in"), "--stage", "map", (char *) NULL);
 	src = pt_spawn("src", "sluice-source", "--out", pt_ipc("map.in"),
-	    "--n", num(n), "--rate", num(rate), "--stage", "src",
+	    "--n", pt_num(n), "--rate", pt_num(rate), "--stage", "src",
 	    "--verbose", (char *) NULL);
 	pt_msleep(300);
 	for (int k = 1; k <= 3; k++) {
@@ -378,12 +366,12 @@ test_slow_sink_keeps_every_process_memory_bounded(void **state)
 	    : "");
 	setenv("ASAN_OPTIONS", opts, 1);
 	procs[2] = pt_spawn("sink", "sluice-sink", "--in", pt_ipc("sink.in"),
-	    "--stage", "sink", "--expect", num(n), "--sleep-us", "50",
+	    "--stage", "sink", "--expect", pt_num(n), "--sleep-us", "50",
 	    (char *) NULL);
 	procs[1] = pt_spawn("map", "sluice-map", "--in", pt_ipc("map.in"),
 	    "--out", pt_ipc("sink.in"), "--stage", "map", (char *) NULL);
 	procs[0] = pt_spawn("src", "sluice-source", "--out",
-	    pt_ipc("map.in"), "--n", num(n), "--size", "4096", "--stage",
+	    pt_ipc("map.in"), "--n", pt_num(n), "--size", "4096", "--stage",
 	    "src", (char *) NULL);
 	if (asan != NULL)
 		setenv("ASAN_OPTIONS", asan, 1);
@@ -442,11 +430,11 @@ test_close_delivers_everything_sent_before_it(void **state)
 		snprintf(sock, sizeof(sock), "sink%zu.in", i);
 		snprintf(name, sizeof(name), "sink.%zu", i);
 		sink = pt_spawn(name, "sluice-sink", "--in", pt_ipc(sock),
-		    "--stage", "sink", "--expect", num(n), "--sleep-us",
+		    "--stage", "sink", "--expect", pt_num(n), "--sleep-us",
 		    runs[i].sleep, (char *) NULL);
 		snprintf(name, sizeof(name), "src.%zu", i);
 		src = pt_spawn(name, "sluice-source", "--out", pt_ipc(sock),
-		    "--n", num(n), "--stage", "src", (char *) NULL);
+		    "--n", pt_num(n), "--stage", "src", (char *) NULL);
 		expect_exit(src, EXIT_OK);
 		expect_exit(sink, EXIT_OK);
 		expect_exact(sink, n);
@@ -593,7 +581,7 @@ test_fan_out_and_in_counts_exactly_and_balances_by_credit(void **state)
 	if (n < 10000)
 		n = 10000;
 	sink = pt_spawn("sink", "sluice-sink", "--in", pt_ipc("sink.in"),
-	    "--stage", "sink", "--upstreams", "2", "--expect", num(n),
+	    "--stage", "sink", "--upstreams", "2", "--expect", pt_num(n),
 	    (char *) NULL);
 	m1 = pt_spawn("map.1", "sluice-map", "--in", pt_ipc("map1.in"),
 	    "--out", pt_ipc("sink.in"), "--stage", "map.1", "--window", "256",
@@ -604,7 +592,7 @@ test_fan_out_and_in_counts_exactly_and_balances_by_credit(void **state)
 	    "2000", "--window", "256", (char *) NULL);
 	snprintf(outs, sizeof(outs), "%s,%s", pt_ipc("map1.in"),
 	    pt_ipc("map2.in"));
-	src = pt_spawn("src", "sluice-source", "--out", outs, "--n", num(n),
+	src = pt_spawn("src", "sluice-source", "--out", outs, "--n", pt_num(n),
 	    "--stage", "src", (char *) NULL);
 	expect_exit(src, EXIT_OK);
 	expect_exit(m1, EXIT_OK);
@@ -643,7 +631,7 @@ test_a_replica_that_stays_away_loses_its_messages_to_the_others(void **s)
 	(void) s;
 	sink = pt_spawn("sink", "sluice-sink", "--in", pt_ipc("sink.in"),
 	    "--stage", "sink", "--upstreams", "2", "--dedup", "--expect",
-	    num(n), "--verbose", (char *) NULL);
+	    pt_num(n), "--verbose", (char *) NULL);
 	m1 = pt_spawn("map.1", "sluice-map", "--in", pt_ipc("map1.in"),
 	    "--out", pt_ipc("sink.in"), "--stage", "map.1", (char *) NULL);
 	/* Slow, and dies (as if SIGKILLed) on its 5th message, which it
@@ -653,8 +641,8 @@ test_a_replica_that_stays_away_loses_its_messages_to_the_others(void **s)
 	    "2000", "--die-after", "5", (char *) NULL);
 	snprintf(outs, sizeof(outs), "%s,%s", pt_ipc("map1.in"),
 	    pt_ipc("map2.in"));
-	src = pt_spawn("src", "sluice-source", "--out", outs, "--n", num(n),
-	    "--rate", num(rate), "--stage", "src", "--reassign-after", "300",
+	src = pt_spawn("src", "sluice-source", "--out", outs, "--n", pt_num(n),
+	    "--rate", pt_num(rate), "--stage", "src", "--reassign-after", "300",
 	    "--verbose", (char *) NULL);
 	if (!pt_wait(m2, PT_TIMEOUT_MS))
 		PT_FAIL("map.2 did not die");
@@ -772,7 +760,7 @@ test_garbage_at_a_listening_input_is_survived(void **state)
 
 	(void) state;
 	sink = pt_spawn("sink", "sluice-sink", "--in", url, "--stage", "sink",
-	    "--expect", num(n), "--verbose", (char *) NULL);
+	    "--expect", pt_num(n), "--verbose", (char *) NULL);
 	/* Random bytes, then hang up. */
 	for (int i = 0; i < 30; i++) {
 		int    fd = connect_ipc(url);
@@ -823,7 +811,7 @@ test_garbage_at_a_listening_input_is_survived(void **state)
 		if (!pt_running(sink))
 			PT_FAIL("the sink died of garbage");
 		src = pt_spawn("src", "sluice-source", "--out", url, "--n",
-		    num(n), "--stage", "src", (char *) NULL);
+		    pt_num(n), "--stage", "src", (char *) NULL);
 		pt_msleep(100);
 		close(fd);
 	}
@@ -848,12 +836,12 @@ run_chain(const char *u1, const char *u2, uint64_t n, const char **extra)
 	for (int i = 0; i < 8 && extra != NULL && extra[i] != NULL; i++)
 		x[i] = extra[i];
 	sink = pt_spawn("sink", "sluice-sink", "--in", u2, "--stage", "sink",
-	    "--expect", num(n), x[0], x[1], x[2], x[3], x[4], x[5], x[6],
+	    "--expect", pt_num(n), x[0], x[1], x[2], x[3], x[4], x[5], x[6],
 	    x[7], (char *) NULL);
 	map = pt_spawn("map", "sluice-map", "--in", u1, "--out", u2,
 	    "--stage", "map", x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7],
 	    (char *) NULL);
-	src = pt_spawn("src", "sluice-source", "--out", u1, "--n", num(n),
+	src = pt_spawn("src", "sluice-source", "--out", u1, "--n", pt_num(n),
 	    "--stage", "src", x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7],
 	    (char *) NULL);
 	expect_exit(src, EXIT_OK);
