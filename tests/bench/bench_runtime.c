@@ -404,20 +404,20 @@ touch_pages(void *arg)
 /*
  * What the runtime pays per fresh stack besides its fault: a guard
  * marker (MADV_GUARD_INSTALL, Linux 6.13) on the page under each stack,
- * SLAB_GUARDS of them per process_madvise call, stacks STACK_STRIDE
- * apart, as framework/src/sched/stack.c installs them.  Silent where the
- * kernel has no markers (the runtime then guards only the first 8192
- * stacks, with mprotect).
+ * SLAB_GUARDS of them per process_madvise call, stacks the runtime's
+ * stack size apart, as framework/src/sched/stack.c installs them.
+ * Silent where the kernel has no markers (the runtime then guards only
+ * the first 8192 stacks, with mprotect).
  */
-#define SLAB_GUARDS  256
-#define STACK_STRIDE ((size_t) 64 * 1024)
+#define SLAB_GUARDS 256
 
 static void
 bench_guards(struct bench *b, size_t pg)
 {
 #if defined(SYS_pidfd_open) && defined(SYS_process_madvise)
 	long         nslabs = b->n / SLAB_GUARDS;
-	size_t       len = SLAB_GUARDS * STACK_STRIDE;
+	size_t       stride = (sl_stack_size() + pg - 1) & ~(pg - 1);
+	size_t       len = SLAB_GUARDS * stride;
 	struct iovec iov[SLAB_GUARDS];
 	int64_t      spent = 0;
 	int          pidfd;
@@ -434,7 +434,7 @@ bench_guards(struct bench *b, size_t pg)
 		if (p == MAP_FAILED)
 			die("mmap", SL_ENOMEM);
 		for (int i = 0; i < SLAB_GUARDS; i++) {
-			iov[i].iov_base = p + (size_t) i * STACK_STRIDE;
+			iov[i].iov_base = p + (size_t) i * stride;
 			iov[i].iov_len = pg;
 		}
 		t0 = now_ns();

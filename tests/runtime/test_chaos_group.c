@@ -1195,12 +1195,7 @@ caller_goroutine(void *arg)
 static void *
 caller_thread(void *arg)
 {
-	struct caller_arg *a = arg;
-	struct round *rd = a->rd;
-
-	caller_run(rd, a->i);
-	free(a);
-	sl_waitgroup_done(&rd->wg);
+	caller_goroutine(arg);
 	sl_sched_release();
 	return (NULL);
 }

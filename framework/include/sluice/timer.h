@@ -75,9 +75,9 @@ bool sl_timer_stop(sl_timer *t);
 
 /*
  * Stops t as sl_timer_stop does, then starts it again: a timer sends once
- * ns from now (or starts its function), a ticker every ns from now on.  Returns 0, SL_EINVAL (a
- * ticker with ns <= 0: t is left as it was), or SL_ESTATE when no
- * scheduler runs (t is then stopped).
+ * ns from now (or starts its function), a ticker every ns from now on.
+ * Returns 0, SL_EINVAL (a ticker with ns <= 0: t is left as it was), or
+ * SL_ESTATE when no scheduler runs (t is then stopped).
  */
 int sl_timer_reset(sl_timer *t, int64_t ns);
 
