@@ -459,6 +459,65 @@ test_panic_close_of_closed(void **state)
 	expect_abort_with(panic_close_body, "close of closed channel");
 }
 
+/* Misuse without sl_chan_set_panic: what SLUICE_PANIC says decides. */
+static void
+panic_env_body(void *arg)
+{
+	sl_chan *ch = sl_chan_make(sizeof(int), 1);
+	int v = 1;
+
+	(void) arg;
+	SL_CHECK_OK(sl_chan_close(ch));
+	SL_CHECK_ERR(sl_chan_send(ch, &v), SL_ECLOSED); /* or aborts */
+	SL_CHECK_ERR(sl_chan_close(ch), SL_ECLOSED);
+	sl_chan_release(ch);
+}
+
+static void
+panic_quiet_body(void *arg)
+{
+	sl_chan *ch = sl_chan_make(sizeof(int), 1);
+
+	(void) arg;
+	SL_CHECK_OK(sl_chan_close(ch));
+	sl_chan_release(ch);
+}
+
+static void
+panic_env_child(void *arg)
+{
+	setenv("SLUICE_PANIC", arg, 1);
+	panic_child(&(struct panic_arg){ panic_env_body });
+}
+
+/* SLUICE_PANIC=1 turns the aborts on, as sl_chan_set_panic(true) does;
+ * 0, empty or unset leaves SL_ECLOSED.  sl_main reads it at each start,
+ * so one process sees both. */
+static void
+test_panic_env(void **state)
+{
+	slt_child res;
+	char sbuf[128];
+
+	(void) state;
+	assert_int_equal(slt_fork(panic_env_child, "1", &res), 0);
+	if (!WIFSIGNALED(res.status) ||
+	    strstr(res.err, "send on closed channel") == NULL) {
+		print_message("child %s; stderr:\n%s\n",
+		    slt_status_str(res.status, sbuf, sizeof(sbuf)), res.err);
+		fail_msg("SLUICE_PANIC=1: expected an abort");
+	}
+	/* on for one run that does no harm, then off for the next */
+	setenv("SLUICE_PANIC", "1", 1);
+	slt_run(panic_quiet_body, NULL);
+	setenv("SLUICE_PANIC", "0", 1);
+	slt_run(panic_env_body, NULL);
+	setenv("SLUICE_PANIC", "", 1);
+	slt_run(panic_env_body, NULL);
+	unsetenv("SLUICE_PANIC");
+	slt_run(panic_env_body, NULL);
+}
+
 /* ---- NULL channel ------------------------------------------------------ */
 
 static void
@@ -1476,6 +1535,7 @@ main(void)
 		cmocka_unit_test(test_closed_errors),
 		cmocka_unit_test(test_panic_send_on_closed),
 		cmocka_unit_test(test_panic_close_of_closed),
+		cmocka_unit_test(test_panic_env),
 		cmocka_unit_test(test_nil_channel),
 		cmocka_unit_test(test_zero_size),
 		cmocka_unit_test(test_struct_by_value),

@@ -572,9 +572,10 @@ env_refused(const char *name, const char *value, const char *want)
 	}
 }
 
-/* SLUICE_PROCS and SLUICE_STACK_SIZE, and their sl_opts fields: a value
- * that is not one is refused with a message naming it, never replaced by
- * the default in silence; sl_opts wins over a bad variable. */
+/* SLUICE_PROCS, SLUICE_STACK_SIZE, SLUICE_STALL_MS, SLUICE_PANIC and the
+ * sl_opts fields: a value that is not one is refused with a message
+ * naming it, never replaced by the default in silence; sl_opts wins over
+ * a bad variable. */
 static void
 test_env_refused(void **state)
 {
@@ -609,6 +610,11 @@ test_env_refused(void **state)
 	    "SLUICE_STALL_MS=\"10s\": not a number");
 	env_refused("SLUICE_STALL_MS", "86400001",
 	    "SLUICE_STALL_MS=\"86400001\": more than 86400000");
+	/* "false" must not switch aborts on */
+	env_refused("SLUICE_PANIC", "false",
+	    "sluice: SLUICE_PANIC=\"false\": not 0 or 1");
+	env_refused("SLUICE_PANIC", "yes", "SLUICE_PANIC=\"yes\": not 0 or 1");
+	env_refused("SLUICE_PANIC", "2", "SLUICE_PANIC=\"2\": not 0 or 1");
 
 	memset(&o, 0, sizeof(o));
 	o.procs = 300;

@@ -15,7 +15,8 @@
  * receive returns SL_ECLOSED at once (Go's ok == false).  Sending on, or
  * closing, a closed channel returns SL_ECLOSED where Go panics; with
  * SLUICE_PANIC=1 in the environment (or sl_chan_set_panic(true)) it
- * aborts instead with Go's message.
+ * aborts instead with Go's message.  sl_main reads the variable when it
+ * starts and refuses a value other than 0 or 1.
  *
  * A NULL channel blocks forever (until the context, if any, is done) and
  * is never ready in select.
@@ -91,7 +92,8 @@ size_t sl_chan_cap(sl_chan *ch);
 size_t sl_chan_elem_size(sl_chan *ch);
 bool   sl_chan_closed(sl_chan *ch);
 
-/* Go-style aborts on send to / close of a closed channel. */
+/* Go-style aborts on send to / close of a closed channel, or not; from
+ * then on $SLUICE_PANIC is ignored. */
 void sl_chan_set_panic(bool on);
 
 /* ---- select ----------------------------------------------------------- */

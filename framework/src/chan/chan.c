@@ -17,13 +17,45 @@
 #include "sluice/context.h"
 #include "sluice/error.h"
 
-/* 0 unknown (read SLUICE_PANIC on first use), 1 off, 2 on. */
-static atomic_int ch_panic;
+/* 0 unknown (read SLUICE_PANIC on first use), 1 off, 2 on; ch_chosen
+ * once the program has said which (the variable no longer counts). */
+static atomic_int  ch_panic;
+static atomic_bool ch_chosen;
 
 void
 sl_chan_set_panic(bool on)
 {
+	atomic_store(&ch_chosen, true);
 	atomic_store(&ch_panic, on ? 2 : 1);
+}
+
+/* $SLUICE_PANIC as a ch_panic value: unset, empty or "0" is off, "1" is
+ * on; anything else ("true", "yes", "2") is 0, after a message on stderr
+ * naming it: a switch that reads "false" as on is worse than none. */
+static int
+ch_panic_env(void)
+{
+	const char *e = getenv("SLUICE_PANIC");
+
+	if (e == NULL || *e == '\0' || strcmp(e, "0") == 0)
+		return (1);
+	if (strcmp(e, "1") == 0)
+		return (2);
+	fprintf(stderr, "sluice: SLUICE_PANIC=\"%s\": not 0 or 1\n", e);
+	return (0);
+}
+
+int
+sli_chan_panic_check(void)
+{
+	int p;
+
+	if (atomic_load(&ch_chosen))
+		return (0);
+	if ((p = ch_panic_env()) == 0)
+		return (SL_EINVAL);
+	atomic_store(&ch_panic, p);
+	return (0);
 }
 
 void
@@ -32,8 +64,10 @@ sli_chan_misuse(const char *what)
 	int p = atomic_load(&ch_panic);
 
 	if (p == 0) {
-		const char *e = getenv("SLUICE_PANIC");
-		p = (e != NULL && *e != '\0' && strcmp(e, "0") != 0) ? 2 : 1;
+		/* Outside sl_main nothing checked the variable: a bad value
+		 * was reported just now, and leaves the default. */
+		if ((p = ch_panic_env()) == 0)
+			p = 1;
 		atomic_store(&ch_panic, p);
 	}
 	if (p == 2) {

@@ -62,4 +62,9 @@ size_t sli_chan_trysend_many(sl_chan *ch, const void *elems, size_t n);
 /* Go-style abort on misuse of a closed channel, if enabled. */
 void sli_chan_misuse(const char *what);
 
+/* Reads $SLUICE_PANIC again for sl_main, as the other variables are,
+ * unless the program chose with sl_chan_set_panic: SL_EINVAL, with a
+ * message on stderr, if it is neither 0 nor 1. */
+int sli_chan_panic_check(void);
+
 #endif /* SLI_CHAN_H */

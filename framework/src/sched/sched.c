@@ -42,6 +42,7 @@
 #define SLI_TSAN 1
 #endif
 
+#include "chan/chan.h"
 #include "core/lock.h"
 #include "sched/sched.h"
 #include "sluice/error.h"
@@ -1336,6 +1337,8 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 	    &stack)) != 0)
 		goto refused;
 	if ((rv = sch_stall_limit(opts, &stall)) != 0)
+		goto refused;
+	if ((rv = sli_chan_panic_check()) != 0)
 		goto refused;
 	cpus_from = "sl_opts.cpus";
 	if ((cpus = opts ? opts->cpus : NULL) == NULL) {
