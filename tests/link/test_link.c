@@ -6,11 +6,13 @@
  * The multi-process behaviour is tested with real stage processes in
  * tests/pipeline.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "../runtime/sltest.h"
 #include "link/frame.h"
@@ -1236,6 +1238,119 @@ test_oversized_refused_and_silent_peer_dropped(void **state)
 	slt_run(body_limits, NULL);
 }
 
+/* ---- a downstream nobody answers at ------------------------------------- */
+
+/* stderr goes to a file while a body runs, so a test can read what the
+ * link said. */
+static int lt_err_fd = -1, lt_err_saved = -1;
+
+static void
+lt_err_capture(void)
+{
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/stderr.txt", lt_dir);
+	fflush(stderr);
+	lt_err_fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(lt_err_fd >= 0);
+	lt_err_saved = dup(2);
+	dup2(lt_err_fd, 2);
+}
+
+static void
+lt_err_restore(void)
+{
+	fflush(stderr);
+	dup2(lt_err_saved, 2);
+	close(lt_err_saved);
+	close(lt_err_fd);
+	lt_err_fd = lt_err_saved = -1;
+}
+
+/* What was written to stderr since lt_err_capture, in buf. */
+static const char *
+lt_err_text(char *buf, size_t n)
+{
+	ssize_t got;
+
+	fflush(stderr);
+	got = pread(lt_err_fd, buf, n - 1, 0);
+	buf[got > 0 ? got : 0] = '\0';
+	return (buf);
+}
+
+/* Waits (10 s at most) until stderr holds needle. */
+static bool
+lt_err_wait(const char *needle)
+{
+	static char buf[8192];
+	int64_t     end = sl_now() + 10 * SL_SECOND;
+
+	while (strstr(lt_err_text(buf, sizeof(buf)), needle) == NULL) {
+		if (sl_now() > end) {
+			print_message("stderr so far:\n%s\n", buf);
+			return (false);
+		}
+		sl_sleep(10 * SL_MILLISECOND);
+	}
+	return (true);
+}
+
+static void
+body_unreached(void *unused)
+{
+	char         url[300], want[400];
+	sl_link     *in, *out, *bad;
+	sl_link_opts oi = lt_opts("sink", "in", "test.Long");
+	sl_link_opts oo = lt_opts("src", "out", "test.Long");
+	const char  *urls[1] = { url };
+	const char  *badurls[1] = { "tcp://127.0.0.1:65536" };
+	lt_src       src = { .from = 1, .to = 500 };
+	long         count, sum;
+
+	(void) unused;
+	/* A port no peer can have: refused at once, not dialed forever. */
+	SL_CHECK_ERR(sl_link_output(badurls, 1, &oo, NULL, &bad), SL_EINVAL);
+	SL_CHECK(lt_err_wait("link out (stage 'src' port 'out'): cannot dial "
+	    "'tcp://127.0.0.1:65536': port not in 1-65535"));
+
+	/* Nobody listens yet: the dialer keeps trying and, past
+	 * peer_timeout, says so; the sends wait for credit meanwhile. */
+	oo.peer_timeout = 100 * SL_MILLISECOND;
+	lt_url(url, sizeof(url), "late");
+	SL_ASSERT_OK(sl_link_output(urls, 1, &oo, NULL, &out));
+	src.out = out;
+	SL_CHECK_OK(sl_go(lt_source, &src));
+	snprintf(want, sizeof(want), "link out (stage 'src' port 'out'): "
+	    "cannot reach '%s' for ", url);
+	SL_CHECK(lt_err_wait(want));
+	SL_CHECK(lt_err_wait("last: Connection refused); still trying"));
+
+	/* The downstream comes up: the stream goes through whole, and the
+	 * dialer says when it got there. */
+	SL_ASSERT_OK(sl_link_input(url, &oi, NULL, &in));
+	lt_drain(in, &count, &sum);
+	SL_CHECK_EQ(count, 500);
+	SL_CHECK_EQ(sum, 500L * 501 / 2);
+	SL_CHECK_EQ(src.err, 0);
+	snprintf(want, sizeof(want), "reached '%s' after ", url);
+	SL_CHECK(lt_err_wait(want));
+	SL_CHECK_OK(sl_link_wait(out, NULL));
+	sl_link_free(out);
+	sl_link_free(in);
+}
+
+/* A downstream that is not there is dialed until it is, and reported
+ * while it is not; a url with an impossible port is refused. */
+static void
+test_unreached_downstream_is_reported_until_it_answers(void **state)
+{
+	(void) state;
+	lt_err_capture();
+	slt_run(body_unreached, NULL);
+	lt_err_restore();
+}
+
 int
 main(void)
 {
@@ -1252,6 +1367,8 @@ main(void)
 		cmocka_unit_test(test_fan_out_balances_by_credit),
 		cmocka_unit_test(test_restarted_downstream_loses_nothing),
 		cmocka_unit_test(test_oversized_refused_and_silent_peer_dropped),
+		cmocka_unit_test(
+		    test_unreached_downstream_is_reported_until_it_answers),
 		cmocka_unit_test(
 		    test_hello_comes_before_heartbeats_and_after_stray_ones),
 		cmocka_unit_test(test_tls_links_connect_stream_and_tear_down),

@@ -143,6 +143,12 @@ int sl_link_input(const char *url, const sl_link_opts *opts, sl_ctx *ctx,
  * An output port dialing n downstream urls (replicas of one downstream
  * stage, or one url); messages are spread by available credit.  Dials in
  * the background and keeps redialing; sends block on credit meanwhile.
+ * A downstream still unreached after peer_timeout is reported on stderr
+ * with the last error ("cannot reach 'URL' for 5.3 s (12 tries, last:
+ * Connection refused); still trying"), again each time the outage has
+ * doubled (at most every 10 minutes), and once reached ("reached 'URL'
+ * after 42.0 s").  Returns 0 and *out, or SL_EINVAL (a url NNG cannot
+ * dial, or a port not in 1-65535, with a message on stderr), SL_ENOMEM.
  */
 int sl_link_output(const char *const *urls, size_t n,
     const sl_link_opts *opts, sl_ctx *ctx, sl_link **out);

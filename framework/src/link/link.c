@@ -25,6 +25,7 @@
  * Locks: l->mu guards peers and the session list; s->mu guards a session.
  * Order: l->mu before s->mu; neither is held across network writes.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,6 +46,7 @@
 #define LK_BACKOFF_MIN  (10 * SL_MILLISECOND)
 #define LK_BACKOFF_MAX  (1 * SL_SECOND)
 #define LK_LINGER       (250 * SL_MILLISECOND)
+#define LK_UNREACHED_MAX (10 * 60 * SL_SECOND) /* longest quiet spell */
 
 typedef struct lk_session lk_session;
 
@@ -1294,14 +1296,59 @@ lk_start_ep(sl_link *l, nng_stream_dialer *d, nng_stream_listener *lst,
 	return (!closed);
 }
 
+/*
+ * A downstream nobody answers at is dialed again and again (it may be
+ * starting, or its name not yet in DNS), but not in silence: a dialer
+ * that has failed for peer_timeout says so, with the last error, and
+ * again each time the outage has doubled (at most every 10 minutes);
+ * once it connects after that it says when.
+ */
+typedef struct lk_unreached {
+	int64_t  since;   /* first failure of this outage, or 0 */
+	int64_t  next;    /* when to report it next */
+	uint64_t tries;
+	bool     told;    /* a report went out */
+} lk_unreached;
+
+static void
+lk_unreached_fail(sl_link *l, lk_peer *p, lk_unreached *u, int err)
+{
+	int64_t now = sl_now(), gap;
+
+	u->tries++;
+	if (u->since == 0) {
+		u->since = now;
+		u->next = now + l->o.peer_timeout;
+	}
+	if (now < u->next)
+		return;
+	lk_log(l, "cannot reach '%s' for %.1f s (%" PRIu64 " tries, last: "
+	    "%s); still trying", p->url, (double) (now - u->since) / 1e9,
+	    u->tries, nng_strerror(err));
+	u->told = true;
+	gap = now - u->since;
+	u->next = now + (gap < LK_UNREACHED_MAX ? gap : LK_UNREACHED_MAX);
+}
+
+static void
+lk_unreached_ok(sl_link *l, lk_peer *p, lk_unreached *u)
+{
+	if (u->told)
+		lk_log(l, "reached '%s' after %.1f s", p->url,
+		    (double) (sl_now() - u->since) / 1e9);
+	memset(u, 0, sizeof(*u));
+}
+
 static void
 lk_dialer(void *arg)
 {
-	lk_peer *p = arg;
-	sl_link *l = p->link;
-	sli_aio  a = { 0 };
-	lk_wbuf  w = { 0 };
-	int64_t  backoff = LK_BACKOFF_MIN;
+	lk_peer     *p = arg;
+	sl_link     *l = p->link;
+	sli_aio      a = { 0 };
+	lk_wbuf      w = { 0 };
+	int64_t      backoff = LK_BACKOFF_MIN;
+	lk_unreached u = { 0 };
+	int          err;
 
 	if (sli_aio_init(&a) != 0)
 		goto out;
@@ -1309,7 +1356,9 @@ lk_dialer(void *arg)
 		sli_aio_begin(&a);
 		if (!lk_start_ep(l, p->dialer, NULL, &a))
 			break;
-		if (sli_aio_end(&a, "link dial") != 0) {
+		if ((err = sli_aio_end(&a, "link dial")) != 0) {
+			if (err != NNG_ECLOSED && err != NNG_ECANCELED)
+				lk_unreached_fail(l, p, &u, err);
 			if (sl_sleep_ctx(l->lctx, backoff) != 0)
 				break;
 			backoff = backoff * 2 > LK_BACKOFF_MAX ?
@@ -1327,6 +1376,7 @@ lk_dialer(void *arg)
 			continue;
 		}
 		LK_COUNT(l, ST_CONNECTS, 1);
+		lk_unreached_ok(l, p, &u);
 		int r = lk_out_handshake(l, p, c);
 		if (r == 0 && sl_ctx_err(l->ctx) != 0) {
 			/* Canceled already: this downstream must hear it. */
@@ -2262,6 +2312,29 @@ sl_link_input(const char *url, const sl_link_opts *opts, sl_ctx *ctx,
 	return (0);
 }
 
+/* False if url names a port no TCP peer can have (tcp://host:99999):
+ * NNG takes it, and every dial would fail in silence. */
+static bool
+lk_port_ok(const char *url)
+{
+	nng_url *u;
+	bool     ok = true;
+
+	if (nng_url_parse(&u, url) != 0)
+		return (true); /* not ours to judge: NNG said yes */
+	if (u->u_port != NULL && *u->u_port != '\0') {
+		char *end;
+		long  n;
+
+		errno = 0;
+		n = strtol(u->u_port, &end, 10);
+		ok = *end == '\0' && errno == 0 && n >= 1 && n <= 65535 &&
+		    u->u_port[0] >= '0' && u->u_port[0] <= '9';
+	}
+	nng_url_free(u);
+	return (ok);
+}
+
 int
 sl_link_output(const char *const *urls, size_t n, const sl_link_opts *opts,
     sl_ctx *ctx, sl_link **out)
@@ -2294,9 +2367,10 @@ sl_link_output(const char *const *urls, size_t n, const sl_link_opts *opts,
 			sl_link_free(l);
 			return (SL_ENOMEM);
 		}
-		if ((rv = nng_stream_dialer_alloc(&p->dialer, p->url)) != 0) {
-			lk_log(l, "cannot dial '%s': %s", p->url,
-			    nng_strerror(rv));
+		if ((rv = nng_stream_dialer_alloc(&p->dialer, p->url)) != 0 ||
+		    !lk_port_ok(p->url)) {
+			lk_log(l, "cannot dial '%s': %s", p->url, rv != 0 ?
+			    nng_strerror(rv) : "port not in 1-65535");
 			sl_link_free(l);
 			return (SL_EINVAL);
 		}
