@@ -1,6 +1,7 @@
 /*
  * test_sched.c — goroutines and the M:N scheduler: spawning (from
- * goroutines and foreign threads), goroutine ids, sl_numgoroutine, yield
+ * goroutines and foreign threads, and a storm of both at once through the
+ * global queue), goroutine ids, sl_numgoroutine, yield
  * interleaving, worker counts (options and SLUICE_PROCS), CPU binding
  * (SLUICE_CPUS, sl_opts.cpus) and its error messages, work spreading
  * over both cores, 100k (and, with SLUICE_TEST_BIG=1, 1M) parked
@@ -156,6 +157,124 @@ static void
 test_go_from_thread(void **state)
 {
 	slt_run(body_go_from_thread, *state);
+}
+
+/*
+ * A spawn storm from goroutines and plain threads at once, each new
+ * goroutine yielding a few times (through the global queue) and then
+ * parking, so that the live count, and the global queue's room with it,
+ * keeps growing while the queue holds goroutines and its start moves.
+ * Each goroutine must run once, finish each yield, and wake once.
+ */
+#define STORM_SPAWNERS 6 /* the first half threads, the rest goroutines */
+#define STORM_YIELDS   3
+
+struct storm {
+	long          per;      /* goroutines per spawner */
+	atomic_uchar *ran;      /* [STORM_SPAWNERS * per] */
+	atomic_long   yields;
+	atomic_long   woken;
+	sl_chan      *gate;
+	sl_waitgroup  parked, done;
+};
+
+struct storm_job {
+	struct storm *st;
+	long          first;
+};
+
+static struct storm *storm_cur; /* the storm of the running body */
+
+/* arg: its own flag in storm_cur->ran. */
+static void
+storm_one(void *arg)
+{
+	struct storm *st = storm_cur;
+
+	atomic_fetch_add((atomic_uchar *) arg, 1);
+	for (int y = 0; y < STORM_YIELDS; y++) {
+		sl_yield();
+		atomic_fetch_add(&st->yields, 1);
+	}
+	sl_waitgroup_done(&st->parked);
+	if (sl_chan_recv(st->gate, NULL) == SL_ECLOSED)
+		atomic_fetch_add(&st->woken, 1);
+	sl_waitgroup_done(&st->done);
+}
+
+static void
+storm_spawn(struct storm_job *j)
+{
+	for (long k = 0; k < j->st->per; k++)
+		SL_CHECK_OK(sl_go(storm_one, (void *) &j->st->ran[j->first + k]));
+}
+
+static void *
+storm_thread(void *arg)
+{
+	storm_spawn(arg);
+	sl_sched_release();
+	return (NULL);
+}
+
+static void
+storm_goroutine(void *arg)
+{
+	storm_spawn(arg);
+}
+
+static void
+body_spawn_storm(void *arg)
+{
+	struct storm     st;
+	struct storm_job jobs[STORM_SPAWNERS];
+	pthread_t        th[STORM_SPAWNERS / 2];
+	long             total, bad = 0;
+
+	(void) arg;
+	memset(&st, 0, sizeof(st));
+	storm_cur = &st;
+	st.per = slt_scaled_min(5000, 50);
+	if (st.per > slt_max_goroutines() / STORM_SPAWNERS)
+		st.per = slt_max_goroutines() / STORM_SPAWNERS;
+	total = st.per * STORM_SPAWNERS;
+	st.ran = calloc((size_t) total, sizeof(*st.ran));
+	st.gate = sl_chan_make(0, 0);
+	SL_CHECK(st.ran != NULL && st.gate != NULL);
+	sl_waitgroup_add(&st.parked, total);
+	sl_waitgroup_add(&st.done, total);
+	for (int s = 0; s < STORM_SPAWNERS; s++) {
+		jobs[s].st = &st;
+		jobs[s].first = s * st.per;
+	}
+	for (int s = 0; s < STORM_SPAWNERS / 2; s++) {
+		sl_sched_hold();
+		SL_CHECK_EQ(pthread_create(&th[s], NULL, storm_thread,
+		    &jobs[s]), 0);
+	}
+	for (int s = STORM_SPAWNERS / 2; s < STORM_SPAWNERS; s++)
+		SL_CHECK_OK(sl_go(storm_goroutine, &jobs[s]));
+	sl_waitgroup_wait(&st.parked);
+	SL_CHECK_EQ(atomic_load(&st.yields), total * STORM_YIELDS);
+	SL_CHECK_EQ(sl_numgoroutine(), (size_t) total + 1);
+	SL_CHECK_OK(sl_chan_close(st.gate));
+	sl_waitgroup_wait(&st.done);
+	SL_CHECK_EQ(atomic_load(&st.woken), total);
+	for (long i = 0; i < total; i++)
+		bad += atomic_load(&st.ran[i]) != 1;
+	SL_CHECK_EQ(bad, 0);
+	for (int s = 0; s < STORM_SPAWNERS / 2; s++)
+		SL_CHECK_OK(sl_blocking(join_thread, &th[s]));
+	sl_chan_release(st.gate);
+	free(st.ran);
+}
+
+static void
+test_spawn_storm(void **state)
+{
+	(void) state;
+	slt_run_procs(1, body_spawn_storm, NULL);
+	slt_run_procs(2, body_spawn_storm, NULL);
 }
 
 /* ---- goroutine ids --------------------------------------------------- */
@@ -945,6 +1064,7 @@ main(void)
 		cmocka_unit_test(test_goroutines_run),
 		cmocka_unit_test(test_spawn_tree),
 		cmocka_unit_test(test_go_from_thread),
+		cmocka_unit_test(test_spawn_storm),
 		cmocka_unit_test(test_goid_distinct),
 		cmocka_unit_test(test_yield_interleaving),
 		cmocka_unit_test(test_yield_no_starvation),

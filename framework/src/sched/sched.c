@@ -257,32 +257,70 @@ sch_switch_g_to_g(sli_g *from, sli_g *to)
 
 /* ---- run queues -------------------------------------------------------- */
 
-/* Global queue; S.lock held. */
+/*
+ * The global queue is a ring of pointers, not a list through the
+ * goroutine records: moving a batch in or out under S.lock then touches
+ * no record, where a list made the lock holder wait on a cache miss per
+ * goroutine (a spawn storm spills and takes 128 at a time).  It never
+ * fills: every spawn makes room for the live count it brings about before
+ * its goroutine can be queued, and only live goroutines are queued.
+ */
+#define SCH_GQ_MIN 256
+
+/* Room for n goroutines in the global queue.  SL_ENOMEM if it cannot
+ * grow. */
+static int
+sch_gq_room(unsigned long n)
+{
+	sli_g  **q;
+	unsigned cap;
+
+	if (n <= atomic_load_explicit(&sli_S.gq_room, memory_order_acquire))
+		return (0);
+	pthread_mutex_lock(&sli_S.lock);
+	if (n > sli_S.gq_cap) {
+		for (cap = sli_S.gq_cap ? sli_S.gq_cap : SCH_GQ_MIN; cap < n;)
+			cap *= 2;
+		if ((q = malloc(cap * sizeof(*q))) == NULL) {
+			pthread_mutex_unlock(&sli_S.lock);
+			return (SL_ENOMEM);
+		}
+		for (int i = 0; i < atomic_load(&sli_S.gq_len); i++)
+			q[i] = sli_S.gq[(sli_S.gq_first + (unsigned) i) &
+			    (sli_S.gq_cap - 1)];
+		free(sli_S.gq);
+		sli_S.gq = q;
+		sli_S.gq_first = 0;
+		sli_S.gq_cap = cap;
+		atomic_store_explicit(&sli_S.gq_room, cap,
+		    memory_order_release);
+	}
+	pthread_mutex_unlock(&sli_S.lock);
+	return (0);
+}
+
+/* S.lock held. */
 static void
 sch_gq_put_locked(sli_g *g)
 {
-	g->next = NULL;
-	if (sli_S.gq_tail != NULL)
-		sli_S.gq_tail->next = g;
-	else
-		sli_S.gq_head = g;
-	sli_S.gq_tail = g;
-	atomic_fetch_add_explicit(&sli_S.gq_len, 1, memory_order_relaxed);
+	int n = atomic_load_explicit(&sli_S.gq_len, memory_order_relaxed);
+
+	sli_S.gq[(sli_S.gq_first + (unsigned) n) & (sli_S.gq_cap - 1)] = g;
+	atomic_store_explicit(&sli_S.gq_len, n + 1, memory_order_relaxed);
 }
 
+/* S.lock held. */
 static sli_g *
 sch_gq_pop_locked(void)
 {
-	sli_g *g = sli_S.gq_head;
+	int    n = atomic_load_explicit(&sli_S.gq_len, memory_order_relaxed);
+	sli_g *g;
 
-	if (g != NULL) {
-		sli_S.gq_head = g->next;
-		if (sli_S.gq_head == NULL)
-			sli_S.gq_tail = NULL;
-		atomic_fetch_sub_explicit(&sli_S.gq_len, 1,
-		    memory_order_relaxed);
-		g->next = NULL;
-	}
+	if (n == 0)
+		return (NULL);
+	g = sli_S.gq[sli_S.gq_first];
+	sli_S.gq_first = (sli_S.gq_first + 1) & (sli_S.gq_cap - 1);
+	atomic_store_explicit(&sli_S.gq_len, n - 1, memory_order_relaxed);
 	return (g);
 }
 
@@ -631,9 +669,13 @@ sch_spawn(sl_fn fn, void *arg, uint64_t id)
 {
 	sli_g      *g;
 	sli_worker *w;
+	long        n = atomic_fetch_add(&sli_S.live, 1) + 1;
 
-	if ((g = sli_stack_alloc()) == NULL)
+	if (sch_gq_room((unsigned long) n) != 0 ||
+	    (g = sli_stack_alloc()) == NULL) {
+		atomic_fetch_sub(&sli_S.live, 1);
 		return (SL_ENOMEM);
+	}
 	/* fn, id and the wait fields are read by dumps from any thread:
 	 * relaxed atomics (plain moves on x86-64 and aarch64). */
 	__atomic_store_n(&g->fn, fn, __ATOMIC_RELAXED);
@@ -647,7 +689,6 @@ sch_spawn(sl_fn fn, void *arg, uint64_t id)
 	g->tsan_fiber = __tsan_create_fiber(0);
 #endif
 	g->sp = NULL; /* sch_stack_in builds its first frame */
-	atomic_fetch_add(&sli_S.live, 1);
 	atomic_store_explicit(&g->state, SLI_G_RUNNABLE, memory_order_release);
 
 	if ((w = sli_self()) != NULL) {
@@ -1357,7 +1398,9 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 
 	sli_S.nprocs = (int) nprocs;
 	sli_S.stack_size = (size_t) stack;
-	sli_S.gq_head = sli_S.gq_tail = NULL;
+	sli_S.gq = NULL;
+	sli_S.gq_first = sli_S.gq_cap = 0;
+	atomic_store(&sli_S.gq_room, 0);
 	atomic_store(&sli_S.gq_len, 0);
 	sli_S.idle = NULL;
 	atomic_store(&sli_S.nidle, 0);
@@ -1421,6 +1464,8 @@ out:
 		pthread_cond_destroy(&sli_S.workers[i].cv);
 	free(sli_S.workers);
 	sli_S.workers = NULL;
+	free(sli_S.gq);
+	sli_S.gq = NULL;
 	pthread_mutex_destroy(&sli_S.lock);
 unwind:
 	if (cpus != NULL)

@@ -95,8 +95,11 @@ typedef struct sli_worker {
 
 typedef struct sli_sched {
 	pthread_mutex_t lock;      /* global queue, idle list, lifecycle */
-	sli_g          *gq_head;   /* global run queue */
-	sli_g          *gq_tail;
+	sli_g         **gq;        /* global run queue: a ring of gq_cap */
+	unsigned        gq_first;  /* where it starts */
+	unsigned        gq_cap;    /* a power of two, never below the live
+	                              count a spawn has made (sch_gq_room) */
+	atomic_uint     gq_room;   /* gq_cap, read without the lock */
 	atomic_int      gq_len;
 	sli_worker     *idle;      /* idle workers */
 	atomic_int      nidle;
