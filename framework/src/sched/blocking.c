@@ -82,7 +82,12 @@ bp_thread(void *unused)
 			(void) sli_wait_claim(&j->rest, 0);
 			sli_wait_wake(&j->rest);
 		}
-		atomic_fetch_sub(&sli_S.holds, 1);
+		/* After the wake, so that the call holds the scheduler until
+		 * its goroutine is runnable; and a release, not a bare
+		 * decrement: if that goroutine has meanwhile run and parked
+		 * for good, every worker may be asleep on the strength of
+		 * this hold, and one must look again. */
+		sl_sched_release();
 
 		pthread_mutex_lock(&bp.mu);
 	}

@@ -836,11 +836,12 @@ sl_sched_hold(void)
 }
 
 /* Wakes one idle worker, if any, to look at what changed (a new timer, a
- * thread waiting on a descriptor). */
+ * thread waiting on a descriptor, a wake source a plain thread took away).
+ * Nothing when no scheduler runs. */
 void
 sli_sched_poke(void)
 {
-	if (atomic_load(&sli_S.nidle) == 0)
+	if (!atomic_load(&sli_S.running) || atomic_load(&sli_S.nidle) == 0)
 		return;
 	pthread_mutex_lock(&sli_S.lock);
 	sch_wake_one_locked(false);

@@ -423,8 +423,13 @@ sg_drop(sl_chan *ch, sl_ctx *ctx)
 	pthread_mutex_lock(&sg.mu);
 	e = sg_unlink_locked(ch, ctx);
 	pthread_mutex_unlock(&sg.mu);
-	if (e != NULL)
-		sg_free(e);
+	if (e == NULL)
+		return;
+	sg_free(e);
+	/* The last registration, ended by a plain thread, may leave every
+	 * goroutine asleep for good: a worker must look (sli_timer_stop). */
+	if (sli_self() == NULL)
+		sli_sched_poke();
 }
 
 int

@@ -141,6 +141,12 @@ sli_timer_stop(sli_timer *t)
 		break;
 	}
 	sli_unlock(&tm.lock);
+	/* A plain thread may have taken the last thing the workers were
+	 * waiting for: one of them must look again, or a deadlock would
+	 * wait out the stopped deadline (a goroutine's worker looks anyway
+	 * when it runs out of work). */
+	if (active && sli_self() == NULL)
+		sli_sched_poke();
 	while (atomic_load_explicit(&t->state, memory_order_acquire) ==
 	    SLI_TIMER_RUNNING)
 		sli_cpu_relax();
