@@ -528,7 +528,7 @@ body_bad(void *arg)
 	sl_chan *ints = sl_chan_make(sizeof(int), 1);
 	sl_chan *longs = sl_chan_make(sizeof(long long), 1);
 	int      refused[] = { SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE,
-	    SIGILL, SIGTRAP, SIGSYS, 0, -1, 65, 1000 };
+	    SIGILL, SIGTRAP, SIGSYS, 0, -1, 65, 1000, 32, 33 /* glibc's */ };
 	sl_ctx  *ctx = (sl_ctx *) &ctx;
 
 	(void) arg;

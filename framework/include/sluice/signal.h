@@ -39,7 +39,8 @@
  * Synchronous fault signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
  * SIGSYS) cannot be relayed (the faulting instruction would run again
  * at once; the runtime reports stack overflows through SIGSEGV), nor can
- * SIGKILL and SIGSTOP.  Stage programs (stages/common) already turn
+ * SIGKILL and SIGSTOP, nor the signals the C library keeps for its
+ * threads (32 and 33 with glibc, below SIGRTMIN).  Stage programs (stages/common) already turn
  * SIGTERM and SIGINT into the stage context's cancellation and block
  * them in every thread: there, registering them has no effect.
  */

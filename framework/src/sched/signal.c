@@ -131,8 +131,10 @@ sg_bit(int sig)
 	return ((uint64_t) 1 << (sig - 1));
 }
 
-/* Signals that cannot be caught, or that the faulting instruction would
- * raise again as soon as a handler returned. */
+/* Signals that cannot be caught, that the faulting instruction would
+ * raise again as soon as a handler returned, or that the C library keeps
+ * for itself (32 and 33 with glibc: below SIGRTMIN, above the classic
+ * ones; sigaction refuses them). */
 static bool
 sg_refused(int sig)
 {
@@ -142,7 +144,8 @@ sg_refused(int sig)
 	case SIGSYS:
 		return (true);
 	default:
-		return (sig < 1 || sig >= SG_NSIG || sig >= NSIG);
+		return (sig < 1 || sig >= SG_NSIG || sig >= NSIG ||
+		    (sig > 31 && sig < SIGRTMIN));
 	}
 }
 
