@@ -33,7 +33,8 @@ case $SRC in *sched/sched.c*) ;; *)
 	echo "aarch64: no sources found in framework/meson.build"; exit 1 ;;
 esac
 CFLAGS="-O2 -g -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror
-    -Wno-unused-parameter -I$OUT -Iframework/include -I$S"
+    -Wno-unused-parameter -fstack-clash-protection
+    --param=stack-clash-protection-guard-size=12 -I$OUT -Iframework/include -I$S"
 
 # shellcheck disable=SC2086
 $CC $CFLAGS $SRC framework/examples/demo.c -lpthread -lm -o "$OUT/demo"

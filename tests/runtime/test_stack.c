@@ -386,6 +386,123 @@ test_overflow_main(void **state)
 	expect_overflow(body_overflow_main);
 }
 
+/* ---- a frame larger than the guard (child process) --------------------- */
+
+/*
+ * A function whose frame is bigger than what is left of its stack moves
+ * the stack pointer past the guard page in one step.  Unless the compiler
+ * probes the frame page by page (-fstack-clash-protection, which meson.build
+ * adds to libsluice and to every program built with sluice_dep), its writes
+ * land in the stack of another goroutine and nothing notices.  Neighbours
+ * are parked around the big frame with marked frames of their own; if the
+ * process lived on, each would check its marks when released.
+ */
+#define NEIGHBOURS 8
+
+static long big_extra; /* the frame is the stack size plus this */
+
+static void
+neighbour(void *arg)
+{
+	volatile uint64_t mark[64];
+
+	for (int i = 0; i < 64; i++)
+		mark[i] = 0x6e656967686272ULL + (uint64_t) i;
+	(void) sl_chan_recv(arg, NULL);
+	for (int i = 0; i < 64; i++)
+		if (mark[i] != 0x6e656967686272ULL + (uint64_t) i) {
+			fprintf(stderr, "neighbour %llu corrupted\n",
+			    (unsigned long long) sl_goid());
+			break;
+		}
+}
+
+static void __attribute__((noinline))
+big_frame(size_t n)
+{
+	char buf[n];
+
+	/* Write its lowest part, as a read() into a local buffer would. */
+	memset(buf, 0x55, 512);
+	__asm__ volatile("" : : "r"(buf) : "memory");
+}
+
+static void
+big_goroutine(void *arg)
+{
+	(void) arg;
+	fprintf(stderr, "big frame in goroutine %llu\n",
+	    (unsigned long long) sl_goid());
+	big_frame(sl_stack_size() + (size_t) big_extra);
+	fprintf(stderr, "big frame returned\n");
+}
+
+static void
+body_big_frame(void *arg)
+{
+	sl_chan     *gate = sl_chan_make(0, 0);
+	sl_waitgroup wg;
+
+	(void) arg;
+	memset(&wg, 0, sizeof(wg));
+	/* Neighbours on both sides of the big goroutine's slot, whichever
+	 * order stack.c hands slots out in. */
+	for (int i = 0; i < NEIGHBOURS; i++) {
+		if (i == NEIGHBOURS / 2) {
+			sl_waitgroup_add(&wg, 1);
+			(void) sl_go(big_goroutine, NULL);
+		}
+		(void) sl_go(neighbour, gate);
+	}
+	sl_sleep(50 * 1000 * 1000);
+	sl_chan_close(gate);
+	sl_sleep(50 * 1000 * 1000);
+	fprintf(stderr, "process lived on\n");
+}
+
+static void
+expect_big_frame_overflow(long extra)
+{
+	struct ov_arg      a = { body_big_frame };
+	slt_child          res;
+	char               sbuf[128], want[96];
+	const char        *p;
+	unsigned long long id;
+
+	big_extra = extra;
+	assert_int_equal(slt_fork(overflow_child, &a, &res), 0);
+	if ((p = strstr(res.err, "big frame in goroutine ")) == NULL ||
+	    sscanf(p, "big frame in goroutine %llu", &id) != 1)
+		fail_msg("no goroutine id in the child's stderr:\n%s",
+		    res.err);
+	snprintf(want, sizeof(want), "stack overflow in goroutine %llu ",
+	    id);
+	if (!WIFSIGNALED(res.status) || strstr(res.err, want) == NULL ||
+	    strstr(res.err, "corrupted") != NULL) {
+		print_message("frame of stack size + %ld bytes: child %s; "
+		    "stderr:\n%s\n", extra,
+		    slt_status_str(res.status, sbuf, sizeof(sbuf)), res.err);
+		fail_msg("expected death by signal with \"%s\"", want);
+	}
+}
+
+/* A frame that ends inside the guard page, one that ends just past it
+ * (in the top page of the stack below, where a parked goroutine keeps its
+ * frames) and one that ends far below: each is reported as a stack
+ * overflow of the goroutine that made it, none runs on over another
+ * goroutine's stack. */
+static void
+test_overflow_big_frame(void **state)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	long extra[] = { pg / 2, pg + 2048, 2 * pg + 512, 16 * pg,
+	    (long) sl_stack_size() };
+
+	(void) state;
+	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
+		expect_big_frame_overflow(extra[i]);
+}
+
 /* ---- overflow past the first 8192 stacks ---------------------------------- */
 
 #ifndef MADV_GUARD_INSTALL
@@ -488,6 +605,7 @@ main(void)
 		cmocka_unit_test(test_stack_untouched_until_run),
 		cmocka_unit_test(test_overflow_spawned),
 		cmocka_unit_test(test_overflow_main),
+		cmocka_unit_test(test_overflow_big_frame),
 		cmocka_unit_test(test_overflow_after_many),
 	};
 

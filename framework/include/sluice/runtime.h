@@ -10,6 +10,15 @@
  * long time without blocking should call sl_yield() now and then (a
  * watchdog names one that holds its worker for 10 s: sl_opts.stall).
  *
+ * Stacks have a fixed size (sl_opts.stack_size), a guard page under each.
+ * A goroutine that overflows its stack kills the process with a "stack
+ * overflow in goroutine N" report.  Build code that runs in goroutines
+ * with -fstack-clash-protection (meson's sluice_dep adds it; GCC on
+ * aarch64 also wants --param=stack-clash-protection-guard-size=12): a
+ * frame larger than a page (a big local array, a VLA, alloca) is then
+ * touched page by page and hits the guard.  Without it such a frame can
+ * step over the guard and write into another goroutine's stack unseen.
+ *
  * Times are nanoseconds.  A deadline is an absolute sl_now() value;
  * SL_FOREVER means none.
  */
@@ -40,7 +49,8 @@ typedef void (*sl_fn)(void *arg);
 typedef struct sl_opts {
 	int    procs;      /* worker threads, at most 256; default
 	                      $SLUICE_PROCS or the CPUs the process may use */
-	size_t stack_size; /* bytes per goroutine stack, at most 1 GiB (less
+	size_t stack_size; /* bytes per goroutine stack, its guard page
+	                      included, at most 1 GiB (less
 	                      than 16 KiB is raised to it); default
 	                      $SLUICE_STACK_SIZE (a number of bytes, or with k
 	                      or m) or 64 KiB (256 KiB under ASan) */

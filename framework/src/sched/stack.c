@@ -82,7 +82,7 @@ typedef struct sli_slab {
 	char   *base;   /* start of the mapping: the records */
 	size_t  len;    /* its length */
 	char   *slots;  /* first slot */
-	int     carved; /* slots handed out so far */
+	atomic_int carved; /* slots handed out so far */
 	bool    guarded; /* every slot has its guard page */
 } sli_slab;
 
@@ -92,8 +92,12 @@ static struct {
 	size_t      stride;    /* bytes per slot */
 	size_t      recs;      /* bytes of records (and slot 0's canary) */
 	size_t      stack_size; /* requested usable size */
-	sli_slab  **slabs;     /* every slab, in creation order */
-	int         nslabs;
+	/* Every slab, in creation order.  The fault handler reads the table
+	 * without the lock: a slab and its slots are filled in before they
+	 * are counted (release), and a table outgrown is kept (chained from
+	 * the last entry of its successor) until sli_stack_fini. */
+	_Atomic(sli_slab **) slabs;
+	atomic_int  nslabs;
 	int         capslabs;
 	sli_g      *free;      /* global free list */
 	long        nguarded;  /* stacks given a guard page by mprotect */
@@ -129,8 +133,9 @@ sli_stack_init(size_t stack_size)
 	st.stride = (stack_size + st.page - 1) & ~(st.page - 1);
 	st.recs = (SLI_SLAB_SLOTS * SLI_RECORD_SIZE + SLI_CANARY_SIZE +
 	    st.page - 1) & ~(st.page - 1);
-	st.slabs = NULL;
-	st.nslabs = st.capslabs = 0;
+	atomic_store(&st.slabs, NULL);
+	atomic_store(&st.nslabs, 0);
+	st.capslabs = 0;
 	st.free = NULL;
 	st.nguarded = 0;
 	st.no_marker = false;
@@ -150,8 +155,11 @@ sli_stack_init(size_t stack_size)
 void
 sli_stack_fini(void)
 {
-	for (int i = 0; i < st.nslabs; i++) {
-		sli_slab *s = st.slabs[i];
+	sli_slab **tab = atomic_load(&st.slabs);
+	int        n = atomic_load(&st.nslabs);
+
+	for (int i = 0; i < n; i++) {
+		sli_slab *s = tab[i];
 #if defined(__SANITIZE_ADDRESS__)
 		/* Frames of abandoned goroutines stay poisoned in ASan's
 		 * shadow, which outlives the mapping: clear it, or a later
@@ -159,19 +167,25 @@ sli_stack_fini(void)
 		__asan_unpoison_memory_region(s->base, s->len);
 #endif
 #if SLUICE_HAVE_VALGRIND_H
-		for (int j = 0; j < s->carved; j++)
+		for (int j = 0; j < atomic_load(&s->carved); j++)
 			VALGRIND_STACK_DEREGISTER(
 			    stk_record(s, (size_t) j)->vg_stack_id);
 #endif
 		munmap(s->base, s->len);
 		free(s);
 	}
-	free(st.slabs);
-	st.slabs = NULL;
+	for (int cap = st.capslabs; tab != NULL;) {
+		sli_slab **old = (sli_slab **) (void *) tab[cap];
+		free(tab);
+		tab = old;
+		cap /= 2;
+	}
+	atomic_store(&st.slabs, NULL);
 	if (st.pidfd >= 0)
 		close(st.pidfd);
 	st.pidfd = -1;
-	st.nslabs = st.capslabs = 0;
+	atomic_store(&st.nslabs, 0);
+	st.capslabs = 0;
 	st.free = NULL;
 }
 
@@ -205,17 +219,25 @@ stk_guard_slab(sli_slab *s)
 static sli_slab *
 stk_slab_new(void)
 {
-	sli_slab *s;
-	size_t    len = st.recs + st.stride * SLI_SLAB_SLOTS;
-	void     *p;
+	sli_slab  *s, **tab = atomic_load_explicit(&st.slabs,
+	    memory_order_relaxed);
+	int        n = atomic_load_explicit(&st.nslabs, memory_order_relaxed);
+	size_t     len = st.recs + st.stride * SLI_SLAB_SLOTS;
+	void      *p;
 
-	if (st.nslabs == st.capslabs) {
+	if (n == st.capslabs) {
+		/* One entry more than the capacity: the outgrown table, which
+		 * the fault handler may be reading. */
 		int        ncap = st.capslabs ? st.capslabs * 2 : 16;
-		sli_slab **n = realloc(st.slabs, sizeof(*n) * (size_t) ncap);
-		if (n == NULL)
+		sli_slab **t = calloc((size_t) ncap + 1, sizeof(*t));
+		if (t == NULL)
 			return (NULL);
-		st.slabs = n;
+		if (n > 0)
+			memcpy(t, tab, sizeof(*t) * (size_t) n);
+		t[ncap] = (sli_slab *) (void *) tab;
+		atomic_store_explicit(&st.slabs, t, memory_order_release);
 		st.capslabs = ncap;
+		tab = t;
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return (NULL);
@@ -228,9 +250,10 @@ stk_slab_new(void)
 	s->base = p;
 	s->len = len;
 	s->slots = s->base + st.recs;
-	s->carved = 0;
+	atomic_init(&s->carved, 0);
 	s->guarded = stk_guard_slab(s);
-	st.slabs[st.nslabs++] = s;
+	tab[n] = s;
+	atomic_store_explicit(&st.nslabs, n + 1, memory_order_release);
 	return (s);
 }
 
@@ -253,18 +276,23 @@ stk_guard(char *p)
 static sli_g *
 stk_carve(void)
 {
-	sli_slab *s = st.nslabs ? st.slabs[st.nslabs - 1] : NULL;
+	int       n = atomic_load_explicit(&st.nslabs, memory_order_relaxed);
+	sli_slab *s = n ? atomic_load_explicit(&st.slabs,
+	    memory_order_relaxed)[n - 1] : NULL;
 	char     *slot;
 	sli_g    *g;
 	bool      guarded;
+	int       j;
 
-	if (s == NULL || s->carved == SLI_SLAB_SLOTS) {
+	if (s == NULL || atomic_load_explicit(&s->carved,
+	    memory_order_relaxed) == SLI_SLAB_SLOTS) {
 		if ((s = stk_slab_new()) == NULL)
 			return (NULL);
 	}
-	slot = s->slots + (size_t) s->carved * st.stride;
+	j = atomic_load_explicit(&s->carved, memory_order_relaxed);
+	slot = s->slots + (size_t) j * st.stride;
 	guarded = s->guarded || stk_guard(slot);
-	g = stk_record(s, (size_t) s->carved);
+	g = stk_record(s, (size_t) j);
 	g->guarded = guarded;
 	g->stack_lo = slot + (guarded ? st.page : 0);
 	g->stack_size = (size_t) (slot + st.stride - SLI_CANARY_SIZE -
@@ -273,7 +301,7 @@ stk_carve(void)
 	g->vg_stack_id = VALGRIND_STACK_REGISTER(g->stack_lo,
 	    g->stack_lo + g->stack_size);
 #endif
-	s->carved++;
+	atomic_store_explicit(&s->carved, j + 1, memory_order_release);
 	return (g);
 }
 
@@ -404,21 +432,24 @@ sli_stack_check(sli_g *g)
 		    (void *) sp);
 }
 
-/* Lock-free on purpose: called from the fault handler, where the process
- * is about to die anyway. */
+/* Without the lock: called from the fault handler, maybe while another
+ * thread carves (see st.slabs). */
 sli_g *
 sli_stack_find(const void *addr)
 {
 	const char *a = addr;
+	int         n = atomic_load_explicit(&st.nslabs, memory_order_acquire);
+	sli_slab  **tab = atomic_load_explicit(&st.slabs, memory_order_acquire);
 
-	for (int i = 0; i < st.nslabs; i++) {
-		sli_slab *s = st.slabs[i];
+	for (int i = 0; i < n; i++) {
+		sli_slab *s = tab[i];
 		if (a < s->base || a >= s->base + s->len)
 			continue;
 		if (a < s->slots)
 			return (NULL);
 		size_t j = (size_t) (a - s->slots) / st.stride;
-		if ((int) j >= s->carved)
+		if ((int) j >= atomic_load_explicit(&s->carved,
+		    memory_order_acquire))
 			return (NULL);
 		return (stk_record(s, j));
 	}
@@ -429,9 +460,9 @@ void
 sli_stack_foreach(void (*fn)(sli_g *, void *), void *arg)
 {
 	sli_lock(&st.lock);
-	for (int i = 0; i < st.nslabs; i++) {
-		sli_slab *s = st.slabs[i];
-		for (int j = 0; j < s->carved; j++) {
+	for (int i = 0; i < atomic_load(&st.nslabs); i++) {
+		sli_slab *s = atomic_load(&st.slabs)[i];
+		for (int j = 0; j < atomic_load(&s->carved); j++) {
 			sli_g *g = stk_record(s, (size_t) j);
 			if (atomic_load(&g->state) != SLI_G_FREE)
 				fn(g, arg);
