@@ -303,6 +303,11 @@ sg_want_locked(int sig)
 	struct sigaction sa;
 
 	if (sg.wants[sig] == 0) {
+		/* A mark left now is from before this handler: one that ran
+		 * on another thread as the last registration went, even after
+		 * sli_signal_fini cleared the marks.  It is not for anyone
+		 * registered from here on. */
+		atomic_store(&sg_pending[sig], 0);
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = sg_handler;
 		sigfillset(&sa.sa_mask);
