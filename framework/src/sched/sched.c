@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -1144,26 +1145,65 @@ sch_write_u64(unsigned long long v)
 	sch_write_str(p);
 }
 
+/* The stack pointer of the interrupted code. */
+static char *
+sch_fault_sp(void *uc)
+{
+	ucontext_t *u = uc;
+
+#if defined(__x86_64__)
+	return ((char *) u->uc_mcontext.gregs[REG_RSP]);
+#elif defined(__aarch64__)
+	return ((char *) u->uc_mcontext.sp);
+#else
+	(void) u;
+	return (NULL);
+#endif
+}
+
+/*
+ * Whose stack overflowed, if a stack overflow is what faulted: the
+ * goroutine running on this worker when its stack pointer is outside its
+ * stack (whatever it then hit: its guard; or, below a stack that has no
+ * guard, a guard further down, the records of a slab, memory not mapped);
+ * else the goroutine whose guard page was hit.
+ */
+static sli_g *
+sch_fault_overflow(siginfo_t *si, void *uc)
+{
+	sli_worker *w = sli_self();
+	sli_g      *g = w != NULL ? w->cur : NULL;
+	const char *a = si->si_addr, *sp = sch_fault_sp(uc);
+	long        pg = sysconf(_SC_PAGESIZE);
+
+	if (g != NULL && sp != NULL &&
+	    (sp < g->stack_lo || sp > g->stack_lo + g->stack_size) &&
+	    (w->sigstack == NULL || sp < (char *) w->sigstack ||
+	    sp >= (char *) w->sigstack + SLI_SIGSTACK_SIZE))
+		return (g);
+	g = sli_stack_find(a);
+	if (g != NULL && g->guarded && a >= g->stack_lo - pg &&
+	    a < g->stack_lo)
+		return (g);
+	return (NULL);
+}
+
 static void
 sch_fault(int sig, siginfo_t *si, void *uc)
 {
-	sli_g *g = sli_stack_find(si->si_addr);
+	sli_g *g = sch_fault_overflow(si, uc);
 	struct sigaction *old = sig == SIGSEGV ? &sch_old_segv : &sch_old_bus;
 
-	if (g != NULL && g->guarded) {
-		const char *a = si->si_addr;
-		long        pg = sysconf(_SC_PAGESIZE);
-		if (a >= g->stack_lo - pg && a < g->stack_lo) {
-			sch_write_str("sluice: fatal error: stack overflow in "
-			    "goroutine ");
-			sch_write_u64(g->id);
-			sch_write_str(" (stack size ");
-			sch_write_u64(g->stack_size);
-			sch_write_str(" bytes; raise SLUICE_STACK_SIZE or "
-			    "sl_opts.stack_size)\n");
-			signal(sig, SIG_DFL);
-			return; /* the fault repeats and kills the process */
-		}
+	if (g != NULL) {
+		sch_write_str("sluice: fatal error: stack overflow in "
+		    "goroutine ");
+		sch_write_u64(g->id);
+		sch_write_str(" (stack size ");
+		sch_write_u64(g->stack_size);
+		sch_write_str(" bytes; raise SLUICE_STACK_SIZE or "
+		    "sl_opts.stack_size)\n");
+		signal(sig, SIG_DFL);
+		return; /* the fault repeats and kills the process */
 	}
 	if (old->sa_flags & SA_SIGINFO) {
 		if (old->sa_sigaction != NULL) {
@@ -1215,7 +1255,7 @@ sch_worker_loop(sli_worker *w)
 #ifdef SLI_TSAN
 	w->tsan_fiber = __tsan_get_current_fiber();
 #endif
-	ss.ss_size = 64 * 1024;
+	ss.ss_size = SLI_SIGSTACK_SIZE;
 	ss.ss_flags = 0;
 	ss.ss_sp = w->sigstack = malloc(ss.ss_size);
 	if (ss.ss_sp != NULL)

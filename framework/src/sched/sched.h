@@ -90,7 +90,8 @@ typedef struct sli_worker {
 	void           *tsan_fiber; /* TSan fiber of the thread itself */
 	void           *stack_lo;  /* thread stack (for ASan switches) */
 	size_t          stack_size;
-	void           *sigstack;  /* sigaltstack for overflow reports */
+	void           *sigstack;  /* sigaltstack for overflow reports
+	                              (SLI_SIGSTACK_SIZE bytes) */
 } sli_worker;
 
 typedef struct sli_sched {
@@ -165,6 +166,12 @@ void   sli_stack_check(sli_g *g);    /* aborts on overflow */
 sli_g *sli_stack_find(const void *addr); /* goroutine whose stack (or guard)
                                             holds addr */
 void   sli_stack_foreach(void (*fn)(sli_g *, void *), void *arg);
+/* For tests: the next sl_main runs as on a kernel without guard markers
+ * (mprotect guards for the first SLI_GUARD_BUDGET stacks, canaries only
+ * after them). */
+extern bool sli_stack_no_markers;
+#define SLI_SIGSTACK_SIZE (64 * 1024)
+#define SLI_GUARD_BUDGET 8192  /* stacks guarded by mprotect */
 
 /* The blocking pool (blocking.c). */
 void sli_blocking_fini(void);

@@ -41,7 +41,10 @@
  * instead of running on with a corrupt neighbour.  Without a guard, a
  * goroutine that recurses without ever switching runs down into the
  * stacks below before anything stops it: hence markers wherever the
- * kernel has them.
+ * kernel has them.  When it does fault at last (another stack's guard,
+ * memory not mapped), the fault handler still names it, by its stack
+ * pointer.  A frame larger than the guard could step over it: code is
+ * built with -fstack-clash-protection (meson.build).
  *
  * Freed records keep their stacks: they go to a per-worker cache, which
  * trades batches with a global free list, and are reused before any new
@@ -69,7 +72,6 @@
 #include "sched/sched.h"
 
 #define SLI_SLAB_SLOTS   256
-#define SLI_GUARD_BUDGET 8192  /* stacks guarded by mprotect */
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
 #endif
@@ -106,6 +108,8 @@ static struct {
 	struct iovec iov[SLI_SLAB_SLOTS]; /* its ranges (under lock) */
 } st;
 
+bool sli_stack_no_markers;
+
 /* Where the canary that guards g's stack lives. */
 static inline uint64_t *
 stk_canary(sli_g *g)
@@ -138,7 +142,7 @@ sli_stack_init(size_t stack_size)
 	st.capslabs = 0;
 	st.free = NULL;
 	st.nguarded = 0;
-	st.no_marker = false;
+	st.no_marker = sli_stack_no_markers;
 	st.pidfd = -1;
 #ifdef SYS_pidfd_open
 #if SLUICE_HAVE_VALGRIND_H
