@@ -167,11 +167,11 @@ sli_g *sli_stack_find(const void *addr); /* goroutine whose stack (or guard)
                                             holds addr */
 void   sli_stack_foreach(void (*fn)(sli_g *, void *), void *arg);
 /* For tests: the next sl_main runs as on a kernel without guard markers
- * (mprotect guards for the first SLI_GUARD_BUDGET stacks, canaries only
- * after them). */
+ * (mprotect guards for the first sli_stack_guard_budget() stacks,
+ * canaries only after them). */
 extern bool sli_stack_no_markers;
+long   sli_stack_guard_budget(void); /* vm.max_map_count / 8 */
 #define SLI_SIGSTACK_SIZE (64 * 1024)
-#define SLI_GUARD_BUDGET 8192  /* stacks guarded by mprotect */
 
 /* The blocking pool (blocking.c). */
 void sli_blocking_fini(void);

@@ -32,8 +32,10 @@
  * (MADV_GUARD_INSTALL, Linux 6.13: a page-table entry, no new mapping)
  * every stack gets one, installed for a whole slab in one
  * process_madvise call (~0.8 us a stack).  Elsewhere guards are PROT_NONE
- * pages, and each splits a mapping that counts against vm.max_map_count,
- * so only the first SLI_GUARD_BUDGET stacks get one.  Every stack also
+ * pages, and each splits a mapping (two more) that counts against
+ * vm.max_map_count, so only the first stacks get one: as many as use a
+ * quarter of that limit (8191 with the default 65530; hosts that raise
+ * it, as many distributions now do, guard more).  Every stack also
  * has a canary just below its lowest byte (in the top of the slot
  * beneath, a page that is resident while that slot is in use, or else at
  * the end of the records), checked at every switch away from the
@@ -103,12 +105,29 @@ static struct {
 	int         capslabs;
 	sli_g      *free;      /* global free list */
 	long        nguarded;  /* stacks given a guard page by mprotect */
+	long        budget;    /* ... at most */
 	bool        no_marker; /* MADV_GUARD_INSTALL refused: mprotect */
 	int         pidfd;     /* this process, for process_madvise; or -1 */
 	struct iovec iov[SLI_SLAB_SLOTS]; /* its ranges (under lock) */
 } st;
 
 bool sli_stack_no_markers;
+
+long
+sli_stack_guard_budget(void)
+{
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+	long  max = 0;
+
+	if (f != NULL) {
+		if (fscanf(f, "%ld", &max) != 1)
+			max = 0;
+		fclose(f);
+	}
+	if (max <= 0)
+		max = 65530; /* the kernel's default */
+	return (max / 8);
+}
 
 /* Where the canary that guards g's stack lives. */
 static inline uint64_t *
@@ -142,6 +161,7 @@ sli_stack_init(size_t stack_size)
 	st.capslabs = 0;
 	st.free = NULL;
 	st.nguarded = 0;
+	st.budget = sli_stack_guard_budget();
 	st.no_marker = sli_stack_no_markers;
 	st.pidfd = -1;
 #ifdef SYS_pidfd_open
@@ -269,7 +289,7 @@ stk_guard(char *p)
 	if (!st.no_marker && madvise(p, st.page, MADV_GUARD_INSTALL) == 0)
 		return (true);
 	st.no_marker = true; /* an older kernel: EINVAL, every time */
-	if (st.nguarded >= SLI_GUARD_BUDGET ||
+	if (st.nguarded >= st.budget ||
 	    mprotect(p, st.page, PROT_NONE) != 0)
 		return (false);
 	st.nguarded++;
