@@ -853,7 +853,14 @@ void
 sl_sched_release(void)
 {
 	atomic_fetch_sub(&sli_S.holds, 1);
-	/* A quiet scheduler may now be deadlocked: let an idle worker look. */
+	/* A quiet scheduler may now be deadlocked: let an idle worker look.
+	 * Only needed when every worker is idle already.  A worker not idle
+	 * yet looks itself when it goes idle: it counts itself in nidle
+	 * before it reads holds, as this thread drops holds before it reads
+	 * nidle (all seq_cst), so one of the two sees the other's write.
+	 * This spares S.lock to every sl_blocking call of a busy program. */
+	if (atomic_load(&sli_S.nidle) != sli_S.nprocs)
+		return;
 	pthread_mutex_lock(&sli_S.lock);
 	if (atomic_load(&sli_S.nidle) == sli_S.nprocs)
 		sch_wake_one_locked(false);
