@@ -28,6 +28,8 @@
  *                               slt_chaos_failed reports a broken rule
  *                               (the first few of each), slt_replay_hint
  *                               how to replay a failed case.
+ *   CHK(cond, fmt, ...), rnd    for a chaos test that defines SLT_CHAOS
+ *                               before including this header (below).
  *
  * Why two kinds of assertion: cmocka's failure path longjmps back to the
  * test runner, which must not happen from a goroutine stack or from a
@@ -457,5 +459,59 @@ slt_chaos_failed(atomic_int *printed, int max, const char *file, int line,
 	slt_check_failed(file, line, "%s: %s%s", where, msg, n + 1 == max ?
 	    " (more like this are counted, not printed)" : "");
 }
+
+#ifdef SLT_CHAOS
+/*
+ * The reporting of a randomized test.  CHK(cond, fmt, ...) checks a rule
+ * anywhere (a goroutine, a plain thread, a handler's aftermath): a broken
+ * one is printed with what slt_chaos_where() says is running (the seed,
+ * workers, round: the test defines it), the first SLT_PRINT_MAX times per
+ * line of the check, and counted as a failed SL_CHECK.  slt_chaos_reset()
+ * prints from the start again (call it per case).  rnd(s, n) is a number
+ * below n from the test's generator s.
+ */
+#define SLT_PRINT_MAX   3
+#define SLT_CHAOS_LINES 4096 /* more than the lines of a test file */
+
+static void slt_chaos_where(char *buf, size_t len);
+
+static atomic_int slt_chaos_printed[SLT_CHAOS_LINES];
+
+static void slt_chaos_check_failed(const char *file, int line,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+slt_chaos_check_failed(const char *file, int line, const char *fmt, ...)
+{
+	char    where[160];
+	va_list ap;
+
+	slt_chaos_where(where, sizeof(where));
+	va_start(ap, fmt);
+	slt_chaos_failed(&slt_chaos_printed[(unsigned) line % SLT_CHAOS_LINES],
+	    SLT_PRINT_MAX, file, line, where, fmt, ap);
+	va_end(ap);
+}
+
+#define CHK(cond, ...)                                                      \
+	do {                                                                \
+		if (!(cond))                                                \
+			slt_chaos_check_failed(__FILE__, __LINE__,          \
+			    __VA_ARGS__);                                   \
+	} while (0)
+
+static inline void
+slt_chaos_reset(void)
+{
+	for (int i = 0; i < SLT_CHAOS_LINES; i++)
+		atomic_store(&slt_chaos_printed[i], 0);
+}
+
+static inline uint32_t
+rnd(uint64_t *s, uint32_t n)
+{
+	return (slt_rnd_below(s, n));
+}
+#endif /* SLT_CHAOS */
 
 #endif /* SLTEST_H */

@@ -104,6 +104,7 @@
 #include <signal.h>
 #include <time.h>
 
+#define SLT_CHAOS /* CHK, rnd: see sltest.h */
 #include "sltest.h"
 
 enum {
@@ -116,8 +117,6 @@ enum {
 	PIN_PROGS = 2,      /* programs of a pinned removal case */
 	PIN_RACES = 100,    /* ... of a pinned blocking case, at most */
 	TSAN_DIVISOR = 3,   /* fewer programs under TSan */
-	PRINT_MAX = 3,      /* failures printed per check */
-	LINES_MAX = 4096,   /* more than the lines of this file */
 	CHILD_FAILED = 1,   /* exit code of a child whose checks failed */
 	CHILD_HUNG = 3,     /* ... whose watchdog fired */
 };
@@ -346,38 +345,13 @@ static uint64_t   g_seed;      /* the seed of the running case */
 static int        g_procs;     /* its workers */
 static int        g_prog;      /* the program running */
 static const char *g_phase = ""; /* live, deadlock or rerun */
-static atomic_int g_printed[LINES_MAX];
 
-static void cd_failed(int line, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Reports a failed invariant: printed (the first PRINT_MAX of each check)
- * with the seed, workers, program and phase; counted as a failed
- * SL_CHECK. */
+/* What is running, for failure messages (CHK, sltest.h). */
 static void
-cd_failed(int line, const char *fmt, ...)
+slt_chaos_where(char *where, size_t len)
 {
-	char where[128];
-	va_list ap;
-
-	snprintf(where, sizeof(where), "seed 0x%" PRIx64 " procs %d program "
+	snprintf(where, len, "seed 0x%" PRIx64 " procs %d program "
 	    "%d %s", g_seed, g_procs, g_prog, g_phase);
-	va_start(ap, fmt);
-	slt_chaos_failed(&g_printed[(unsigned) line % LINES_MAX], PRINT_MAX,
-	    __FILE__, line, where, fmt, ap);
-	va_end(ap);
-}
-
-#define CHK(cond, ...)                                                      \
-	do {                                                                \
-		if (!(cond))                                                \
-			cd_failed(__LINE__, __VA_ARGS__);                   \
-	} while (0)
-
-static uint32_t
-rnd(uint64_t *s, uint32_t n)
-{
-	return (slt_rnd_below(s, n));
 }
 
 /* How much slower than a plain build this one runs. */
@@ -2094,8 +2068,8 @@ run_broken(struct cd_case *c, uint64_t pseed, int b, int mode, bool *hung)
 	draw(p, pseed, c->procs);
 	breaks(p, b, mode, c->pin);
 	g_phase = "deadlock";
-	cd_failed(__LINE__, "broken program: %s%s\n  program: %s", why,
-	    bad != NULL ? bad : "", p->desc);
+	slt_chaos_check_failed(__FILE__, __LINE__, "broken program: %s%s\n"
+	    "  program: %s", why, bad != NULL ? bad : "", p->desc);
 	fprintf(stderr, "--- the child's stderr:\n%s--- end\n", res.err);
 	free(p);
 	return (false);
@@ -2136,8 +2110,7 @@ test_chaos_deadlock(void **state)
 #endif
 	g_seed = seed;
 	g_procs = c->procs;
-	for (int i = 0; i < LINES_MAX; i++)
-		atomic_store(&g_printed[i], 0);
+	slt_chaos_reset();
 	atomic_store(slt_failures(), 0);
 	r = seed;
 	/* After a hang, the next programs would most likely hang too: the

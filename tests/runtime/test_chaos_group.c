@@ -98,6 +98,7 @@
 #include <sched.h>
 #include <time.h>
 
+#define SLT_CHAOS /* CHK, rnd: see sltest.h */
 #include "sltest.h"
 
 enum {
@@ -118,8 +119,6 @@ enum {
 	PARENT_CODE = 900,  /* the cause a canceler gives a parent (+ group) */
 	CODE_BASE = 1000,   /* function codes: CODE_BASE + group * G_TASKS +
 	                       task (far from the SL_E codes and the above) */
-	PRINT_MAX = 3,      /* failures printed per check */
-	LINES_MAX = 4096,   /* more than the lines of this file */
 };
 
 #define US SL_MICROSECOND
@@ -136,37 +135,13 @@ enum {
 static uint64_t   g_seed;              /* the seed of the running case */
 static int        g_procs;             /* its workers */
 static atomic_int g_round;             /* the round being run */
-static atomic_int g_printed[LINES_MAX]; /* failures printed, per line */
 
-static void cg_failed(int line, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Reports a failed invariant: printed (the first PRINT_MAX of each check)
- * with the seed, workers and round; counted as a failed SL_CHECK. */
+/* What is running, for failure messages (CHK, sltest.h). */
 static void
-cg_failed(int line, const char *fmt, ...)
+slt_chaos_where(char *where, size_t len)
 {
-	char where[96];
-	va_list ap;
-
-	snprintf(where, sizeof(where), "seed 0x%" PRIx64 " procs %d round %d",
+	snprintf(where, len, "seed 0x%" PRIx64 " procs %d round %d",
 	    g_seed, g_procs, atomic_load(&g_round));
-	va_start(ap, fmt);
-	slt_chaos_failed(&g_printed[(unsigned) line % LINES_MAX], PRINT_MAX,
-	    __FILE__, line, where, fmt, ap);
-	va_end(ap);
-}
-
-#define CHK(cond, ...)                                                      \
-	do {                                                                \
-		if (!(cond))                                                \
-			cg_failed(__LINE__, __VA_ARGS__);                   \
-	} while (0)
-
-static uint32_t
-rnd(uint64_t *s, uint32_t n)
-{
-	return (slt_rnd_below(s, n));
 }
 
 /* Raises *m to at least v. */
@@ -1559,8 +1534,7 @@ test_chaos_group(void **state)
 	}
 	g_seed = c->run_seed;
 	g_procs = c->procs;
-	for (int i = 0; i < LINES_MAX; i++)
-		atomic_store(&g_printed[i], 0);
+	slt_chaos_reset();
 
 	slt_run_procs(c->procs, body, c);
 

@@ -118,6 +118,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+#define SLT_CHAOS /* CHK, rnd: see sltest.h */
 #include "sltest.h"
 
 #include "sluice/signal.h"
@@ -165,8 +166,6 @@ enum {
 	                       busy at the end of its first sl_main */
 	SENTINEL = -7,      /* what the main goroutine fills channels with */
 	CODE_BASE = 7000,   /* cause codes of the parents we cancel */
-	PRINT_MAX = 3,      /* failures printed per check */
-	LINES_MAX = 4096,   /* more than the lines of this file */
 };
 
 #define US SL_MICROSECOND
@@ -289,7 +288,6 @@ static uint64_t    g_seed;              /* the seed of the running case */
 static int         g_procs;             /* its workers */
 static atomic_int  g_round;             /* the round being run */
 static atomic_int  g_phase;             /* PH_* */
-static atomic_int  g_printed[LINES_MAX]; /* failures printed, per line */
 
 static int         g_sig[SIGS_MAX];     /* the signals in play */
 static int         g_nsig;              /* how many */
@@ -315,36 +313,13 @@ static atomic_llong g_wait;             /* WAIT, or WAIT_AFTER once one
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static void cs_failed(int line, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Reports a failed invariant: printed (the first PRINT_MAX of each check)
- * with the seed, workers, phase and round; counted as a failed SL_CHECK. */
+/* What is running, for failure messages (CHK, sltest.h). */
 static void
-cs_failed(int line, const char *fmt, ...)
+slt_chaos_where(char *where, size_t len)
 {
-	char    where[128];
-	va_list ap;
-
-	snprintf(where, sizeof(where), "seed 0x%" PRIx64 " procs %d %s "
+	snprintf(where, len, "seed 0x%" PRIx64 " procs %d %s "
 	    "round %d", g_seed, g_procs, ph_name[atomic_load(&g_phase)],
 	    atomic_load(&g_round));
-	va_start(ap, fmt);
-	slt_chaos_failed(&g_printed[(unsigned) line % LINES_MAX], PRINT_MAX,
-	    __FILE__, line, where, fmt, ap);
-	va_end(ap);
-}
-
-#define CHK(cond, ...)                                                      \
-	do {                                                                \
-		if (!(cond))                                                \
-			cs_failed(__LINE__, __VA_ARGS__);                   \
-	} while (0)
-
-static uint32_t
-rnd(uint64_t *s, uint32_t n)
-{
-	return (slt_rnd_below(s, n));
 }
 
 static uint64_t
@@ -2053,8 +2028,7 @@ test_chaos_signal(void **state)
 	atomic_store(&g_case_done, 0);
 	if (pthread_create(&dog, NULL, watchdog, NULL) != 0)
 		fail_msg("pthread_create failed");
-	for (int i = 0; i < LINES_MAX; i++)
-		atomic_store(&g_printed[i], 0);
+	slt_chaos_reset();
 	sl_chan_set_panic(false); /* a closed channel only refuses */
 	pick_signals();
 	memset(&r, 0, sizeof(r));
