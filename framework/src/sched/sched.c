@@ -1474,6 +1474,7 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 	}
 	pthread_condattr_destroy(&ca);
 	sli_stack_init(stack);
+	sli_S.stack_size = sli_stack_slot_size(); /* what sl_stack_size says */
 	sli_timers_reset();
 	sch_install_fault_handler();
 	sli_signal_init();

@@ -158,6 +158,7 @@ void    sli_fn_where(sl_fn f, char *buf, size_t len);
 
 /* Stacks (stack.c). */
 int    sli_stack_init(size_t stack_size);
+size_t sli_stack_slot_size(void);    /* the size in use: raised, rounded */
 void   sli_stack_fini(void);
 sli_g *sli_stack_alloc(void);        /* a record with a stack, or NULL */
 void   sli_stack_free(sli_g *g);

@@ -144,6 +144,12 @@ stk_record(sli_slab *s, size_t j)
 	return ((sli_g *) (s->base + j * SLI_RECORD_SIZE));
 }
 
+size_t
+sli_stack_slot_size(void)
+{
+	return (st.stride);
+}
+
 int
 sli_stack_init(size_t stack_size)
 {
@@ -282,14 +288,15 @@ stk_slab_new(void)
 }
 
 /* Makes the page at p inaccessible: a guard marker, or PROT_NONE while
- * the budget lasts.  False if it stays accessible. */
+ * the budget lasts (always for slot 0 of a slab: below, see stk_carve).
+ * False if it stays accessible. */
 static bool
-stk_guard(char *p)
+stk_guard(char *p, bool slot0)
 {
 	if (!st.no_marker && madvise(p, st.page, MADV_GUARD_INSTALL) == 0)
 		return (true);
 	st.no_marker = true; /* an older kernel: EINVAL, every time */
-	if (st.nguarded >= st.budget ||
+	if ((st.nguarded >= st.budget && !slot0) ||
 	    mprotect(p, st.page, PROT_NONE) != 0)
 		return (false);
 	st.nguarded++;
@@ -315,7 +322,12 @@ stk_carve(void)
 	}
 	j = atomic_load_explicit(&s->carved, memory_order_relaxed);
 	slot = s->slots + (size_t) j * st.stride;
-	guarded = s->guarded || stk_guard(slot);
+	/* Slot 0 is guarded even past the budget: a goroutine of this slab
+	 * that overflows a stack without a guard then runs down through the
+	 * stacks below it and faults there, before it reaches the records
+	 * (its own among them: the fault handler reads them) or another
+	 * slab.  Two mappings more per 256 stacks. */
+	guarded = s->guarded || stk_guard(slot, j == 0);
 	g = stk_record(s, (size_t) j);
 	g->guarded = guarded;
 	g->stack_lo = slot + (guarded ? st.page : 0);
