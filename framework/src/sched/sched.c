@@ -888,6 +888,17 @@ sch_unidle_locked(sli_worker *w)
 	atomic_fetch_sub(&sli_S.nidle, 1);
 }
 
+bool
+sli_self_has_work(void)
+{
+	sli_worker *w = sli_self();
+
+	return (w == NULL || atomic_load(&sli_S.gq_len) > 0 ||
+	    atomic_load_explicit(&w->runnext, memory_order_relaxed) != NULL ||
+	    atomic_load_explicit(&w->tail, memory_order_relaxed) !=
+	    atomic_load_explicit(&w->head, memory_order_relaxed));
+}
+
 /* Is there queued work?  A runnext slot only counts with withnext: it is
  * not for stealing while its worker is making progress. */
 static bool

@@ -130,6 +130,10 @@ int *sli_errno(void);
 /* The running goroutine, or NULL on a plain thread / scheduler context. */
 sli_g *sli_curg(void);
 
+/* Has the calling worker anything queued to run (its runnext, its run
+ * queue, the global queue)?  True on a plain thread. */
+bool sli_self_has_work(void);
+
 /*
  * Parks the running goroutine.  Once it has switched out (its registers
  * are saved, so it may be resumed anywhere), its worker calls commit(g,
