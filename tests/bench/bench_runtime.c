@@ -21,6 +21,10 @@
  *	pipe      (f) ping-pong of one byte between two goroutines over two
  *	              non-blocking pipes (sl_read, sl_write: each read
  *	              parks on the poller): ns/round trip
+ *	blocking  (g) one goroutine makes N blocking calls one after another,
+ *	              each a 64-byte pread of a small file through
+ *	              sl_blocking (Go: File.ReadAt, a blocking system call
+ *	              that Go makes on the goroutine's own thread): ns/call
  *	fault     no goroutines: maps N pages (default 100000) and writes one
  *	              byte to each: us/page, what a first-touch page fault
  *	              costs on this machine.  Every cold goroutine of (c)
@@ -591,6 +595,51 @@ bench_pipe(struct bench *b)
 	result(b->name, "ns_per_roundtrip", pipe_round(b->n));
 }
 
+/* ---- (g) blocking calls --------------------------------------------------- */
+
+static int blocking_fd = -1;
+
+static void
+blocking_pread(void *arg)
+{
+	char buf[64];
+
+	if (pread(blocking_fd, buf, sizeof(buf), 0) != (ssize_t) sizeof(buf))
+		*(int *) arg = 1;
+}
+
+static double
+blocking_round(long n)
+{
+	int64_t t0;
+	int     bad = 0, err;
+
+	t0 = now_ns();
+	for (long i = 0; i < n; i++)
+		if ((err = sl_blocking(blocking_pread, &bad)) != 0)
+			die("sl_blocking", err);
+	t0 = now_ns() - t0;
+	if (bad)
+		die("pread", SL_ESYSTEM);
+	return ((double) t0 / (double) n);
+}
+
+static void
+bench_blocking(struct bench *b)
+{
+	char path[] = "/tmp/sluice-bench-XXXXXX";
+	char data[4096];
+
+	memset(data, 'x', sizeof(data));
+	if ((blocking_fd = mkstemp(path)) < 0 ||
+	    write(blocking_fd, data, sizeof(data)) != (ssize_t) sizeof(data))
+		die("temporary file", SL_ESYSTEM);
+	unlink(path);
+	blocking_round(b->n / 10);
+	result(b->name, "ns_per_call", blocking_round(b->n));
+	close(blocking_fd);
+}
+
 /* ---- driver ------------------------------------------------------------- */
 
 static const struct {
@@ -607,6 +656,7 @@ static const struct {
 	{ "million",   bench_spawn,     1000000 },
 	{ "fault",     bench_fault,     100000 },
 	{ "pipe",      bench_pipe,      200000 },
+	{ "blocking",  bench_blocking,  200000 },
 };
 
 static void (*run_fn)(struct bench *);

@@ -6,8 +6,9 @@
 #
 #	tests/bench/run.sh [CASE...]
 #
-# Cases: chan pingpong spawn spawnwarm select selectfed million pipe fault (all
-# by default; fault, the machine's page fault cost, has no Go half).
+# Cases: chan pingpong spawn spawnwarm select selectfed million pipe blocking
+# fault (all by default; fault, the machine's page fault cost, has no Go
+# half).
 # Environment: BUILD (default build-bench, a release build with link-time
 # optimization),
 # REPS (runs per case, default 5; each run is a fresh process),
@@ -70,7 +71,7 @@ run() {
 	rm -f "$raw.one" "$raw.err"
 }
 
-cases=${*:-chan pingpong spawn spawnwarm select selectfed million pipe fault}
+cases=${*:-chan pingpong spawn spawnwarm select selectfed million pipe blocking fault}
 for c in $cases; do
 	n=$REPS
 	[ "$c" = million ] && n=$REPS_MILLION
@@ -263,6 +264,8 @@ report() {
 	fi
 	has pipe && inforow "(f) ping-pong of 1 byte over two pipes (poller)" \
 	    pipe ns_per_roundtrip "ns/round trip"
+	has blocking && inforow "(g) blocking call (64-byte pread), one after another" \
+	    blocking ns_per_call "ns/call"
 	echo
 	echo "Targets:"
 	echo

@@ -293,6 +293,33 @@ func benchPipe(name string, n int64) {
 	result(name, "ns_per_roundtrip", pipeRound(n))
 }
 
+// (g) blocking calls one after another: a 64-byte ReadAt of a small file
+// (a blocking system call, which Go makes on the goroutine's own thread).
+func blockingRound(f *os.File, n int64) float64 {
+	buf := make([]byte, 64)
+	t0 := time.Now()
+	for i := int64(0); i < n; i++ {
+		if k, err := f.ReadAt(buf, 0); err != nil || k != len(buf) {
+			die("pread")
+		}
+	}
+	return float64(time.Since(t0).Nanoseconds()) / float64(n)
+}
+
+func benchBlocking(name string, n int64) {
+	f, err := os.CreateTemp("", "sluice-bench-")
+	if err != nil {
+		die("temporary file: " + err.Error())
+	}
+	os.Remove(f.Name())
+	if _, err := f.Write(make([]byte, 4096)); err != nil {
+		die("temporary file: " + err.Error())
+	}
+	blockingRound(f, n/10)
+	result(name, "ns_per_call", blockingRound(f, n))
+	f.Close()
+}
+
 type benchCase struct {
 	fn func(string, int64)
 	n  int64
@@ -307,6 +334,7 @@ var cases = map[string]benchCase{
 	"selectfed": {benchSelectfed, 5000000},
 	"million":   {benchSpawn, 1000000},
 	"pipe":      {benchPipe, 200000},
+	"blocking":  {benchBlocking, 200000},
 }
 
 func main() {
