@@ -1279,8 +1279,14 @@ sch_worker_loop(sli_worker *w)
 	if (ss.ss_sp != NULL)
 		sigaltstack(&ss, &oss);
 
-	while ((g = sch_find_runnable(w)) != NULL)
+	while ((g = sch_find_runnable(w)) != NULL) {
+		/* Woken spinning by sch_wakep, it may have found g where
+		 * nothing resets that (runnext, its own queue, the 61st-tick
+		 * look at the global queue): stop spinning now, or nspinning
+		 * stays 1 while g runs and every sch_wakep returns early. */
+		sch_reset_spinning(w);
 		sch_execute(w, g);
+	}
 
 	if (w->sigstack != NULL) {
 		sigaltstack(&oss, NULL);
