@@ -51,6 +51,7 @@
 sli_sched sli_S;
 
 #define SLI_STEAL_TRACK 64 /* workers whose progress a thief watches */
+#define SLI_RUNNEXT_WAIT (3 * SL_MICROSECOND) /* before taking a runnext */
 #define SLI_PREFETCH_BYTES 512 /* of a stack, from its saved pointer up */
 
 static __thread sli_worker *sch_tls_worker;
@@ -899,6 +900,23 @@ sli_self_has_work(void)
 	    atomic_load_explicit(&w->head, memory_order_relaxed));
 }
 
+/* Does a worker other than w hold a runnext while it has not switched
+ * since ticks were read (stuck in one goroutine)? */
+static bool
+sch_runnext_stuck(sli_worker *w, const unsigned *ticks)
+{
+	for (int k = 0; k < sli_S.nprocs && k < SLI_STEAL_TRACK; k++) {
+		sli_worker *v = &sli_S.workers[k];
+
+		if (v != w && atomic_load_explicit(&v->runnext,
+		    memory_order_relaxed) != NULL &&
+		    atomic_load_explicit(&v->tick, memory_order_relaxed) ==
+		    ticks[k])
+			return (true);
+	}
+	return (false);
+}
+
 /* Is there queued work?  A runnext slot only counts with withnext: it is
  * not for stealing while its worker is making progress. */
 static bool
@@ -1010,10 +1028,23 @@ sch_find_runnable(sli_worker *w)
 				int start = (int) (sch_rand(w) %
 				    (uint32_t) sli_S.nprocs);
 				if (round == 3) {
-					/* Give a busy worker time to get
-					 * to its runnext itself. */
-					for (int i = 0; i < 2000; i++)
-						sli_cpu_relax();
+					/* A runnext is only taken from a
+					 * worker stuck in one goroutine, and
+					 * after giving it a moment to get
+					 * there itself (Go sleeps 3 us).  No
+					 * such runnext: nothing to wait for,
+					 * and the CPU is better left to
+					 * whoever this worker's idling would
+					 * let run (the thread that readies
+					 * its next goroutine, another stage
+					 * process). */
+					if (!sch_runnext_stuck(w, ticks))
+						break;
+					int64_t until = sl_now() +
+					    SLI_RUNNEXT_WAIT;
+					while (sl_now() < until)
+						for (int i = 0; i < 16; i++)
+							sli_cpu_relax();
 				}
 				for (int k = 0; k < sli_S.nprocs; k++) {
 					int         vi = (start + k) %
