@@ -1969,8 +1969,10 @@ bad_input(struct round *rd)
 
 	nb_pipe(p);
 	l = tcp_listener(&addr, 1);
-	/* A number that is not open (nobody opens anything meanwhile). */
-	closed = dup(p[0]);
+	/* A number that is not open: far above the lowest free one, which
+	 * is what the kernel hands out to anyone opening something now. */
+	closed = fcntl(p[0], F_DUPFD_CLOEXEC, 500);
+	SL_CHECK(closed >= 0);
 	close(closed);
 	count(rd, C_BAD, 24);
 	SL_CHECK_ERR(sl_fd_wait(-1, SL_FD_READ, NULL, SL_FOREVER), SL_EBADF);
