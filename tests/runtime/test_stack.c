@@ -10,6 +10,7 @@
 #include "sched/sched.h" /* sli_stack_no_markers, sli_stack_guard_budget */
 
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SLT_ASAN 1
@@ -733,6 +734,163 @@ test_mprotect_guard_budget(void **state)
 	assert_int_equal(b.after - b.before, want);
 }
 
+
+/* ---- running out of address space ---------------------------------------- */
+
+#define AS_SLABS 24 /* room left under RLIMIT_AS, in slabs of stacks */
+
+struct as_limit {
+	long         spawned; /* before sl_go failed */
+	int          err;     /* what it returned */
+	long         again;   /* spawned after the first ones ended */
+	sl_waitgroup wg;
+};
+
+static void
+as_parked(void *arg)
+{
+	void **a = arg;
+
+	(void) sl_chan_recv(a[0], NULL);
+	sl_waitgroup_done(a[1]);
+}
+
+static void
+as_quick(void *arg)
+{
+	sl_waitgroup_done(arg);
+}
+
+static long
+vm_size_bytes(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char  line[256];
+	long  kib = -1;
+
+	if (f == NULL)
+		return (-1);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmSize: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return (kib < 0 ? -1 : kib * 1024);
+}
+
+static void
+body_as_limit(void *arg)
+{
+	struct as_limit *r = arg;
+	sl_chan         *gate = sl_chan_make(0, 0);
+	void            *a[2] = { gate, &r->wg };
+	long             slab = 256 * (long) sl_stack_size();
+	struct rlimit    rl;
+	int              err;
+
+	rl.rlim_cur = rl.rlim_max = (rlim_t) (vm_size_bytes() +
+	    AS_SLABS * slab);
+	if (vm_size_bytes() < 0 || setrlimit(RLIMIT_AS, &rl) != 0) {
+		r->err = -1;
+		return;
+	}
+	for (;;) {
+		sl_waitgroup_add(&r->wg, 1);
+		if ((err = sl_go(as_parked, a)) != SL_OK) {
+			sl_waitgroup_done(&r->wg);
+			break;
+		}
+		r->spawned++;
+	}
+	r->err = err;
+	sl_chan_close(gate);
+	sl_waitgroup_wait(&r->wg);
+	/* Their stacks are free again: as many can start as before. */
+	for (long i = 0; i < r->spawned; i++) {
+		sl_waitgroup_add(&r->wg, 1);
+		if (sl_go(as_quick, &r->wg) != SL_OK) {
+			sl_waitgroup_done(&r->wg);
+			break;
+		}
+		r->again++;
+	}
+	sl_waitgroup_wait(&r->wg);
+	sl_chan_release(gate);
+}
+
+static void
+as_limit_child(void *arg)
+{
+	struct as_limit r;
+	sl_opts         o;
+	int             rv;
+
+	(void) arg;
+	memset(&r, 0, sizeof(r));
+	memset(&o, 0, sizeof(o));
+	o.stack_size = 16 * 1024;
+	o.procs = 2;
+	rv = sl_main_opts(&o, body_as_limit, &r);
+	printf("sl_main %s spawned %ld err %s again %ld\n", sl_errname(rv),
+	    r.spawned, r.err < 0 ? "setup" : sl_errname(r.err), r.again);
+}
+
+/* Stacks are carved from address space reserved for several slabs at a
+ * time (fewer mmap calls while goroutines start).  Under an RLIMIT_AS
+ * that refuses the next reservation, slabs are asked for one at a time:
+ * goroutines start until the limit is truly reached, then sl_go reports
+ * SL_ENOMEM, and the program goes on.  Without that fallback they
+ * stopped at 15 slabs of the 24 (the next reservation asks for 16). */
+static void
+test_address_space_limit(void **state)
+{
+	slt_child res;
+	char      sbuf[128], err[32];
+	long      spawned = -1, again = -1;
+	char      rv[32];
+	int       fds[2];
+	FILE     *out;
+
+	(void) state;
+#if defined(SLT_ASAN) || defined(SLT_TSAN)
+	print_message("sanitizers reserve terabytes of shadow memory: no "
+	    "RLIMIT_AS under them\n");
+	skip();
+#endif
+	if (slt_under_valgrind()) {
+		print_message("valgrind manages the address space itself\n");
+		skip();
+	}
+	/* The child's stdout (its one line) goes through a pipe. */
+	assert_int_equal(pipe(fds), 0);
+	fflush(stdout);
+	int saved = dup(1);
+	assert_true(saved >= 0);
+	assert_int_equal(dup2(fds[1], 1), 1);
+	close(fds[1]);
+	assert_int_equal(slt_fork(as_limit_child, NULL, &res), 0);
+	assert_int_equal(dup2(saved, 1), 1);
+	close(saved);
+	out = fdopen(fds[0], "r");
+	assert_non_null(out);
+	if (fscanf(out, "sl_main %31s spawned %ld err %31s again %ld", rv,
+	    &spawned, err, &again) != 4)
+		spawned = -1;
+	fclose(out);
+	if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0 ||
+	    spawned < 0)
+		fail_msg("child %s, stderr:\n%s",
+		    slt_status_str(res.status, sbuf, sizeof(sbuf)), res.err);
+	assert_string_equal(rv, "SL_OK");
+	assert_string_equal(err, "SL_ENOMEM");
+	/* The main goroutine's slab was made before the limit, which
+	 * leaves room for AS_SLABS more, less what malloc and the records
+	 * of each slab take. */
+	print_message("%ld goroutines started under the limit\n", spawned);
+	assert_true(spawned >= (AS_SLABS - 3) * 256);
+	assert_true(spawned <= (AS_SLABS + 1) * 256);
+	assert_int_equal(again, spawned);
+}
+
 int
 main(void)
 {
@@ -747,6 +905,7 @@ main(void)
 		cmocka_unit_test(test_overflow_big_frame),
 		cmocka_unit_test(test_overflow_after_many),
 		cmocka_unit_test(test_mprotect_guard_budget),
+		cmocka_unit_test(test_address_space_limit),
 	};
 
 	slt_filter();

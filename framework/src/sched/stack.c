@@ -1,12 +1,14 @@
 /*
  * stack.c — goroutine stacks and records.
  *
- * Stacks are carved from slabs: one mmap holds SLI_SLAB_SLOTS stacks and
- * their records, so a million goroutines need a few thousand mappings, far
- * below the kernel's vm.max_map_count (65530 by default; one mapping per
- * stack is what caps libdill near 32k coroutines).  Mappings are
- * MAP_NORESERVE and pages are only touched as a stack grows, so a parked
- * goroutine costs the pages it used (usually one).
+ * Stacks are carved from slabs: a slab holds SLI_SLAB_SLOTS stacks and
+ * their records, and slabs are cut from address space reserved for up to
+ * SLI_RESERVE_MAX of them at once, so a million goroutines need a few
+ * dozen mmap calls and no more mappings than that, far below the
+ * kernel's vm.max_map_count (65530 by default; one mapping per stack is
+ * what caps libdill near 32k coroutines).  Mappings are MAP_NORESERVE and
+ * pages are only touched as a stack grows, so a parked goroutine costs
+ * the pages it used (usually one).
  *
  * A slab, from low to high addresses:
  *
@@ -77,6 +79,7 @@
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
 #endif
+#define SLI_RESERVE_MAX  64    /* slabs reserved by one mmap, at most */
 #define SLI_CACHE_BATCH  32    /* records moved between caches at once */
 #define SLI_CANARY_SIZE  64
 #define SLI_RECORD_SIZE  ((sizeof(sli_g) + 63) & ~(size_t) 63)
@@ -109,6 +112,9 @@ static struct {
 	bool        no_marker; /* MADV_GUARD_INSTALL refused: mprotect */
 	int         pidfd;     /* this process, for process_madvise; or -1 */
 	struct iovec iov[SLI_SLAB_SLOTS]; /* its ranges (under lock) */
+	char       *room;      /* reserved address space not yet a slab */
+	size_t      roomlen;   /* ... its length */
+	int         nreserve;  /* slabs the next reservation holds */
 } st;
 
 bool sli_stack_no_markers;
@@ -170,6 +176,9 @@ sli_stack_init(size_t stack_size)
 	st.budget = sli_stack_guard_budget();
 	st.no_marker = sli_stack_no_markers;
 	st.pidfd = -1;
+	st.room = NULL;
+	st.roomlen = 0;
+	st.nreserve = 1;
 #ifdef SYS_pidfd_open
 #if SLUICE_HAVE_VALGRIND_H
 	/* valgrind 3.19 knows neither pidfd_open nor process_madvise and
@@ -210,6 +219,10 @@ sli_stack_fini(void)
 		tab = old;
 		cap /= 2;
 	}
+	if (st.roomlen > 0)
+		munmap(st.room, st.roomlen);
+	st.room = NULL;
+	st.roomlen = 0;
 	atomic_store(&st.slabs, NULL);
 	if (st.pidfd >= 0)
 		close(st.pidfd);
@@ -271,12 +284,36 @@ stk_slab_new(void)
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return (NULL);
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED) {
-		free(s);
-		return (NULL);
+	if (st.roomlen < len) {
+		/* Reserve room for more slabs than this one: twice as many
+		 * each time, up to SLI_RESERVE_MAX.  Every mmap takes the
+		 * address space's write lock, which waits for the page faults
+		 * of the workers running fresh goroutines while they stall
+		 * behind it: with a mapping a slab, each worker slept ~300
+		 * times while 100k goroutines started, against ~15 now.  A
+		 * reservation costs nothing until its pages are touched
+		 * (MAP_NORESERVE); where it is refused (strict overcommit, a
+		 * small RLIMIT_AS), one slab is asked for alone. */
+		size_t want = len * (size_t) st.nreserve;
+		p = mmap(NULL, want, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED && want > len) {
+			want = len;
+			p = mmap(NULL, want, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		}
+		if (p == MAP_FAILED) {
+			free(s);
+			return (NULL);
+		}
+		st.room = p; /* the last one is used up: slabs divide it */
+		st.roomlen = want;
+		if (st.nreserve < SLI_RESERVE_MAX)
+			st.nreserve *= 2;
 	}
+	p = st.room;
+	st.room += len;
+	st.roomlen -= len;
 	s->base = p;
 	s->len = len;
 	s->slots = s->base + st.recs;
