@@ -115,6 +115,7 @@ static struct {
 	char       *room;      /* reserved address space not yet a slab */
 	size_t      roomlen;   /* ... its length */
 	int         nreserve;  /* slabs the next reservation holds */
+	char       *lastroom;  /* where the last reservation starts */
 } st;
 
 bool sli_stack_no_markers;
@@ -179,6 +180,7 @@ sli_stack_init(size_t stack_size)
 	st.room = NULL;
 	st.roomlen = 0;
 	st.nreserve = 1;
+	st.lastroom = NULL;
 #ifdef SYS_pidfd_open
 #if SLUICE_HAVE_VALGRIND_H
 	/* valgrind 3.19 knows neither pidfd_open nor process_madvise and
@@ -259,6 +261,26 @@ stk_guard_slab(sli_slab *s)
 	return (false);
 }
 
+/*
+ * Where to ask for the next reservation of len bytes: a page below the
+ * last one.  The kernel would put it right under the last one, and the
+ * two would merge into one mapping; growing a mapping waits for the page
+ * faults in progress in it (the workers starting fresh goroutines) and
+ * sends those that follow to the address space's lock, behind the mmap:
+ * each such wait put both workers to sleep.  A hole of a page keeps the
+ * mappings apart.  Only a hint: the kernel goes elsewhere if that range
+ * is taken.
+ */
+static void *
+stk_room_hint(size_t len)
+{
+	uintptr_t last = (uintptr_t) st.lastroom;
+
+	if (last == 0 || last < len + 2 * st.page)
+		return (NULL);
+	return ((void *) (last - st.page - len));
+}
+
 static sli_slab *
 stk_slab_new(void)
 {
@@ -295,7 +317,7 @@ stk_slab_new(void)
 		 * (MAP_NORESERVE); where it is refused (strict overcommit, a
 		 * small RLIMIT_AS), one slab is asked for alone. */
 		size_t want = len * (size_t) st.nreserve;
-		p = mmap(NULL, want, PROT_READ | PROT_WRITE,
+		p = mmap(stk_room_hint(want), want, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (p == MAP_FAILED && want > len) {
 			want = len;
@@ -307,6 +329,7 @@ stk_slab_new(void)
 			return (NULL);
 		}
 		st.room = p; /* the last one is used up: slabs divide it */
+		st.lastroom = p;
 		st.roomlen = want;
 		if (st.nreserve < SLI_RESERVE_MAX)
 			st.nreserve *= 2;
