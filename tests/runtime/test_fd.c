@@ -60,13 +60,17 @@ park_ticker(void *arg)
 	}
 }
 
+/* Writes once the ticker has ticked ten times (or after ten seconds):
+ * counted, not timed, so a loaded machine cannot fail the test. */
 static void
 park_writer(void *arg)
 {
 	struct park *p = arg;
+	int64_t give_up = sl_now() + 10 * SL_SECOND;
 	size_t n;
 
-	sl_sleep(40 * SL_MILLISECOND);
+	while (atomic_load(&p->ticks) < 10 && sl_now() < give_up)
+		sl_sleep(SL_MILLISECOND);
 	SL_CHECK_OK(sl_write(p->fds[1], "hello", 5, &n, NULL, SL_FOREVER));
 	SL_CHECK_EQ(n, 5);
 }
@@ -85,11 +89,12 @@ body_parks(void *arg)
 	SL_CHECK_OK(sl_go(park_writer, &p));
 	t0 = sl_now();
 	SL_CHECK_OK(sl_read(p.fds[0], buf, sizeof(buf), &n, NULL, SL_FOREVER));
-	SL_CHECK(sl_now() - t0 >= 35 * SL_MILLISECOND);
+	/* One worker, and the ticker kept ticking while we waited: ten
+	 * ticks, nine sleeps of a millisecond between them. */
+	SL_CHECK(atomic_load(&p.ticks) >= 10);
+	SL_CHECK(sl_now() - t0 >= 9 * SL_MILLISECOND);
 	SL_CHECK_EQ(n, 5);
 	SL_CHECK(memcmp(buf, "hello", 5) == 0);
-	/* One worker, and the ticker kept ticking while we waited. */
-	SL_CHECK(atomic_load(&p.ticks) >= 10);
 	atomic_store(&p.stop, 1);
 	sl_sleep(5 * SL_MILLISECOND);
 	close(p.fds[0]);
