@@ -434,24 +434,39 @@ must_rv(int rv)
 	return (rv);
 }
 
-/* Raises s by how (RM_*); counts it first.  Returns 0 or an error. */
+/* Raises s by how (RM_*); counts it first.  Returns 0 or an errno
+ * value.  A real-time signal, and any sent with sigqueue, takes an entry
+ * of the user's RLIMIT_SIGPENDING, which every process of the user
+ * shares: when another one holds them all (EAGAIN), wait for it to let
+ * some go, for ten seconds at most. */
 static int
 do_raise(int s, int how)
 {
 	union sigval v = { .sival_int = s };
+	int rv;
 
 	atomic_fetch_add(&g_raised[s], 1);
-	switch (how) {
-	case RM_PTKILL:
-		return (pthread_kill(pthread_self(), s));
-	case RM_RAISE:
-		return (raise(s));
-	case RM_QUEUE:
-		return (pthread_sigqueue(pthread_self(), s, v));
-	case RM_KILL:
-		return (kill(getpid(), s));
-	default:
-		return (sigqueue(getpid(), s, v));
+	for (int tries = 0;; tries++) {
+		switch (how) {
+		case RM_PTKILL:
+			rv = pthread_kill(pthread_self(), s);
+			break;
+		case RM_RAISE:
+			rv = raise(s) == 0 ? 0 : errno;
+			break;
+		case RM_QUEUE:
+			rv = pthread_sigqueue(pthread_self(), s, v);
+			break;
+		case RM_KILL:
+			rv = kill(getpid(), s) == 0 ? 0 : errno;
+			break;
+		default:
+			rv = sigqueue(getpid(), s, v) == 0 ? 0 : errno;
+			break;
+		}
+		if (rv != EAGAIN || tries == 10000)
+			return (rv);
+		(void) nanosleep(&(struct timespec) { 0, 1000000 }, NULL);
 	}
 }
 
@@ -828,7 +843,7 @@ op_raise(struct party *p, bool storm)
 	how = (int) rnd(&p->rng, storm ? RM_N : RM_SYNC);
 	rv = do_raise(s, how);
 	CHK(rv == 0, "party %d: raising %d (way %d) failed: %s", p->id, s,
-	    how, strerror(rv == -1 ? errno : rv));
+	    how, strerror(rv));
 	p->st.raised++;
 }
 
