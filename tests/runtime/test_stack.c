@@ -755,12 +755,6 @@ as_parked(void *arg)
 	sl_waitgroup_done(a[1]);
 }
 
-static void
-as_quick(void *arg)
-{
-	sl_waitgroup_done(arg);
-}
-
 static long
 vm_size_bytes(void)
 {
@@ -804,15 +798,19 @@ body_as_limit(void *arg)
 	r->err = err;
 	sl_chan_close(gate);
 	sl_waitgroup_wait(&r->wg);
-	/* Their stacks are free again: as many can start as before. */
+	sl_chan_release(gate);
+	/* Their stacks are free again: about as many can park as before. */
+	gate = sl_chan_make(0, 0);
+	a[0] = gate;
 	for (long i = 0; i < r->spawned; i++) {
 		sl_waitgroup_add(&r->wg, 1);
-		if (sl_go(as_quick, &r->wg) != SL_OK) {
+		if (sl_go(as_parked, a) != SL_OK) {
 			sl_waitgroup_done(&r->wg);
 			break;
 		}
 		r->again++;
 	}
+	sl_chan_close(gate);
 	sl_waitgroup_wait(&r->wg);
 	sl_chan_release(gate);
 }
@@ -838,8 +836,9 @@ as_limit_child(void *arg)
  * time (fewer mmap calls while goroutines start).  Under an RLIMIT_AS
  * that refuses the next reservation, slabs are asked for one at a time:
  * goroutines start until the limit is truly reached, then sl_go reports
- * SL_ENOMEM, and the program goes on.  Without that fallback they
- * stopped at 15 slabs of the 24 (the next reservation asks for 16). */
+ * SL_ENOMEM, and the program goes on: once they end, about as many can
+ * start again.  Without that fallback they stopped at 15 slabs of the
+ * 24 (the next reservation asks for 16). */
 static void
 test_address_space_limit(void **state)
 {
@@ -888,7 +887,11 @@ test_address_space_limit(void **state)
 	print_message("%ld goroutines started under the limit\n", spawned);
 	assert_true(spawned >= (AS_SLABS - 3) * 256);
 	assert_true(spawned <= (AS_SLABS + 1) * 256);
-	assert_int_equal(again, spawned);
+	/* The other worker keeps up to 64 free stacks in its own cache
+	 * (stack.c: twice SLI_CACHE_BATCH), where the spawning worker does
+	 * not look. */
+	print_message("%ld again once they ended\n", again);
+	assert_true(again >= spawned - 64 && again <= spawned);
 }
 
 int
