@@ -281,6 +281,13 @@ stk_room_hint(size_t len)
 	return ((void *) (last - st.page - len));
 }
 
+static void *
+stk_map(void *hint, size_t len)
+{
+	return (mmap(hint, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+}
+
 static sli_slab *
 stk_slab_new(void)
 {
@@ -317,13 +324,9 @@ stk_slab_new(void)
 		 * (MAP_NORESERVE); where it is refused (strict overcommit, a
 		 * small RLIMIT_AS), one slab is asked for alone. */
 		size_t want = len * (size_t) st.nreserve;
-		p = mmap(stk_room_hint(want), want, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (p == MAP_FAILED && want > len) {
-			want = len;
-			p = mmap(NULL, want, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		}
+		p = stk_map(stk_room_hint(want), want);
+		if (p == MAP_FAILED && want > len)
+			p = stk_map(NULL, want = len);
 		if (p == MAP_FAILED) {
 			free(s);
 			return (NULL);
