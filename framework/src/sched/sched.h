@@ -74,6 +74,9 @@ typedef struct sli_worker {
 	atomic_uint     head;      /* run queue: owner and thieves pop here */
 	atomic_uint     tail;      /* owner pushes here */
 	_Atomic(sli_g *) runq[SLI_RUNQ_SIZE];
+	atomic_int      gfree_lock; /* guards gfree and ngfree: taken by the
+	                              owner, and by a spawner short of
+	                              address space (stack.c) */
 	sli_g          *gfree;     /* local cache of free records */
 	int             ngfree;
 	uint64_t        rand;      /* xorshift state for this worker */
@@ -175,6 +178,9 @@ void   sli_stack_foreach(void (*fn)(sli_g *, void *), void *arg);
  * (mprotect guards for the first sli_stack_guard_budget() stacks,
  * canaries only after them). */
 extern bool sli_stack_no_markers;
+/* For tests: the next sl_main makes at most this many slabs of 256
+ * stacks, as if the address space ran out there (0: no limit). */
+extern int  sli_stack_max_slabs;
 long   sli_stack_guard_budget(void); /* vm.max_map_count / 8 */
 #define SLI_SIGSTACK_SIZE (64 * 1024)
 

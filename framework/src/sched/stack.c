@@ -115,10 +115,12 @@ static struct {
 	char       *room;      /* reserved address space not yet a slab */
 	size_t      roomlen;   /* ... its length */
 	int         nreserve;  /* slabs the next reservation holds */
+	int         max_slabs; /* sli_stack_max_slabs at init: 0, none */
 	char       *lastroom;  /* where the last reservation starts */
 } st;
 
 bool sli_stack_no_markers;
+int  sli_stack_max_slabs;
 
 long
 sli_stack_guard_budget(void)
@@ -176,6 +178,7 @@ sli_stack_init(size_t stack_size)
 	st.nguarded = 0;
 	st.budget = sli_stack_guard_budget();
 	st.no_marker = sli_stack_no_markers;
+	st.max_slabs = sli_stack_max_slabs;
 	st.pidfd = -1;
 	st.room = NULL;
 	st.roomlen = 0;
@@ -297,6 +300,8 @@ stk_slab_new(void)
 	size_t     len = st.recs + st.stride * SLI_SLAB_SLOTS;
 	void      *p;
 
+	if (st.max_slabs > 0 && n >= st.max_slabs)
+		return (NULL); /* a test's stand-in for a full address space */
 	if (n == st.capslabs) {
 		/* One entry more than the capacity: the outgrown table, which
 		 * the fault handler may be reading. */
@@ -404,36 +409,94 @@ stk_carve(void)
 	return (g);
 }
 
-sli_g *
-sli_stack_alloc(void)
+/* Moves every record in the workers' own caches to the global list.  For
+ * a spawner that found no address space for a new slab: stacks freed on
+ * other workers wait in their caches, and sl_go must not report
+ * SL_ENOMEM while any of them is free.  Called without st.lock. */
+static void
+stk_reclaim_caches(void)
 {
-	sli_worker *w = sli_self();
-	sli_g      *g;
+	for (int i = 0; i < sli_S.nprocs; i++) {
+		sli_worker *w = &sli_S.workers[i];
+		sli_g      *head, *tail;
 
-	if (w != NULL && w->gfree != NULL) {
-		g = w->gfree;
-		w->gfree = g->next;
-		w->ngfree--;
-		g->next = NULL;
-		return (g);
+		sli_lock(&w->gfree_lock);
+		head = w->gfree;
+		w->gfree = NULL;
+		w->ngfree = 0;
+		sli_unlock(&w->gfree_lock);
+		if (head == NULL)
+			continue;
+		for (tail = head; tail->next != NULL; tail = tail->next)
+			;
+		sli_lock(&st.lock);
+		tail->next = st.free;
+		st.free = head;
+		sli_unlock(&st.lock);
 	}
-	/* One lock: a record from the global list, and while there a batch
-	 * more for the worker's cache; or a fresh slot. */
+}
+
+/* A record from the global list, or a fresh slot; NULL if neither.
+ * While there, up to want more records from the list go on *batch. */
+static sli_g *
+stk_alloc_global(sli_g **batch, int *nbatch, int want)
+{
+	sli_g *g;
+
 	sli_lock(&st.lock);
 	if ((g = st.free) != NULL) {
+		/* While here, a batch more for the worker's cache. */
 		st.free = g->next;
-		while (w != NULL && w->ngfree < SLI_CACHE_BATCH &&
-		    st.free != NULL) {
+		while (*nbatch < want && st.free != NULL) {
 			sli_g *c = st.free;
 			st.free = c->next;
-			c->next = w->gfree;
-			w->gfree = c;
-			w->ngfree++;
+			c->next = *batch;
+			*batch = c;
+			(*nbatch)++;
 		}
 	} else {
 		g = stk_carve();
 	}
 	sli_unlock(&st.lock);
+	return (g);
+}
+
+sli_g *
+sli_stack_alloc(void)
+{
+	sli_worker *w = sli_self();
+	sli_g      *g, *batch = NULL;
+	int         nbatch = 0, want;
+
+	if (w != NULL) {
+		/* The cache's lock is the owner's alone but for a spawner
+		 * out of address space: never contended otherwise. */
+		sli_lock(&w->gfree_lock);
+		if ((g = w->gfree) != NULL) {
+			w->gfree = g->next;
+			w->ngfree--;
+		}
+		sli_unlock(&w->gfree_lock);
+		if (g != NULL) {
+			g->next = NULL;
+			return (g);
+		}
+	}
+	want = w != NULL ? SLI_CACHE_BATCH : 0;
+	if ((g = stk_alloc_global(&batch, &nbatch, want)) == NULL) {
+		stk_reclaim_caches();
+		g = stk_alloc_global(&batch, &nbatch, want);
+	}
+	if (batch != NULL) {
+		sli_g *tail = batch;
+		while (tail->next != NULL)
+			tail = tail->next;
+		sli_lock(&w->gfree_lock);
+		tail->next = w->gfree;
+		w->gfree = batch;
+		w->ngfree += nbatch;
+		sli_unlock(&w->gfree_lock);
+	}
 	if (g != NULL)
 		g->next = NULL;
 	return (g);
@@ -443,6 +506,7 @@ void
 sli_stack_free(sli_g *g)
 {
 	sli_worker *w = sli_self();
+	sli_g      *head = NULL, *tail = NULL;
 
 	atomic_store_explicit(&g->state, SLI_G_FREE, memory_order_relaxed);
 	if (w == NULL) {
@@ -452,21 +516,25 @@ sli_stack_free(sli_g *g)
 		sli_unlock(&st.lock);
 		return;
 	}
+	sli_lock(&w->gfree_lock);
 	if (w->ngfree >= 2 * SLI_CACHE_BATCH) {
-		/* Spill half the cache: one lock for a batch. */
-		sli_g *head = w->gfree, *tail = head;
+		/* Spill half the cache: one global lock for a batch. */
+		head = tail = w->gfree;
 		for (int i = 1; i < SLI_CACHE_BATCH; i++)
 			tail = tail->next;
 		w->gfree = tail->next;
 		w->ngfree -= SLI_CACHE_BATCH;
+	}
+	g->next = w->gfree;
+	w->gfree = g;
+	w->ngfree++;
+	sli_unlock(&w->gfree_lock);
+	if (head != NULL) {
 		sli_lock(&st.lock);
 		tail->next = st.free;
 		st.free = head;
 		sli_unlock(&st.lock);
 	}
-	g->next = w->gfree;
-	w->gfree = g;
-	w->ngfree++;
 }
 
 /* Arms g's canary and builds the frame a fresh goroutine starts from:
