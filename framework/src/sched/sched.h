@@ -53,9 +53,19 @@ struct sli_g {
 	bool          guarded;     /* a guard page sits below stack_lo */
 	const char   *wait_reason; /* why it is parked (for dumps) */
 	const void   *wait_obj;    /* on what */
-	bool        (*commitf)(sli_g *, void *); /* run by the worker once
-	                                           switched out (sli_park) */
-	void         *commitarg;
+	union {
+		struct {
+			bool (*commitf)(sli_g *, void *); /* run by the
+			                     worker once switched out
+			                     (sli_park) */
+			void  *commitarg;
+		};
+		struct {                /* while free, first of a batch on
+			                   the global free list (stack.c) */
+			struct sli_g *batch_next; /* the next batch */
+			long          batch_len;  /* records in this one */
+		};
+	};
 	unsigned      vg_stack_id; /* valgrind stack registration */
 	void         *tsan_fiber;  /* TSan fiber of this goroutine */
 	void         *asan_fake;   /* ASan fake stack while switched out */

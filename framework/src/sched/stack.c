@@ -106,7 +106,7 @@ static struct {
 	_Atomic(sli_slab **) slabs;
 	atomic_int  nslabs;
 	int         capslabs;
-	sli_g      *free;      /* global free list */
+	sli_g      *free;      /* global free list: batches (below) */
 	long        nguarded;  /* stacks given a guard page by mprotect */
 	long        budget;    /* ... at most */
 	bool        no_marker; /* MADV_GUARD_INSTALL refused: mprotect */
@@ -409,6 +409,35 @@ stk_carve(void)
 	return (g);
 }
 
+/*
+ * The global free list is a stack of batches, each a list of records
+ * through their next.  Its first record holds the batch's length and the
+ * next batch, in fields a free record has no use for (sched.h).  A
+ * worker gives or takes a whole batch in a few stores under st.lock:
+ * walking a batch there would take a cache miss per record, one after
+ * another, since the records were last touched by whichever worker freed
+ * them, long ago.
+ */
+static void
+stk_push_batch_locked(sli_g *head, long n)
+{
+	head->batch_next = st.free;
+	head->batch_len = n;
+	st.free = head;
+}
+
+static sli_g *
+stk_pop_batch_locked(long *n)
+{
+	sli_g *head = st.free;
+
+	if (head != NULL) {
+		st.free = head->batch_next;
+		*n = head->batch_len;
+	}
+	return (head);
+}
+
 /* Moves every record in the workers' own caches to the global list.  For
  * a spawner that found no address space for a new slab: stacks freed on
  * other workers wait in their caches, and sl_go must not report
@@ -418,44 +447,35 @@ stk_reclaim_caches(void)
 {
 	for (int i = 0; i < sli_S.nprocs; i++) {
 		sli_worker *w = &sli_S.workers[i];
-		sli_g      *head, *tail;
+		sli_g      *head;
+		long        n;
 
 		sli_lock(&w->gfree_lock);
 		head = w->gfree;
+		n = w->ngfree;
 		w->gfree = NULL;
 		w->ngfree = 0;
 		sli_unlock(&w->gfree_lock);
-		if (head == NULL)
-			continue;
-		for (tail = head; tail->next != NULL; tail = tail->next)
-			;
-		sli_lock(&st.lock);
-		tail->next = st.free;
-		st.free = head;
-		sli_unlock(&st.lock);
+		if (head != NULL) {
+			sli_lock(&st.lock);
+			stk_push_batch_locked(head, n);
+			sli_unlock(&st.lock);
+		}
 	}
 }
 
-/* A record from the global list, or a fresh slot; NULL if neither.
- * While there, up to want more records from the list go on *batch. */
+/* A batch from the global list, or else a fresh slot (a batch of one);
+ * NULL if neither. */
 static sli_g *
-stk_alloc_global(sli_g **batch, int *nbatch, int want)
+stk_alloc_global(long *n)
 {
 	sli_g *g;
 
 	sli_lock(&st.lock);
-	if ((g = st.free) != NULL) {
-		/* While here, a batch more for the worker's cache. */
-		st.free = g->next;
-		while (*nbatch < want && st.free != NULL) {
-			sli_g *c = st.free;
-			st.free = c->next;
-			c->next = *batch;
-			*batch = c;
-			(*nbatch)++;
-		}
-	} else {
-		g = stk_carve();
+	if ((g = stk_pop_batch_locked(n)) == NULL &&
+	    (g = stk_carve()) != NULL) {
+		g->next = NULL;
+		*n = 1;
 	}
 	sli_unlock(&st.lock);
 	return (g);
@@ -465,8 +485,8 @@ sli_g *
 sli_stack_alloc(void)
 {
 	sli_worker *w = sli_self();
-	sli_g      *g, *batch = NULL;
-	int         nbatch = 0, want;
+	sli_g      *g, *rest;
+	long        n;
 
 	if (w != NULL) {
 		/* The cache's lock is the owner's alone but for a spawner
@@ -475,6 +495,9 @@ sli_stack_alloc(void)
 		if ((g = w->gfree) != NULL) {
 			w->gfree = g->next;
 			w->ngfree--;
+			/* The next spawn's record: its miss now, not then. */
+			if (w->gfree != NULL)
+				__builtin_prefetch(w->gfree, 1, 3);
 		}
 		sli_unlock(&w->gfree_lock);
 		if (g != NULL) {
@@ -482,23 +505,33 @@ sli_stack_alloc(void)
 			return (g);
 		}
 	}
-	want = w != NULL ? SLI_CACHE_BATCH : 0;
-	if ((g = stk_alloc_global(&batch, &nbatch, want)) == NULL) {
+	if ((g = stk_alloc_global(&n)) == NULL) {
 		stk_reclaim_caches();
-		g = stk_alloc_global(&batch, &nbatch, want);
+		if ((g = stk_alloc_global(&n)) == NULL)
+			return (NULL);
 	}
-	if (batch != NULL) {
-		sli_g *tail = batch;
-		while (tail->next != NULL)
-			tail = tail->next;
-		sli_lock(&w->gfree_lock);
-		tail->next = w->gfree;
-		w->gfree = batch;
-		w->ngfree += nbatch;
-		sli_unlock(&w->gfree_lock);
-	}
-	if (g != NULL)
+	/* The rest of the batch: the worker's cache, which is empty (only
+	 * a reclaim touches it meanwhile, and empties it); a plain thread
+	 * gives it back. */
+	if ((rest = g->next) != NULL) {
 		g->next = NULL;
+		if (w != NULL) {
+			sli_lock(&w->gfree_lock);
+			if (w->gfree != NULL) {
+				sli_g *tail = rest;
+				while (tail->next != NULL)
+					tail = tail->next;
+				tail->next = w->gfree;
+			}
+			w->gfree = rest;
+			w->ngfree += (int) n - 1;
+			sli_unlock(&w->gfree_lock);
+		} else {
+			sli_lock(&st.lock);
+			stk_push_batch_locked(rest, n - 1);
+			sli_unlock(&st.lock);
+		}
+	}
 	return (g);
 }
 
@@ -506,23 +539,25 @@ void
 sli_stack_free(sli_g *g)
 {
 	sli_worker *w = sli_self();
-	sli_g      *head = NULL, *tail = NULL;
+	sli_g      *head = NULL, *tail;
 
 	atomic_store_explicit(&g->state, SLI_G_FREE, memory_order_relaxed);
 	if (w == NULL) {
+		g->next = NULL;
 		sli_lock(&st.lock);
-		g->next = st.free;
-		st.free = g;
+		stk_push_batch_locked(g, 1);
 		sli_unlock(&st.lock);
 		return;
 	}
 	sli_lock(&w->gfree_lock);
 	if (w->ngfree >= 2 * SLI_CACHE_BATCH) {
-		/* Spill half the cache: one global lock for a batch. */
+		/* Spill half the cache as one batch.  These records were
+		 * freed here lately: walking them is cheap. */
 		head = tail = w->gfree;
 		for (int i = 1; i < SLI_CACHE_BATCH; i++)
 			tail = tail->next;
 		w->gfree = tail->next;
+		tail->next = NULL;
 		w->ngfree -= SLI_CACHE_BATCH;
 	}
 	g->next = w->gfree;
@@ -531,8 +566,7 @@ sli_stack_free(sli_g *g)
 	sli_unlock(&w->gfree_lock);
 	if (head != NULL) {
 		sli_lock(&st.lock);
-		tail->next = st.free;
-		st.free = head;
+		stk_push_batch_locked(head, SLI_CACHE_BATCH);
 		sli_unlock(&st.lock);
 	}
 }
