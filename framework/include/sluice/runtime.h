@@ -88,7 +88,10 @@ int sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg);
 /*
  * sl_go starts fn(arg) as a new goroutine.  May be called from a goroutine
  * or from any thread while sl_main runs.  Returns 0, SL_ENOMEM, or
- * SL_ESTATE when no scheduler runs.
+ * SL_ESTATE when no scheduler runs.  SL_ENOMEM means there is no memory
+ * or address space (RLIMIT_AS, strict overcommit) for another stack and
+ * no freed one is left to reuse, on any worker; fn was not started, and
+ * the goroutines already running are not affected.
  */
 int sl_go(sl_fn fn, void *arg);
 
