@@ -9,6 +9,7 @@
 
 #include "sched/sched.h" /* sli_stack_no_markers, sli_stack_guard_budget */
 
+#include <limits.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 
@@ -745,31 +746,41 @@ as_parked(void *arg)
 	sl_waitgroup_done(a[1]);
 }
 
-/* Parks goroutines on a fresh gate until sl_go fails, then lets them end
- * and waits for them; returns how many started, and asserts that the
- * failure was SL_ENOMEM. */
+/* Parks up to max goroutines on a fresh gate, stopping early if sl_go
+ * fails, then lets them end and waits for them.  Returns how many
+ * started; *err is what sl_go last returned. */
 static long
-park_until_full(void)
+park_upto(long max, int *err)
 {
 	sl_chan      *gate = sl_chan_make(0, 0);
 	sl_waitgroup  wg;
 	void         *a[2] = { gate, &wg };
 	long          n = 0;
-	int           err;
 
 	memset(&wg, 0, sizeof(wg));
-	for (;;) {
+	*err = SL_OK;
+	while (n < max) {
 		sl_waitgroup_add(&wg, 1);
-		if ((err = sl_go(as_parked, a)) != SL_OK) {
+		if ((*err = sl_go(as_parked, a)) != SL_OK) {
 			sl_waitgroup_done(&wg);
 			break;
 		}
 		n++;
 	}
-	SL_CHECK_ERR(err, SL_ENOMEM);
 	sl_chan_close(gate);
 	sl_waitgroup_wait(&wg);
 	sl_chan_release(gate);
+	return (n);
+}
+
+/* park_upto with no bound: it must stop at SL_ENOMEM. */
+static long
+park_until_full(void)
+{
+	int  err;
+	long n = park_upto(LONG_MAX, &err);
+
+	SL_CHECK_ERR(err, SL_ENOMEM);
 	return (n);
 }
 
@@ -862,7 +873,6 @@ struct as_limit {
 	long         spawned; /* before sl_go failed */
 	int          err;     /* what it returned */
 	long         again;   /* spawned after the first ones ended */
-	sl_waitgroup wg;
 };
 
 static long
@@ -885,8 +895,6 @@ static void
 body_as_limit(void *arg)
 {
 	struct as_limit *r = arg;
-	sl_chan         *gate = sl_chan_make(0, 0);
-	void            *a[2] = { gate, &r->wg };
 	long             slab = 256 * (long) sl_stack_size();
 	long             vm = vm_size_bytes();
 	struct rlimit    rl;
@@ -897,32 +905,9 @@ body_as_limit(void *arg)
 		r->err = -1;
 		return;
 	}
-	for (;;) {
-		sl_waitgroup_add(&r->wg, 1);
-		if ((err = sl_go(as_parked, a)) != SL_OK) {
-			sl_waitgroup_done(&r->wg);
-			break;
-		}
-		r->spawned++;
-	}
-	r->err = err;
-	sl_chan_close(gate);
-	sl_waitgroup_wait(&r->wg);
-	sl_chan_release(gate);
+	r->spawned = park_upto(LONG_MAX, &r->err);
 	/* Their stacks are free again: as many can park as before. */
-	gate = sl_chan_make(0, 0);
-	a[0] = gate;
-	for (long i = 0; i < r->spawned; i++) {
-		sl_waitgroup_add(&r->wg, 1);
-		if (sl_go(as_parked, a) != SL_OK) {
-			sl_waitgroup_done(&r->wg);
-			break;
-		}
-		r->again++;
-	}
-	sl_chan_close(gate);
-	sl_waitgroup_wait(&r->wg);
-	sl_chan_release(gate);
+	r->again = park_upto(r->spawned, &err);
 }
 
 static void

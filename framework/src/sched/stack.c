@@ -413,17 +413,20 @@ stk_carve(void)
  * The global free list is a stack of batches, each a list of records
  * through their next.  Its first record holds the batch's length and the
  * next batch, in fields a free record has no use for (sched.h).  A
- * worker gives or takes a whole batch in a few stores under st.lock:
+ * worker gives or takes a whole batch in a few stores under st.lock
+ * (taking is stk_alloc_global's, with the carving of a fresh slot):
  * walking a batch there would take a cache miss per record, one after
  * another, since the records were last touched by whichever worker freed
  * them, long ago.
  */
 static void
-stk_push_batch_locked(sli_g *head, long n)
+stk_push_batch(sli_g *head, long n)
 {
+	sli_lock(&st.lock);
 	head->batch_next = st.free;
 	head->batch_len = n;
 	st.free = head;
+	sli_unlock(&st.lock);
 }
 
 static sli_g *
@@ -456,11 +459,8 @@ stk_reclaim_caches(void)
 		w->gfree = NULL;
 		w->ngfree = 0;
 		sli_unlock(&w->gfree_lock);
-		if (head != NULL) {
-			sli_lock(&st.lock);
-			stk_push_batch_locked(head, n);
-			sli_unlock(&st.lock);
-		}
+		if (head != NULL)
+			stk_push_batch(head, n);
 	}
 }
 
@@ -510,26 +510,18 @@ sli_stack_alloc(void)
 		if ((g = stk_alloc_global(&n)) == NULL)
 			return (NULL);
 	}
-	/* The rest of the batch: the worker's cache, which is empty (only
-	 * a reclaim touches it meanwhile, and empties it); a plain thread
-	 * gives it back. */
+	/* The rest of the batch fills the worker's cache, which is empty:
+	 * it was when we looked, and only a reclaim (which empties it) may
+	 * touch it meanwhile.  A plain thread gives it back. */
 	if ((rest = g->next) != NULL) {
 		g->next = NULL;
 		if (w != NULL) {
 			sli_lock(&w->gfree_lock);
-			if (w->gfree != NULL) {
-				sli_g *tail = rest;
-				while (tail->next != NULL)
-					tail = tail->next;
-				tail->next = w->gfree;
-			}
 			w->gfree = rest;
-			w->ngfree += (int) n - 1;
+			w->ngfree = (int) n - 1;
 			sli_unlock(&w->gfree_lock);
 		} else {
-			sli_lock(&st.lock);
-			stk_push_batch_locked(rest, n - 1);
-			sli_unlock(&st.lock);
+			stk_push_batch(rest, n - 1);
 		}
 	}
 	return (g);
@@ -544,9 +536,7 @@ sli_stack_free(sli_g *g)
 	atomic_store_explicit(&g->state, SLI_G_FREE, memory_order_relaxed);
 	if (w == NULL) {
 		g->next = NULL;
-		sli_lock(&st.lock);
-		stk_push_batch_locked(g, 1);
-		sli_unlock(&st.lock);
+		stk_push_batch(g, 1);
 		return;
 	}
 	sli_lock(&w->gfree_lock);
@@ -564,11 +554,8 @@ sli_stack_free(sli_g *g)
 	w->gfree = g;
 	w->ngfree++;
 	sli_unlock(&w->gfree_lock);
-	if (head != NULL) {
-		sli_lock(&st.lock);
-		stk_push_batch_locked(head, SLI_CACHE_BATCH);
-		sli_unlock(&st.lock);
-	}
+	if (head != NULL)
+		stk_push_batch(head, SLI_CACHE_BATCH);
 }
 
 /* Arms g's canary and builds the frame a fresh goroutine starts from:
