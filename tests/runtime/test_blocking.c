@@ -7,12 +7,28 @@
  * and outside goroutines it simply calls the function.  sl_blocking_ctx
  * withdraws a call still queued for a thread when its context ends or its
  * deadline passes (fn never runs), and waits for one already running.
+ * Calls of a fn that have been short run on the caller's own worker
+ * thread when another worker is free (never with one worker, never a fn
+ * seen taking long), and such a call that blocks leaves the other worker
+ * running goroutines, including those it readies or starts itself.
  */
 #include <pthread.h>
 
 #include "sltest.h"
 
 /* ---- runs elsewhere, exactly once ---------------------------------------- */
+
+/* pthread_self(), read afresh: glibc declares it const, so the compiler
+ * may reuse one read across a park after which the goroutine runs on
+ * another thread. */
+static __attribute__((noinline)) pthread_t
+this_thread(void)
+{
+	pthread_t t = pthread_self();
+
+	__asm__ __volatile__("" : "+r"(t) : : "memory");
+	return (t);
+}
 
 struct where {
 	pthread_t thread;
@@ -25,19 +41,20 @@ record_thread(void *arg)
 {
 	struct where *w = arg;
 
-	w->thread = pthread_self();
+	w->thread = this_thread();
 	w->calls++;
 	for (int i = 0; i < 1024; i++)
 		w->data[i] = i * 3;
 }
 
-/* fn runs once, on a thread other than the calling worker, and what it
- * wrote is visible to the caller afterwards. */
+/* fn runs once, on a thread other than the calling worker (a fn not
+ * called before in this run goes to the pool), and what it wrote is
+ * visible to the caller afterwards. */
 static void
 body_other_thread(void *arg)
 {
 	struct where w;
-	pthread_t me = pthread_self();
+	pthread_t me = this_thread();
 	int bad = 0;
 
 	(void) arg;
@@ -45,14 +62,17 @@ body_other_thread(void *arg)
 	SL_CHECK_OK(sl_blocking(record_thread, &w));
 	SL_CHECK_EQ(w.calls, 1);
 	SL_CHECK(!pthread_equal(w.thread, me));
-	SL_CHECK(!pthread_equal(w.thread, pthread_self()));
+	SL_CHECK(!pthread_equal(w.thread, this_thread()));
 	for (int i = 0; i < 1024; i++)
 		bad += w.data[i] != i * 3;
 	SL_CHECK_EQ(bad, 0);
-	/* and again: the pool is reusable */
+	/* and again (inline or pooled: test_short_inline tells which) */
+	memset(w.data, 0, sizeof(w.data));
 	SL_CHECK_OK(sl_blocking(record_thread, &w));
 	SL_CHECK_EQ(w.calls, 2);
-	SL_CHECK(!pthread_equal(w.thread, pthread_self()));
+	for (int i = 0; i < 1024; i++)
+		bad += w.data[i] != i * 3;
+	SL_CHECK_EQ(bad, 0);
 }
 
 static void
@@ -318,6 +338,348 @@ test_channels_inside(void **state)
 	slt_run_procs(2, body_channels_inside, *state);
 }
 
+/* ---- short calls run inline --------------------------------------------- */
+
+#define INLINE_CALLS 20
+
+static void
+note_thread(void *arg)
+{
+	struct where *w = arg;
+
+	w->thread = this_thread();
+	w->calls++;
+}
+
+/* Calls made on the caller's own thread, out of INLINE_CALLS of note_thread
+ * after a first one (which the pool makes: never seen). */
+static int
+count_inline(struct where *w)
+{
+	int inl = 0;
+
+	memset(w, 0, sizeof(*w));
+	SL_CHECK_OK(sl_blocking(note_thread, w));
+	SL_CHECK(!pthread_equal(w->thread, this_thread()));
+	for (int i = 0; i < INLINE_CALLS; i++) {
+		pthread_t me = this_thread();
+
+		SL_CHECK_OK(sl_blocking(note_thread, w));
+		inl += pthread_equal(w->thread, me) != 0;
+	}
+	SL_CHECK_EQ(w->calls, INLINE_CALLS + 1);
+	return (inl);
+}
+
+/* With two workers, a short call from a goroutine alone on its worker
+ * runs on that worker's thread (a timing rule: allow a few that a
+ * preempted thread made look long); with one, always on the pool. */
+static void
+body_short_inline(void *arg)
+{
+	struct where w;
+	int inl = count_inline(&w);
+
+	(void) arg;
+	if (sl_procs() == 1)
+		SL_CHECK_EQ(inl, 0);
+	else
+		SL_CHECK(inl >= INLINE_CALLS / 2);
+	if (sl_procs() > 1 && inl < INLINE_CALLS / 2)
+		fprintf(stderr, "only %d of %d inline\n", inl, INLINE_CALLS);
+}
+
+static void
+test_short_inline(void **state)
+{
+	slt_run_procs(2, body_short_inline, *state);
+	slt_run_procs(1, body_short_inline, *state);
+}
+
+struct turn {
+	struct where w;
+	atomic_int   long_call; /* the next call takes 30 ms */
+	atomic_int   inside;    /* in that call */
+	struct tick  t;
+};
+
+static void
+maybe_long(void *arg)
+{
+	struct turn *tn = arg;
+
+	note_thread(&tn->w);
+	if (atomic_load(&tn->long_call)) {
+		atomic_store(&tn->inside, 1);
+		usleep(30000);
+		atomic_store(&tn->inside, 0);
+	}
+}
+
+static void
+ticker_while(void *arg)
+{
+	struct turn *tn = arg;
+
+	while (!atomic_load(&tn->t.stop)) {
+		if (atomic_load(&tn->inside))
+			atomic_fetch_add(&tn->t.ticks, 1);
+		sl_sleep(SL_MILLISECOND);
+	}
+}
+
+/* A fn seen taking long goes to the pool from then on, and the one long
+ * call made inline held only its own worker: a goroutine kept ticking on
+ * the other meanwhile. */
+static void
+body_long_pooled(void *arg)
+{
+	struct turn tn;
+	int inl = 0;
+
+	(void) arg;
+	memset(&tn, 0, sizeof(tn));
+	SL_CHECK_OK(sl_blocking(maybe_long, &tn)); /* never seen: pool */
+	for (int i = 0; i < INLINE_CALLS; i++) {
+		pthread_t me = this_thread();
+
+		SL_CHECK_OK(sl_blocking(maybe_long, &tn));
+		inl += pthread_equal(tn.w.thread, me) != 0;
+	}
+	SL_CHECK(inl >= INLINE_CALLS / 2);
+	/* short so far: the long call is made inline, if this goroutine is
+	 * alone on its worker, so the ticker starts after it */
+	SL_CHECK_OK(sl_go(ticker_while, &tn));
+	atomic_store(&tn.long_call, 1);
+	for (int i = 0; i < 6; i++) {
+		pthread_t me = this_thread();
+
+		SL_CHECK_OK(sl_blocking(maybe_long, &tn));
+		if (i > 0) /* after the first, all pooled */
+			SL_CHECK(!pthread_equal(tn.w.thread, me));
+	}
+	atomic_store(&tn.t.stop, 1);
+	/* 6 x 30 ms in calls, a 1 ms ticker: it ran during them */
+	SL_CHECK(atomic_load(&tn.t.ticks) >= 20);
+	while (sl_numgoroutine() > 1)
+		sl_sleep(SL_MILLISECOND);
+}
+
+static void
+test_long_pooled(void **state)
+{
+	slt_run_procs(2, body_long_pooled, *state);
+}
+
+struct pipes2 {
+	int          fd[2][2];  /* two pipes */
+	pthread_t    thread[2]; /* where each read ran */
+	pthread_t    caller[2]; /* ... and its goroutine */
+	atomic_int   written;   /* the writer thread has written */
+	sl_waitgroup wg;
+};
+
+struct pread_arg {
+	struct pipes2 *p;
+	int            i;
+};
+
+static void
+pipe_read_one(void *arg)
+{
+	struct pread_arg *a = arg;
+	char b;
+
+	a->p->thread[a->i] = this_thread();
+	while (read(a->p->fd[a->i][0], &b, 1) < 0 && errno == EINTR)
+		;
+}
+
+static void
+pipe_reader(void *arg)
+{
+	struct pread_arg *a = arg;
+
+	a->p->caller[a->i] = this_thread();
+	SL_CHECK_OK(sl_blocking(pipe_read_one, a));
+	sl_waitgroup_done(&a->p->wg);
+}
+
+static void *
+late_writer(void *arg)
+{
+	struct pipes2 *p = arg;
+
+	usleep(2000000);
+	atomic_store(&p->written, 1);
+	for (int i = 0; i < 2; i++)
+		pair_write(&(struct pair){ .fd = { -1, p->fd[i][1] } });
+	return (NULL);
+}
+
+/* Two reads of empty pipes, by a fn whose calls were short so far, made
+ * by goroutines alone on their workers: the first runs inline and blocks
+ * its worker; the second may not take the last one (it goes to the pool),
+ * so the main goroutine keeps running long before a plain thread writes
+ * to the pipes 2 s later. */
+static void
+body_leaves_a_worker(void *arg)
+{
+	struct pipes2 p;
+	struct pread_arg ra[2];
+	pthread_t wr;
+	int ticks = 0;
+
+	(void) arg;
+	memset(&p, 0, sizeof(p));
+	for (int i = 0; i < 2; i++)
+		if (pipe(p.fd[i]) != 0) {
+			SL_CHECK(!"pipe");
+			return;
+		}
+	/* learn: reads with a byte waiting are short */
+	for (int n = 0; n < 10; n++)
+		for (int i = 0; i < 2; i++) {
+			struct pread_arg a = { .p = &p, .i = i };
+
+			pair_write(&(struct pair){ .fd = { -1, p.fd[i][1] } });
+			SL_CHECK_OK(sl_blocking(pipe_read_one, &a));
+		}
+	if (pthread_create(&wr, NULL, late_writer, &p) != 0) {
+		SL_CHECK(!"pthread_create");
+		return;
+	}
+	sl_waitgroup_add(&p.wg, 2);
+	for (int i = 0; i < 2; i++) {
+		ra[i] = (struct pread_arg){ .p = &p, .i = i };
+		SL_CHECK_OK(sl_go(pipe_reader, &ra[i]));
+		sl_sleep(5 * SL_MILLISECOND); /* it runs alone, and blocks */
+	}
+	for (int i = 0; i < 20; i++, ticks++)
+		sl_sleep(SL_MILLISECOND);
+	SL_CHECK_EQ(atomic_load(&p.written), 0); /* ran meanwhile */
+	SL_CHECK_EQ(ticks, 20);
+	sl_waitgroup_wait(&p.wg);
+	pthread_join(wr, NULL);
+	/* one read inline (on its goroutine's thread), the other pooled */
+	SL_CHECK(pthread_equal(p.thread[0], p.caller[0]) +
+	    pthread_equal(p.thread[1], p.caller[1]) <= 1);
+	for (int i = 0; i < 2; i++) {
+		close(p.fd[i][0]);
+		close(p.fd[i][1]);
+	}
+}
+
+static void
+test_leaves_a_worker(void **state)
+{
+	slt_run_procs(2, body_leaves_a_worker, *state);
+}
+
+struct relay {
+	atomic_int mode;   /* 0: return at once; 1: spawn; 2: send */
+	atomic_int ran;    /* what it started ran meanwhile */
+	bool       inl;    /* the last call ran on its caller's thread */
+	pthread_t  caller;
+	sl_chan   *ch;
+};
+
+static void
+set_ran(void *arg)
+{
+	atomic_store(&((struct relay *) arg)->ran, 1);
+}
+
+static void
+relay_recv(void *arg)
+{
+	struct relay *r = arg;
+	int v;
+
+	if (sl_chan_recv(r->ch, &v) == 0 && v == 42)
+		atomic_store(&r->ran, 1);
+}
+
+static void
+relay_call(struct relay *r, int mode)
+{
+	int v = 42;
+
+	r->inl = pthread_equal(this_thread(), r->caller) != 0;
+	if (atomic_load(&r->mode) == 0)
+		return;
+	usleep(20000); /* the other worker falls asleep: only a wake-up
+	                  brings it back */
+	if (mode == 1)
+		SL_CHECK_OK(sl_go(set_ran, r));
+	else
+		SL_CHECK_OK(sl_chan_send(r->ch, &v));
+	/* the call does not return until that goroutine has run: on the
+	 * other worker, if this one is the caller's */
+	for (int i = 0; i < 2000 && !atomic_load(&r->ran); i++)
+		usleep(1000);
+}
+
+/* Two fns, as a long call of one would send the next to the pool. */
+static void
+relay_spawn(void *arg)
+{
+	relay_call(arg, 1);
+}
+
+static void
+relay_send(void *arg)
+{
+	relay_call(arg, 2);
+}
+
+/* A goroutine started, or readied by a channel send, from inside an
+ * inline call runs on the other worker while the call still runs. */
+static void
+body_readies_elsewhere(void *arg)
+{
+	struct relay r;
+
+	(void) arg;
+	memset(&r, 0, sizeof(r));
+	r.ch = sl_chan_make(sizeof(int), 0);
+	for (int mode = 1; mode <= 2; mode++) {
+		sl_fn fn = mode == 1 ? relay_spawn : relay_send;
+		int   tries = 0;
+
+		/* Until a call runs inline (the first try, but for a thread
+		 * preempted while timed: valgrind), pooled ones just pass. */
+		do {
+			/* learn that fn is short (after a long call: the
+			 * estimate comes down by a quarter a call) */
+			atomic_store(&r.mode, 0);
+			for (int i = 0; i < 40; i++) {
+				r.caller = this_thread();
+				SL_CHECK_OK(sl_blocking(fn, &r));
+			}
+			if (mode == 2) {
+				SL_CHECK_OK(sl_go(relay_recv, &r));
+				sl_sleep(5 * SL_MILLISECOND); /* it parks */
+			}
+			atomic_store(&r.ran, 0);
+			atomic_store(&r.mode, mode);
+			r.caller = this_thread();
+			SL_CHECK_OK(sl_blocking(fn, &r));
+			SL_CHECK_EQ(atomic_load(&r.ran), 1);
+		} while (!r.inl && ++tries < 20);
+		SL_CHECK(r.inl);
+	}
+	while (sl_numgoroutine() > 1)
+		sl_sleep(SL_MILLISECOND);
+	sl_chan_release(r.ch);
+}
+
+static void
+test_readies_elsewhere(void **state)
+{
+	slt_run_procs(2, body_readies_elsewhere, *state);
+}
+
 /* ---- sl_blocking_ctx ------------------------------------------------------- */
 
 #define POOL 32 /* threads in the pool (SLI_BLOCKING_MAX) */
@@ -561,7 +923,7 @@ test_ctx_already_over(void **state)
 	assert_int_equal(sl_blocking_ctx(record_thread, &w, NULL,
 	    sl_now() + SL_SECOND), 0);
 	assert_int_equal(w.calls, 1);
-	assert_true(pthread_equal(w.thread, pthread_self()));
+	assert_true(pthread_equal(w.thread, this_thread()));
 }
 
 /* ---- outside goroutines ---------------------------------------------------- */
@@ -576,7 +938,7 @@ test_outside(void **state)
 	memset(&w, 0, sizeof(w));
 	assert_int_equal(sl_blocking(record_thread, &w), 0);
 	assert_int_equal(w.calls, 1);
-	assert_true(pthread_equal(w.thread, pthread_self()));
+	assert_true(pthread_equal(w.thread, this_thread()));
 	assert_int_equal(w.data[1023], 1023 * 3);
 }
 
@@ -590,6 +952,10 @@ main(void)
 		cmocka_unit_test(test_dependent_calls),
 		cmocka_unit_test(test_channels_inside),
 		cmocka_unit_test(test_outside),
+		cmocka_unit_test(test_short_inline),
+		cmocka_unit_test(test_long_pooled),
+		cmocka_unit_test(test_leaves_a_worker),
+		cmocka_unit_test(test_readies_elsewhere),
 		cmocka_unit_test(test_ctx_withdraws_queued),
 		cmocka_unit_test(test_ctx_running_waits),
 		cmocka_unit_test(test_ctx_already_over),

@@ -113,6 +113,17 @@ int  sl_sleep_ctx(sl_ctx *ctx, int64_t ns);
  * calling goroutine until it returns, so blocking system calls or
  * libraries do not stall other goroutines.  Outside goroutines it calls
  * fn directly.  Returns 0 or SL_ENOMEM / SL_ESYSTEM (fn was then not run).
+ *
+ * When the calls of fn made so far in this sl_main run were short (under
+ * 20 us lately: a read of a cached file, a stat) and the caller's worker
+ * has nothing else to run, fn runs on that worker's thread instead, on
+ * the thread's own stack, while the goroutine is parked: no hand-off to
+ * another thread, as Go runs a system call.  Never on the last worker
+ * not already in such a call, so whatever fn waits for still runs; never
+ * with one worker.  Either way fn runs as code on a plain thread does:
+ * its channel operations block the thread, and goroutines it readies or
+ * starts run on the other workers.  A call that turns out long holds up
+ * only its own worker, and sends later calls of fn to the pool.
  */
 int sl_blocking(sl_fn fn, void *arg);
 

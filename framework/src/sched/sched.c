@@ -857,6 +857,16 @@ sl_procs(void)
 	return (atomic_load(&sli_S.running) ? sli_S.nprocs : 0);
 }
 
+void
+sli_run_detached(sl_fn fn, void *arg)
+{
+	sli_worker *w = sch_tls_worker;
+
+	sch_tls_worker = NULL;
+	fn(arg);
+	sch_tls_worker = w;
+}
+
 int
 sl_worker_id(void)
 {

@@ -194,6 +194,13 @@ extern int  sli_stack_max_slabs;
 long   sli_stack_guard_budget(void); /* vm.max_map_count / 8 */
 #define SLI_SIGSTACK_SIZE (64 * 1024)
 
+/* Runs fn(arg) on the calling worker's thread as on a plain thread:
+ * sli_self() is NULL meanwhile, so what fn readies or spawns goes to the
+ * global queue for the other workers, and fn's channel operations block
+ * the thread.  blocking.c runs short blocking calls so, from a park
+ * commit (on the worker's own stack, nothing running there). */
+void sli_run_detached(sl_fn fn, void *arg);
+
 /* The blocking pool (blocking.c). */
 void sli_blocking_fini(void);
 
