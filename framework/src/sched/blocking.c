@@ -1,5 +1,5 @@
 /*
- * blocking.c — the thread pool behind sl_blocking().
+ * blocking.c — sl_blocking(): a thread pool, and quick calls run inline.
  *
  * A goroutine that must make a blocking call (file I/O, DNS, a blocking
  * library) hands it to this pool and parks; its worker runs other

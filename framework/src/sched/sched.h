@@ -11,7 +11,8 @@
  *               work stealing, park/ready, sl_main, deadlock detection.
  *   timer.c     one timer heap, fired by workers.
  *   wait.c      sli_wait: park with deadline/context, thread parking.
- *   blocking.c  the thread pool behind sl_blocking.
+ *   blocking.c  sl_blocking: quick calls inline on the worker, others
+ *               on a thread pool.
  *   cpus.c      CPU lists (SLUICE_CPUS) and the affinity they set.
  */
 #ifndef SLI_SCHED_H
