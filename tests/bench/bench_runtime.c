@@ -25,6 +25,9 @@
  *	              each a 64-byte pread of a small file through
  *	              sl_blocking (Go: File.ReadAt, a blocking system call
  *	              that Go makes on the goroutine's own thread): ns/call
+ *	blocking4 (g') the same calls made by 4 goroutines at once, N in
+ *	              all: wall ns/call (with 2 workers at most one call
+ *	              runs inline, the others go to the pool)
  *	fault     no goroutines: maps N pages (default 100000) and writes one
  *	              byte to each: us/page, what a first-touch page fault
  *	              costs on this machine.  Every cold goroutine of (c)
@@ -640,6 +643,58 @@ bench_blocking(struct bench *b)
 	close(blocking_fd);
 }
 
+#define BLOCKING_CALLERS 4
+
+struct blocking_caller {
+	long         n;
+	sl_waitgroup *wg;
+};
+
+static void
+blocking_caller(void *arg)
+{
+	struct blocking_caller *c = arg;
+
+	(void) blocking_round(c->n);
+	sl_waitgroup_done(c->wg);
+}
+
+/* N calls split among BLOCKING_CALLERS goroutines: wall ns per call. */
+static double
+blocking4_round(long n)
+{
+	struct blocking_caller c = { .n = n / BLOCKING_CALLERS };
+	sl_waitgroup wg;
+	int64_t      t0;
+	int          err;
+
+	memset(&wg, 0, sizeof(wg));
+	c.wg = &wg;
+	sl_waitgroup_add(&wg, BLOCKING_CALLERS);
+	t0 = now_ns();
+	for (int i = 0; i < BLOCKING_CALLERS; i++)
+		if ((err = sl_go(blocking_caller, &c)) != 0)
+			die("sl_go", err);
+	sl_waitgroup_wait(&wg);
+	return ((double) (now_ns() - t0) / (double) (c.n * BLOCKING_CALLERS));
+}
+
+static void
+bench_blocking4(struct bench *b)
+{
+	char path[] = "/tmp/sluice-bench-XXXXXX";
+	char data[4096];
+
+	memset(data, 'x', sizeof(data));
+	if ((blocking_fd = mkstemp(path)) < 0 ||
+	    write(blocking_fd, data, sizeof(data)) != (ssize_t) sizeof(data))
+		die("temporary file", SL_ESYSTEM);
+	unlink(path);
+	blocking4_round(b->n / 10);
+	result(b->name, "ns_per_call", blocking4_round(b->n));
+	close(blocking_fd);
+}
+
 /* ---- driver ------------------------------------------------------------- */
 
 static const struct {
@@ -657,6 +712,7 @@ static const struct {
 	{ "fault",     bench_fault,     100000 },
 	{ "pipe",      bench_pipe,      200000 },
 	{ "blocking",  bench_blocking,  200000 },
+	{ "blocking4", bench_blocking4, 200000 },
 };
 
 static void (*run_fn)(struct bench *);

@@ -7,8 +7,8 @@
 #	tests/bench/run.sh [CASE...]
 #
 # Cases: chan pingpong spawn spawnwarm select selectfed million pipe blocking
-# fault (all by default; fault, the machine's page fault cost, has no Go
-# half).
+# blocking4 fault (all by default; fault, the machine's page fault cost,
+# has no Go half).
 # Environment: BUILD (default build-bench, a release build with link-time
 # optimization),
 # REPS (runs per case, default 5; each run is a fresh process),
@@ -71,7 +71,7 @@ run() {
 	rm -f "$raw.one" "$raw.err"
 }
 
-cases=${*:-chan pingpong spawn spawnwarm select selectfed million pipe blocking fault}
+cases=${*:-chan pingpong spawn spawnwarm select selectfed million pipe blocking blocking4 fault}
 for c in $cases; do
 	n=$REPS
 	[ "$c" = million ] && n=$REPS_MILLION
@@ -266,6 +266,8 @@ report() {
 	    pipe ns_per_roundtrip "ns/round trip"
 	has blocking && inforow "(g) blocking call (64-byte pread), one after another" \
 	    blocking ns_per_call "ns/call"
+	has blocking4 && inforow "(g') the same calls, 4 goroutines at once (wall)" \
+	    blocking4 ns_per_call "ns/call"
 	echo
 	echo "Targets:"
 	echo

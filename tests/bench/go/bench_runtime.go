@@ -320,6 +320,37 @@ func benchBlocking(name string, n int64) {
 	f.Close()
 }
 
+// (g') the same calls made by 4 goroutines at once, n in all: wall ns
+// per call.
+func blocking4Round(f *os.File, n int64) float64 {
+	const callers = 4
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	wg.Add(callers)
+	for i := 0; i < callers; i++ {
+		go func() {
+			blockingRound(f, n/callers)
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	return float64(time.Since(t0).Nanoseconds()) / float64(n/callers*callers)
+}
+
+func benchBlocking4(name string, n int64) {
+	f, err := os.CreateTemp("", "sluice-bench-")
+	if err != nil {
+		die("temporary file: " + err.Error())
+	}
+	os.Remove(f.Name())
+	if _, err := f.Write(make([]byte, 4096)); err != nil {
+		die("temporary file: " + err.Error())
+	}
+	blocking4Round(f, n/10)
+	result(name, "ns_per_call", blocking4Round(f, n))
+	f.Close()
+}
+
 type benchCase struct {
 	fn func(string, int64)
 	n  int64
@@ -335,6 +366,7 @@ var cases = map[string]benchCase{
 	"million":   {benchSpawn, 1000000},
 	"pipe":      {benchPipe, 200000},
 	"blocking":  {benchBlocking, 200000},
+	"blocking4": {benchBlocking4, 200000},
 }
 
 func main() {
