@@ -12,6 +12,8 @@
 #include <sched.h>
 
 #include "sltest.h"
+#include "sched/sched.h" /* sli_test_in_visit, sli_sched_poke */
+#include "sluice/timer.h"
 
 /* ---- spawning ------------------------------------------------------------ */
 
@@ -1050,6 +1052,159 @@ body_dump(void *arg)
 	free(buf);
 }
 
+/* ---- a plain thread wakes the scheduler while sl_main returns ----------- */
+
+#define NCHURN 2 /* threads stopping timers */
+
+struct churn {
+	atomic_int stop;
+	atomic_long stops;
+	sl_timer  *t;
+};
+
+/* Arms and stops a timer as fast as it can: each stop of an armed timer
+ * from a plain thread wakes an idle worker (sli_sched_poke). */
+static void *
+timer_churn(void *arg)
+{
+	struct churn *c = arg;
+
+	while (!atomic_load(&c->stop)) {
+		if (sl_timer_reset(c->t, SL_SECOND) == 0 && sl_timer_stop(c->t))
+			atomic_fetch_add(&c->stops, 1);
+		/* Under valgrind, whose threads take turns after a fixed
+		 * count of blocks, a loop with no system call can end each
+		 * turn inside the timer lock and starve sl_main of it. */
+		sched_yield();
+	}
+	return (NULL);
+}
+
+static void
+make_timer(void *arg)
+{
+	SL_CHECK_OK(sl_timer_make(SL_SECOND, arg));
+	sl_timer_stop(*(sl_timer **) arg);
+}
+
+/* Main of a short run: its worker(s) go idle meanwhile, so the stops
+ * have someone to wake. */
+static void
+quick_main(void *arg)
+{
+	(void) arg;
+	sl_sleep(SL_MICROSECOND * (int64_t) (sl_now() % 200));
+}
+
+/* A thread stopping timers all the while sl_main starts and returns, over
+ * and over: a wake-up of the scheduler may come at any moment of its
+ * teardown, and must never touch what teardown frees or destroys (the
+ * sanitizers watch: a freed worker, a destroyed lock). */
+static void
+test_poke_during_teardown(void **state)
+{
+	struct churn c;
+	pthread_t    th[NCHURN];
+	int          runs = (int) slt_scaled(500);
+
+	(void) state;
+	memset(&c, 0, sizeof(c));
+	slt_run(make_timer, &c.t); /* timers are made while one runs */
+	assert_non_null(c.t);
+	for (int i = 0; i < NCHURN; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, timer_churn, &c),
+		    0);
+	for (int i = 0; i < runs; i++)
+		slt_run_procs(1 + i % 2, quick_main, NULL);
+	atomic_store(&c.stop, 1);
+	for (int i = 0; i < NCHURN; i++)
+		pthread_join(th[i], NULL);
+	assert_true(atomic_load(&c.stops) > 0);
+	sl_timer_free(c.t);
+}
+
+/* The same, one interleaving pinned down: a plain thread's wake-up is
+ * inside (stopped there by a hook) when main returns.  sl_main must wait
+ * for it to leave before it takes the scheduler down; a wake-up that
+ * comes later is refused without touching it. */
+static struct {
+	atomic_int   inside;   /* the hook runs */
+	atomic_int   release;  /* let it go */
+	atomic_llong left_at;  /* when it did */
+	sl_timer    *t;
+} vis;
+
+static __thread bool vis_thread; /* stop_armed's thread */
+
+static void
+hold_visit(void)
+{
+	if (!vis_thread)
+		return; /* another wake-up, from a worker */
+	atomic_store(&vis.inside, 1);
+	while (!atomic_load(&vis.release))
+		usleep(1000);
+	atomic_store(&vis.left_at, (long long) sl_now());
+}
+
+static void *
+stop_armed(void *arg)
+{
+	(void) arg;
+	vis_thread = true;
+	/* A stop of an armed timer pokes, if a worker is idle then: until
+	 * one does (and stays in the hook until released). */
+	while (!atomic_load(&vis.inside)) {
+		SL_CHECK_OK(sl_timer_reset(vis.t, SL_SECOND));
+		(void) sl_timer_stop(vis.t);
+	}
+	return (NULL);
+}
+
+static void *
+release_later(void *arg)
+{
+	(void) arg;
+	usleep(50000);
+	atomic_store(&vis.release, 1);
+	return (NULL);
+}
+
+static void
+main_returns_during_visit(void *arg)
+{
+	pthread_t *th = arg;
+
+	SL_CHECK_OK(sl_timer_make(SL_SECOND, &vis.t));
+	sl_sleep(5 * SL_MILLISECOND);    /* the other worker idles */
+	sli_test_in_visit = hold_visit;
+	SL_CHECK_EQ(pthread_create(&th[0], NULL, stop_armed, NULL), 0);
+	while (!atomic_load(&vis.inside))
+		sl_sleep(SL_MILLISECOND);
+	SL_CHECK_EQ(pthread_create(&th[1], NULL, release_later, NULL), 0);
+}
+
+static void
+test_teardown_waits_for_visit(void **state)
+{
+	pthread_t th[2];
+	long long returned;
+
+	(void) state;
+	memset(&vis, 0, sizeof(vis));
+	slt_run_procs(2, main_returns_during_visit, th);
+	returned = (long long) sl_now();
+	sli_test_in_visit = NULL;
+	pthread_join(th[0], NULL);
+	pthread_join(th[1], NULL);
+	assert_true(atomic_load(&vis.left_at) != 0);
+	assert_true(atomic_load(&vis.left_at) <= returned);
+	/* the scheduler is down: a wake-up now is refused, harmlessly */
+	assert_false(sl_timer_stop(vis.t));
+	sli_sched_poke();
+	sl_timer_free(vis.t);
+}
+
 /* sl_dump_goroutines lists the live goroutines. */
 static void
 test_dump(void **state)
@@ -1078,6 +1233,8 @@ main(void)
 		cmocka_unit_test(test_abandon),
 		cmocka_unit_test(test_outside_and_nested),
 		cmocka_unit_test(test_dump),
+		cmocka_unit_test(test_poke_during_teardown),
+		cmocka_unit_test(test_teardown_waits_for_visit),
 	};
 
 	slt_filter();

@@ -73,7 +73,11 @@ typedef struct sl_opts {
  * count or stack size, from sl_opts or the environment (the value and what
  * is wrong with it are printed to stderr), or SL_ESTATE if a scheduler
  * already runs in this process.  sl_main may be called again after it
- * returned.
+ * returned.  Plain threads may go on stopping timers, cancelling
+ * contexts, releasing holds while sl_main sets up or returns: whatever
+ * of that wakes the scheduler is skipped while it is not up, and sl_main
+ * waits for such a wake-up in progress before it takes the scheduler
+ * down (sl_go from such a thread returns SL_ESTATE then).
  *
  * With a CPU list (sl_opts.cpus or $SLUICE_CPUS) every thread of the
  * process, and every thread created while the scheduler runs (workers,

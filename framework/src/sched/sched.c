@@ -497,6 +497,35 @@ sch_runq_steal(sli_worker *w, sli_worker *v, bool stealnext)
 
 /* ---- waking idle workers ---------------------------------------------- */
 
+/*
+ * A plain thread (a timer stopped, a hold released, a goroutine started
+ * from a callback) may wake a worker or queue a goroutine at any moment,
+ * also while sl_main sets up or takes down what that touches: S.lock,
+ * the workers, the global queue.  It comes in through sch_visit, which
+ * refuses until sl_main has made them and once it starts taking them
+ * down; sl_main then waits for the visitors inside to leave.  (Both
+ * sides write one flag and read the other, seq_cst: one of them sees.)
+ */
+static bool
+sch_visit(void)
+{
+	/* Closed: refused without touching the count, which sl_main waits
+	 * to see at zero (a stream of refusals could keep it off zero). */
+	if (!atomic_load(&sli_S.open))
+		return (false);
+	atomic_fetch_add(&sli_S.visitors, 1);
+	if (atomic_load(&sli_S.open))
+		return (true);
+	atomic_fetch_sub(&sli_S.visitors, 1);
+	return (false);
+}
+
+static void
+sch_leave(void)
+{
+	atomic_fetch_sub(&sli_S.visitors, 1);
+}
+
 /* Wakes idle worker i: from epoll_wait if it owns the poll, else from its
  * condition variable; S.lock held. */
 static void
@@ -751,6 +780,15 @@ sl_go(sl_fn fn, void *arg)
 		return (SL_EINVAL);
 	if (!atomic_load(&sli_S.running) || atomic_load(&sli_S.stopping))
 		return (SL_ESTATE);
+	if (sli_self() == NULL) { /* a plain thread: see sch_visit */
+		int rv;
+
+		if (!sch_visit())
+			return (SL_ESTATE);
+		rv = sch_spawn(fn, arg, atomic_fetch_add(&sli_S.nextid, 1));
+		sch_leave();
+		return (rv);
+	}
 	return (sch_spawn(fn, arg, atomic_fetch_add(&sli_S.nextid, 1)));
 }
 
@@ -886,17 +924,22 @@ sl_sched_hold(void)
 	atomic_fetch_add(&sli_S.holds, 1);
 }
 
+void (*sli_test_in_visit)(void);
+
 /* Wakes one idle worker, if any, to look at what changed (a new timer, a
  * thread waiting on a descriptor, a wake source a plain thread took away).
  * Nothing when no scheduler runs. */
 void
 sli_sched_poke(void)
 {
-	if (!atomic_load(&sli_S.running) || atomic_load(&sli_S.nidle) == 0)
+	if (atomic_load(&sli_S.nidle) == 0 || !sch_visit())
 		return;
+	if (sli_test_in_visit != NULL)
+		sli_test_in_visit();
 	pthread_mutex_lock(&sli_S.lock);
 	sch_wake_one_locked(false);
 	pthread_mutex_unlock(&sli_S.lock);
+	sch_leave();
 }
 
 void
@@ -909,12 +952,13 @@ sl_sched_release(void)
 	 * before it reads holds, as this thread drops holds before it reads
 	 * nidle (all seq_cst), so one of the two sees the other's write.
 	 * This spares S.lock to every sl_blocking call of a busy program. */
-	if (atomic_load(&sli_S.nidle) != sli_S.nprocs)
+	if (atomic_load(&sli_S.nidle) != sli_S.nprocs || !sch_visit())
 		return;
 	pthread_mutex_lock(&sli_S.lock);
 	if (atomic_load(&sli_S.nidle) == sli_S.nprocs)
 		sch_wake_one_locked(false);
 	pthread_mutex_unlock(&sli_S.lock);
+	sch_leave();
 }
 
 /* ---- the worker loop --------------------------------------------------- */
@@ -1577,6 +1621,7 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 	sli_signal_init();
 
 	sch_tls_worker = NULL;
+	atomic_store(&sli_S.open, true);
 	if ((rv = sch_spawn(fn, arg, 1)) != 0)
 		goto out;
 
@@ -1599,6 +1644,9 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 	rv = sli_S.result;
 
 out:
+	atomic_store(&sli_S.open, false);
+	while (atomic_load(&sli_S.visitors) != 0)
+		sched_yield();
 	sli_signal_fini();
 	sli_poll_fini();
 	sli_blocking_fini();

@@ -123,6 +123,8 @@ typedef struct sli_sched {
 	sli_worker     *workers;
 	atomic_bool     running;   /* sl_main in progress */
 	atomic_bool     stopping;  /* main returned or deadlock */
+	atomic_bool     open;      /* plain threads may come in (sch_visit) */
+	atomic_int      visitors;  /* ... and so many are in now */
 	bool            deadlock;
 	atomic_long     live;      /* live goroutines */
 	atomic_long     holds;     /* sl_sched_hold()s + in-flight blocking */
@@ -230,6 +232,9 @@ void sli_signal_init(void);
 void sli_signal_fini(void);
 /* sched.c: wake an idle worker so that one polls (a thread waits). */
 void sli_sched_poke(void);
+/* For tests: called by sli_sched_poke from inside its visit (sch_visit in
+ * sched.c), before it takes the lock. */
+extern void (*sli_test_in_visit)(void);
 
 /* cpus.c: parse a CPU list ("0-3,6") into set; on error an explanation
  * goes to err and SL_EINVAL is returned. */
