@@ -627,8 +627,9 @@ blocking_round(long n)
 	return ((double) t0 / (double) n);
 }
 
+/* blocking_fd: a 4 KiB file, already unlinked. */
 static void
-bench_blocking(struct bench *b)
+blocking_open(void)
 {
 	char path[] = "/tmp/sluice-bench-XXXXXX";
 	char data[4096];
@@ -638,6 +639,12 @@ bench_blocking(struct bench *b)
 	    write(blocking_fd, data, sizeof(data)) != (ssize_t) sizeof(data))
 		die("temporary file", SL_ESYSTEM);
 	unlink(path);
+}
+
+static void
+bench_blocking(struct bench *b)
+{
+	blocking_open();
 	blocking_round(b->n / 10);
 	result(b->name, "ns_per_call", blocking_round(b->n));
 	close(blocking_fd);
@@ -682,14 +689,7 @@ blocking4_round(long n)
 static void
 bench_blocking4(struct bench *b)
 {
-	char path[] = "/tmp/sluice-bench-XXXXXX";
-	char data[4096];
-
-	memset(data, 'x', sizeof(data));
-	if ((blocking_fd = mkstemp(path)) < 0 ||
-	    write(blocking_fd, data, sizeof(data)) != (ssize_t) sizeof(data))
-		die("temporary file", SL_ESYSTEM);
-	unlink(path);
+	blocking_open();
 	blocking4_round(b->n / 10);
 	result(b->name, "ns_per_call", blocking4_round(b->n));
 	close(blocking_fd);

@@ -306,7 +306,8 @@ func blockingRound(f *os.File, n int64) float64 {
 	return float64(time.Since(t0).Nanoseconds()) / float64(n)
 }
 
-func benchBlocking(name string, n int64) {
+// blockingFile: a 4 KiB file, already removed.
+func blockingFile() *os.File {
 	f, err := os.CreateTemp("", "sluice-bench-")
 	if err != nil {
 		die("temporary file: " + err.Error())
@@ -315,6 +316,11 @@ func benchBlocking(name string, n int64) {
 	if _, err := f.Write(make([]byte, 4096)); err != nil {
 		die("temporary file: " + err.Error())
 	}
+	return f
+}
+
+func benchBlocking(name string, n int64) {
+	f := blockingFile()
 	blockingRound(f, n/10)
 	result(name, "ns_per_call", blockingRound(f, n))
 	f.Close()
@@ -338,14 +344,7 @@ func blocking4Round(f *os.File, n int64) float64 {
 }
 
 func benchBlocking4(name string, n int64) {
-	f, err := os.CreateTemp("", "sluice-bench-")
-	if err != nil {
-		die("temporary file: " + err.Error())
-	}
-	os.Remove(f.Name())
-	if _, err := f.Write(make([]byte, 4096)); err != nil {
-		die("temporary file: " + err.Error())
-	}
+	f := blockingFile()
 	blocking4Round(f, n/10)
 	result(name, "ns_per_call", blocking4Round(f, n))
 	f.Close()
