@@ -7,6 +7,7 @@
  * tests/pipeline.
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -1100,6 +1101,327 @@ test_hello_comes_before_heartbeats_and_after_stray_ones(void **state)
 	slt_run(body_handshake, NULL);
 }
 
+/* ---- a hand-written upstream: frames the link itself never sends -------- */
+
+/*
+ * A raw upstream over a plain Unix socket, driven step by step from a
+ * goroutine (each step through sl_blocking): lt_raw_open connects and
+ * says hello, lt_raw_send writes one frame, lt_raw_next reads the next
+ * frame that is not a heartbeat, ack or credit.  Frames are built byte by
+ * byte below, so they can take forms our sender never writes.
+ */
+typedef struct lt_raw {
+	const char    *path;
+	const char    *stage;     /* hello: the stage name */
+	uint64_t       inc;       /* hello: the incarnation */
+	int            fd;
+	const uint8_t *out;       /* lt_raw_send: the frame's bytes */
+	size_t         outlen;
+	int            wait_ms;   /* lt_raw_next: how long to wait */
+	char           kind[16];  /* what came: a frame kind, "eof" or
+	                             "timeout" */
+	uint64_t       seq;       /* close: its final seq */
+	int            code;      /* refuse: its code */
+	char           text[600]; /* refuse: its text */
+} lt_raw;
+
+static size_t
+lt_pb_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (uint8_t) (v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t) v;
+	return (n);
+}
+
+static size_t
+lt_pb_key(uint8_t *p, unsigned field, unsigned wiretype)
+{
+	return (lt_pb_varint(p, (uint64_t) field << 3 | wiretype));
+}
+
+/* Wraps body[0..n) as field `field` (a kind: 2 batch, 5 close) of a
+ * Frame, after its 4-byte length prefix, in out; the bytes written. */
+static size_t
+lt_pb_frame(uint8_t *out, unsigned field, const uint8_t *body, size_t n)
+{
+	size_t k = 4;
+
+	k += lt_pb_key(out + k, field, 2);
+	k += lt_pb_varint(out + k, n);
+	memcpy(out + k, body, n);
+	k += n;
+	out[0] = (uint8_t) (k - 4);
+	out[1] = (uint8_t) ((k - 4) >> 8);
+	out[2] = (uint8_t) ((k - 4) >> 16);
+	out[3] = (uint8_t) ((k - 4) >> 24);
+	return (k);
+}
+
+/* How a batch frame departs from the canonical form (batch.h). */
+enum { LT_BATCH_UNKNOWN, LT_BATCH_REORDERED, LT_BATCH_UNPACKED };
+
+/* A batch frame (with its length prefix) in out, holding n payloads of
+ * first_seq on, with lineage (source 5, seqs 100 + seq) when form is
+ * LT_BATCH_UNPACKED.  A valid frame that only the full decoder reads. */
+static size_t
+lt_batch_frame(uint8_t *out, int form, uint64_t first_seq,
+    const uint8_t *const *pl, const size_t *len, size_t n)
+{
+	size_t   k = 0;
+	uint8_t *body = malloc(64 * 1024);
+
+	SL_ASSERT_OK(body == NULL ? SL_ENOMEM : 0);
+	if (form != LT_BATCH_REORDERED) {
+		k += lt_pb_key(body + k, 2, 0);
+		k += lt_pb_varint(body + k, first_seq);
+	}
+	if (form == LT_BATCH_UNPACKED) {
+		k += lt_pb_key(body + k, 3, 0);
+		k += lt_pb_varint(body + k, 5);
+		for (size_t i = 0; i < n; i++) {
+			uint64_t d = i == 0 ? 100 + first_seq : 1;
+			k += lt_pb_key(body + k, 4, 0);
+			k += lt_pb_varint(body + k, d << 1); /* zigzag */
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		k += lt_pb_key(body + k, 5, 2);
+		k += lt_pb_varint(body + k, len[i]);
+		memcpy(body + k, pl[i], len[i]);
+		k += len[i];
+	}
+	if (form == LT_BATCH_REORDERED) {
+		k += lt_pb_key(body + k, 2, 0);
+		k += lt_pb_varint(body + k, first_seq);
+	}
+	if (form == LT_BATCH_UNKNOWN) {
+		k += lt_pb_key(body + k, 15, 0);
+		k += lt_pb_varint(body + k, 1);
+	}
+	size_t r = lt_pb_frame(out, 2, body, k);
+	free(body);
+	return (r);
+}
+
+/* A Close frame (with its length prefix) in out. */
+static size_t
+lt_close_frame(uint8_t *out, uint64_t final_seq)
+{
+	uint8_t body[16];
+	size_t  k = 0;
+
+	k += lt_pb_key(body + k, 1, 0);
+	k += lt_pb_varint(body + k, final_seq);
+	return (lt_pb_frame(out, 5, body, k));
+}
+
+static void
+lt_raw_next_fn(void *arg)
+{
+	lt_raw  *r = arg;
+	int64_t  end = sl_now() + (int64_t) r->wait_ms * SL_MILLISECOND;
+	uint8_t  hdr[4], *body = NULL;
+
+	for (;;) {
+		sli_frame    *f = NULL;
+		struct pollfd pf = { .fd = r->fd, .events = POLLIN };
+		int64_t       left = (end - sl_now()) / SL_MILLISECOND;
+
+		if (left <= 0 || poll(&pf, 1, (int) left) != 1) {
+			snprintf(r->kind, sizeof(r->kind), "timeout");
+			break;
+		}
+		if (lt_read_full(r->fd, hdr, 4) != 0) {
+			snprintf(r->kind, sizeof(r->kind), "eof");
+			break;
+		}
+		size_t n = hdr[0] | (size_t) hdr[1] << 8 |
+		    (size_t) hdr[2] << 16 | (size_t) hdr[3] << 24;
+		if (n > (1u << 20) || (body = malloc(n + 1)) == NULL ||
+		    lt_read_full(r->fd, body, n) != 0 ||
+		    sli_frame_decode(body, n, NULL, &f, NULL, 0) != 0) {
+			snprintf(r->kind, sizeof(r->kind), "bad");
+			break;
+		}
+		free(body);
+		body = NULL;
+		if (f->kind_case == SLUICE__LINK__FRAME__KIND_HEARTBEAT ||
+		    f->kind_case == SLUICE__LINK__FRAME__KIND_ACK ||
+		    f->kind_case == SLUICE__LINK__FRAME__KIND_CREDIT) {
+			sli_frame_free(f);
+			continue;
+		}
+		snprintf(r->kind, sizeof(r->kind), "%s",
+		    sli_frame_kind_name(f));
+		if (f->kind_case == SLUICE__LINK__FRAME__KIND_CLOSE)
+			r->seq = f->close->final_seq;
+		if (f->kind_case == SLUICE__LINK__FRAME__KIND_REFUSE) {
+			size_t t = f->refuse->text.len < sizeof(r->text) - 1 ?
+			    f->refuse->text.len : sizeof(r->text) - 1;
+			memcpy(r->text, f->refuse->text.data, t);
+			r->text[t] = '\0';
+			r->code = (int) f->refuse->code;
+		}
+		sli_frame_free(f);
+		break;
+	}
+	free(body);
+}
+
+/* Waits up to ms for the next frame of note; its kind in r->kind. */
+static const char *
+lt_raw_next(lt_raw *r, int ms)
+{
+	r->wait_ms = ms;
+	SL_CHECK_OK(sl_blocking(lt_raw_next_fn, r));
+	return (r->kind);
+}
+
+static void
+lt_raw_open_fn(void *arg)
+{
+	lt_raw       *r = arg;
+	sli_frame     f = SLUICE__LINK__FRAME__INIT;
+	sli_hello     h = SLUICE__LINK__HELLO__INIT;
+
+	if ((r->fd = lt_unix_connect(r->path)) < 0)
+		return;
+	h.version = SLI_LINK_VERSION;
+	h.stage = sli_bytes(r->stage);
+	h.port = sli_bytes("out");
+	h.payload_type = sli_bytes("test.Long");
+	h.role = SLUICE__LINK__ROLE__ROLE_SENDER;
+	h.incarnation = r->inc;
+	h.max_frame = 1u << 20;
+	f.kind_case = SLUICE__LINK__FRAME__KIND_HELLO;
+	f.hello = &h;
+	(void) lt_write_frame(r->fd, &f);
+}
+
+/* Connects as stage r->stage, incarnation r->inc, and says hello; the
+ * kind of the reply (a hello, or a refuse). */
+static const char *
+lt_raw_open(lt_raw *r)
+{
+	r->fd = -1;
+	SL_CHECK_OK(sl_blocking(lt_raw_open_fn, r));
+	SL_CHECK(r->fd >= 0);
+	return (lt_raw_next(r, 10000));
+}
+
+static void
+lt_raw_send_fn(void *arg)
+{
+	lt_raw *r = arg;
+
+	SL_CHECK(write(r->fd, r->out, r->outlen) == (ssize_t) r->outlen);
+}
+
+static void
+lt_raw_send(lt_raw *r, const uint8_t *buf, size_t len)
+{
+	r->out = buf;
+	r->outlen = len;
+	SL_CHECK_OK(sl_blocking(lt_raw_send_fn, r));
+}
+
+static void
+lt_raw_close(lt_raw *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+}
+
+/* Fills p[0..n) with bytes from seed. */
+static void
+lt_fill(uint8_t *p, size_t n, uint64_t seed)
+{
+	uint64_t x = seed * 0x9e3779b97f4a7c15ULL + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (uint8_t) x;
+	}
+}
+
+/*
+ * Batches of 6 to 20 KB that are valid but not in canonical form (an
+ * unknown field, fields out of order, unpacked lineage deltas) go
+ * through the full decoder, whose frame is freed once the batch is
+ * delivered: the messages must hold their own copy of the payloads.
+ * They are all received before any is looked at, so that each later
+ * decode has had the chance to reuse what an earlier one freed.
+ */
+static void
+body_noncanonical(void *unused)
+{
+	char           url[300];
+	sl_link       *in;
+	sl_link_opts   oi = lt_opts("sink", "in", "test.Long");
+	static uint8_t pl[4][20000], frame[64 * 1024];
+	static size_t  len[4] = { 10000, 6000, 6000, 20000 };
+	const uint8_t *pp[2];
+	sl_msg         m[4];
+	sl_link_stats  st;
+	size_t         k;
+
+	(void) unused;
+	lt_url(url, sizeof(url), "noncanon");
+	SL_ASSERT_OK(sl_link_input(url, &oi, NULL, &in));
+	for (int i = 0; i < 4; i++)
+		lt_fill(pl[i], len[i], (uint64_t) i + 1);
+	lt_raw r = { .path = url + strlen("ipc://"), .stage = "raw",
+		.inc = 7 };
+	SL_CHECK(strcmp(lt_raw_open(&r), "hello") == 0);
+	pp[0] = pl[0];
+	k = lt_batch_frame(frame, LT_BATCH_UNKNOWN, 1, pp, &len[0], 1);
+	lt_raw_send(&r, frame, k);
+	pp[0] = pl[1];
+	pp[1] = pl[2];
+	k = lt_batch_frame(frame, LT_BATCH_REORDERED, 2, pp, &len[1], 2);
+	lt_raw_send(&r, frame, k);
+	pp[0] = pl[3];
+	k = lt_batch_frame(frame, LT_BATCH_UNPACKED, 4, pp, &len[3], 1);
+	lt_raw_send(&r, frame, k);
+	k = lt_close_frame(frame, 4);
+	lt_raw_send(&r, frame, k);
+	for (int i = 0; i < 4; i++)
+		SL_CHECK_OK(sl_link_recv(in, &m[i]));
+	for (int i = 0; i < 4; i++) {
+		SL_CHECK_EQ(m[i].len, len[i]);
+		if (m[i].len == len[i] && memcmp(m[i].data, pl[i],
+		    len[i]) != 0)
+			SLT_FATAL("payload %d: not the bytes sent", i + 1);
+	}
+	SL_CHECK_EQ(m[3].lin_src, 5);
+	SL_CHECK_EQ(m[3].lin_seq, 104);
+	sl_msg_done_many(m, 4);
+	/* All finished: the stream ends. */
+	SL_CHECK_ERR(sl_link_recv(in, &m[0]), SL_ECLOSED);
+	SL_CHECK(strcmp(lt_raw_next(&r, 10000), "close") == 0);
+	SL_CHECK_EQ(r.seq, 4);
+	sl_link_get_stats(in, &st);
+	SL_CHECK_EQ(st.msgs, 4);
+	SL_CHECK_EQ(st.bad_frames, 0);
+	lt_raw_close(&r);
+	sl_link_free(in);
+}
+
+static void
+test_noncanonical_batches_keep_their_payloads(void **state)
+{
+	(void) state;
+	slt_run(body_noncanonical, NULL);
+}
+
 /* ---- tls+tcp:// teardown ------------------------------------------------- */
 
 /*
@@ -1372,6 +1694,7 @@ main(void)
 		cmocka_unit_test(
 		    test_hello_comes_before_heartbeats_and_after_stray_ones),
 		cmocka_unit_test(test_tls_links_connect_stream_and_tear_down),
+		cmocka_unit_test(test_noncanonical_batches_keep_their_payloads),
 		cmocka_unit_test(
 		    test_dedup_drops_seen_lineages_and_forgets_only_past_the_horizon),
 		cmocka_unit_test(test_dedup_ring_grows_and_keeps_what_it_saw),

@@ -1514,12 +1514,15 @@ typedef struct lk_rbuf {
  * never a claimed message; then one lock skips what we already have (a
  * resend), checks order and window, and claims the rest; then lineage
  * duplicates are finished and the others go into the channel, as many per
- * lock round as fit (a full channel is backpressure).  0, SL_EPROTO,
- * SL_ENOMEM or SL_ECANCELED.
+ * lock round as fit (a full channel is backpressure).  inrbuf: the
+ * payloads bms views lie in c's read buffer (the fast path), so a large
+ * batch may stay there; otherwise they lie in memory the caller frees
+ * after this returns, and are always copied.  0, SL_EPROTO, SL_ENOMEM or
+ * SL_ECANCELED.
  */
 static int
 lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
-    size_t n, lk_rbuf *rb)
+    size_t n, bool inrbuf, lk_rbuf *rb)
 {
 	size_t   first = 0, i;
 	uint64_t want = 0, bytes = 0, delivered = 0;
@@ -1538,12 +1541,14 @@ lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
 	 * the connection's read buffer, each with a reference to it.  A
 	 * small one is copied out to a block of its own, so that a few
 	 * messages kept long cannot pin many mostly empty read buffers
-	 * (a kept message holds at most 8 times its batch's bytes). */
+	 * (a kept message holds at most 8 times its batch's bytes).  So is
+	 * one that is not in the read buffer at all: the full decoder
+	 * copied its payloads into the frame, which is freed next. */
 	size_t       total = 0;
 	sli_payload *blk = sli_conn_rblock(c);
 	for (i = 0; i < n; i++)
 		total += bms[i].len;
-	if (total >= sli_conn_rsize(c) / 8) {
+	if (inrbuf && total >= sli_conn_rsize(c) / 8) {
 		atomic_fetch_add_explicit(&blk->refs, (int) n,
 		    memory_order_relaxed);
 		for (i = 0; i < n; i++) {
@@ -1671,7 +1676,7 @@ lk_on_batch_frame(sl_link *l, lk_session *s, sli_conn *c, const sli_batch *b,
 		v[i].payload = b->payloads[i].data;
 		v[i].len = b->payloads[i].len;
 	}
-	r = lk_on_batch(l, s, c, v, n, rb);
+	r = lk_on_batch(l, s, c, v, n, false, rb);
 	free(v);
 	return (r);
 }
@@ -1894,7 +1899,8 @@ lk_reader(void *arg)
 		}
 		if (f == NULL) {
 			/* The fast path: a canonical batch, viewed. */
-			if (lk_on_batch(l, s, c, c->bv, c->bvn, &rb) != 0)
+			if (lk_on_batch(l, s, c, c->bv, c->bvn, true,
+			    &rb) != 0)
 				break;
 			continue;
 		}
