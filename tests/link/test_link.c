@@ -985,6 +985,124 @@ test_restarted_downstream_loses_nothing(void **state)
 	slt_run(body_restart, NULL);
 }
 
+/* ---- a 1:1 stage stopped while its output waits for a window ------------- */
+
+/* A 1:1 stage, as stages/map: each message received on in is derived
+ * into one sent on out, until stop is done or in closes; then it closes
+ * out (at the end of the stream), and frees out, then in. */
+typedef struct lt_map {
+	sl_link     *in, *out;
+	sl_ctx      *stop;
+	atomic_long  forwarded;
+	sl_waitgroup done;
+} lt_map;
+
+static void
+lt_map_run(void *arg)
+{
+	lt_map *mp = arg;
+	sl_msg  m, r;
+	int     rv;
+
+	while ((rv = sl_chan_recv_ctx(sl_link_chan(mp->in), &m, mp->stop,
+	    SL_FOREVER)) == 0) {
+		SL_CHECK_OK(sl_msg_init(&r, m.data, m.len));
+		sl_msg_derive(&r, &m);
+		/* The output's channel holds the whole stream here. */
+		SL_CHECK_OK(sl_chan_trysend(sl_link_chan(mp->out), &r));
+		atomic_fetch_add(&mp->forwarded, 1);
+	}
+	if (rv == SL_ECLOSED) {
+		sl_chan_close(sl_link_chan(mp->out));
+		SL_CHECK_OK(sl_link_wait(mp->out, NULL));
+	}
+	sl_link_free(mp->out);
+	sl_link_free(mp->in);
+	sl_waitgroup_done(&mp->done);
+}
+
+static void
+lt_map_start(lt_map *mp, const char *inurl, const char *outurl)
+{
+	sl_link_opts oi = lt_opts("map", "in", "test.Long");
+	sl_link_opts oo = lt_opts("map", "out", "test.Long");
+
+	atomic_init(&mp->forwarded, 0);
+	mp->done = (sl_waitgroup) SL_WAITGROUP_INIT;
+	SL_ASSERT_OK(sl_ctx_with_cancel(sl_ctx_background(), &mp->stop));
+	SL_ASSERT_OK(sl_link_input(inurl, &oi, NULL, &mp->in));
+	SL_ASSERT_OK(sl_link_output(&outurl, 1, &oo, NULL, &mp->out));
+	sl_waitgroup_add(&mp->done, 1);
+	SL_ASSERT_OK(sl_go(lt_map_run, mp));
+}
+
+/*
+ * source -> map -> sink, the sink not up yet: the map's output has no
+ * window, and its pump holds the first result it took from the channel.
+ * The map stops (its links freed, output first, as stages/map does) and
+ * a new one takes its place; then the sink comes up.  The results the
+ * old map never sent must not have been acknowledged upstream: the sink
+ * gets every message, once.
+ */
+static void
+body_stop_holding(void *unused)
+{
+	char         mapurl[300], sinkurl[300];
+	const char  *urls[1] = { mapurl };
+	sl_link     *src, *sink;
+	sl_link_opts oo = lt_opts("src", "out", "test.Long");
+	sl_link_opts oi = lt_opts("sink", "in", "test.Long");
+	long         n = 200, count = 0, dups = 0, v;
+	uint8_t      seen[201] = { 0 };
+	lt_map       mp;
+	sl_msg       m;
+
+	(void) unused;
+	lt_url(mapurl, sizeof(mapurl), "stopmap");
+	lt_url(sinkurl, sizeof(sinkurl), "stopsink");
+	lt_map_start(&mp, mapurl, sinkurl);
+	SL_ASSERT_OK(sl_link_output(urls, 1, &oo, NULL, &src));
+	lt_src s = { .out = src, .from = 1, .to = n };
+	SL_ASSERT_OK(sl_go(lt_source, &s));
+	/* Everything forwarded, and the pump holding the first. */
+	for (int i = 0; i < 10000 && (atomic_load(&mp.forwarded) < n ||
+	    sl_chan_len(sl_link_chan(mp.out)) != (size_t) n - 1); i++)
+		sl_sleep(SL_MILLISECOND);
+	SL_CHECK_EQ(atomic_load(&mp.forwarded), n);
+	SL_CHECK_EQ(sl_chan_len(sl_link_chan(mp.out)), (size_t) n - 1);
+	sl_ctx_cancel(mp.stop);
+	sl_waitgroup_wait(&mp.done);
+	sl_ctx_release(mp.stop);
+
+	lt_map_start(&mp, mapurl, sinkurl);
+	SL_ASSERT_OK(sl_link_input(sinkurl, &oi, NULL, &sink));
+	while (sl_chan_recv(sl_link_chan(sink), &m) == 0) {
+		SL_CHECK_EQ(m.len, sizeof(v));
+		memcpy(&v, m.data, sizeof(v));
+		if (v >= 1 && v <= n && seen[v]++)
+			dups++;
+		count++;
+		sl_msg_done(&m);
+	}
+	for (v = 1; v <= n; v++)
+		if (!seen[v])
+			SLT_FATAL("message %ld never reached the sink", v);
+	SL_CHECK_EQ(count, n);
+	SL_CHECK_EQ(dups, 0);
+	SL_CHECK_OK(sl_link_wait(src, NULL));
+	sl_waitgroup_wait(&mp.done);
+	sl_ctx_release(mp.stop);
+	sl_link_free(src);
+	sl_link_free(sink);
+}
+
+static void
+test_stage_stopped_while_its_output_waits_loses_nothing(void **state)
+{
+	(void) state;
+	slt_run(body_stop_holding, NULL);
+}
+
 /* ---- the handshake and heartbeats ---------------------------------------- */
 
 /* Writes f with its 4-byte little-endian length.  0 or -1. */
@@ -1695,6 +1813,8 @@ main(void)
 		    test_hello_comes_before_heartbeats_and_after_stray_ones),
 		cmocka_unit_test(test_tls_links_connect_stream_and_tear_down),
 		cmocka_unit_test(test_noncanonical_batches_keep_their_payloads),
+		cmocka_unit_test(
+		    test_stage_stopped_while_its_output_waits_loses_nothing),
 		cmocka_unit_test(
 		    test_dedup_drops_seen_lineages_and_forgets_only_past_the_horizon),
 		cmocka_unit_test(test_dedup_ring_grows_and_keeps_what_it_saw),

@@ -332,6 +332,23 @@ lk_session_unref(lk_session *s)
 	lk_session_unref_n(s, 1);
 }
 
+/*
+ * Lets go of a message the link took but never delivered (stopping): its
+ * data is freed and its reference to its input session dropped, but its
+ * input is not marked finished, unlike sl_msg_done: a derived message
+ * that never reached downstream must not get its input acknowledged
+ * upstream, which then resends it (to this stage's successor).
+ */
+static void
+lk_msg_drop(sl_msg *m)
+{
+	if (m->parent != NULL)
+		lk_session_unref((lk_session *) m->parent);
+	m->parent = NULL;
+	lk_msg_release(m);
+	m->len = 0;
+}
+
 /* Writes a cumulative ack of seq on c.  0 or the write error. */
 static int
 lk_send_ack(sli_conn *c, uint64_t seq)
@@ -951,8 +968,10 @@ lk_pump(void *arg)
 	if (all)
 		lk_mark_done(l);
 out:
+	/* Stopping: what the pump took but gave to no peer was not sent,
+	 * as what is left in the channel (lk_free_mem). */
 	while (ip < np)
-		sl_msg_done(&pend[ip++]);
+		lk_msg_drop(&pend[ip++]);
 	lk_wbuf_free(&w);
 	sl_waitgroup_done(&l->wg);
 }
@@ -2472,13 +2491,8 @@ lk_free_mem(sl_link *l)
 	for (size_t i = 0; i < l->npeers; i++) {
 		lk_peer *p = &l->peers[i];
 		if (p->ring != NULL) {
-			for (uint64_t s = p->acked + 1; s < p->next_seq; s++) {
-				sl_msg *um = &p->ring[s & p->mask];
-				if (um->parent != NULL)
-					lk_session_unref(
-					    (lk_session *) um->parent);
-				lk_msg_release(um);
-			}
+			for (uint64_t s = p->acked + 1; s < p->next_seq; s++)
+				lk_msg_drop(&p->ring[s & p->mask]);
 		}
 		free(p->ring);
 		if (p->dialer != NULL)
@@ -2497,12 +2511,9 @@ lk_free_mem(sl_link *l)
 		lk_session_unref(s);
 	}
 	if (l->ch != NULL) {
-		while (sl_chan_tryrecv(l->ch, &m) == 0) {
-			/* Not finished: the upstream resends it. */
-			if (m.parent != NULL)
-				lk_session_unref((lk_session *) m.parent);
-			lk_msg_release(&m);
-		}
+		/* Not finished: the upstream resends them. */
+		while (sl_chan_tryrecv(l->ch, &m) == 0)
+			lk_msg_drop(&m);
 	}
 	for (size_t i = 0; i < l->nconns; i++)
 		sli_conn_unref(l->conns[i]);
