@@ -19,6 +19,7 @@
  *   slt_scale(), slt_scaled(n)  the SLUICE_TEST_SCALE factor (default 1)
  *                               and n scaled by it (at least 1).
  *   slt_big()                   true when SLUICE_TEST_BIG=1.
+ *   slt_thread()                pthread_self(), never cached across a park.
  *   slt_max_goroutines()        cap on live goroutines (TSan's limit).
  *   slt_rss_kib()               resident set size of this process.
  *   slt_filter()                honours SLUICE_TEST_FILTER (call in main).
@@ -48,6 +49,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -185,6 +187,18 @@ slt_assert_no_failures(void)
 
 	if (n != 0)
 		fail_msg("%d check(s) failed (see stderr)", n);
+}
+
+/* pthread_self(), read afresh: glibc declares it const, so the compiler
+ * may reuse one read across a park after which the goroutine runs on
+ * another thread. */
+static __attribute__((noinline, unused)) pthread_t
+slt_thread(void)
+{
+	pthread_t t = pthread_self();
+
+	__asm__ __volatile__("" : "+r"(t) : : "memory");
+	return (t);
 }
 
 /* ---- running a body under the scheduler ------------------------------- */

@@ -15,20 +15,9 @@
 #include <pthread.h>
 
 #include "sltest.h"
+#include "sched/sched.h" /* sli_sched_abandoned */
 
 /* ---- runs elsewhere, exactly once ---------------------------------------- */
-
-/* pthread_self(), read afresh: glibc declares it const, so the compiler
- * may reuse one read across a park after which the goroutine runs on
- * another thread. */
-static __attribute__((noinline)) pthread_t
-this_thread(void)
-{
-	pthread_t t = pthread_self();
-
-	__asm__ __volatile__("" : "+r"(t) : : "memory");
-	return (t);
-}
 
 struct where {
 	pthread_t thread;
@@ -41,7 +30,7 @@ record_thread(void *arg)
 {
 	struct where *w = arg;
 
-	w->thread = this_thread();
+	w->thread = slt_thread();
 	w->calls++;
 	for (int i = 0; i < 1024; i++)
 		w->data[i] = i * 3;
@@ -54,7 +43,7 @@ static void
 body_other_thread(void *arg)
 {
 	struct where w;
-	pthread_t me = this_thread();
+	pthread_t me = slt_thread();
 	int bad = 0;
 
 	(void) arg;
@@ -62,7 +51,7 @@ body_other_thread(void *arg)
 	SL_CHECK_OK(sl_blocking(record_thread, &w));
 	SL_CHECK_EQ(w.calls, 1);
 	SL_CHECK(!pthread_equal(w.thread, me));
-	SL_CHECK(!pthread_equal(w.thread, this_thread()));
+	SL_CHECK(!pthread_equal(w.thread, slt_thread()));
 	for (int i = 0; i < 1024; i++)
 		bad += w.data[i] != i * 3;
 	SL_CHECK_EQ(bad, 0);
@@ -347,7 +336,7 @@ note_thread(void *arg)
 {
 	struct where *w = arg;
 
-	w->thread = this_thread();
+	w->thread = slt_thread();
 	w->calls++;
 }
 
@@ -363,10 +352,10 @@ count_inline(struct where *w)
 
 	memset(w, 0, sizeof(*w));
 	SL_CHECK_OK(sl_blocking(note_thread, w));
-	SL_CHECK(!pthread_equal(w->thread, this_thread()));
+	SL_CHECK(!pthread_equal(w->thread, slt_thread()));
 	while (n < INLINE_CALLS || (inl < INLINE_CALLS / 2 &&
 	    n < 10 * INLINE_CALLS)) {
-		pthread_t me = this_thread();
+		pthread_t me = slt_thread();
 
 		SL_CHECK_OK(sl_blocking(note_thread, w));
 		inl += pthread_equal(w->thread, me) != 0;
@@ -447,7 +436,7 @@ body_long_pooled(void *arg)
 	SL_CHECK_OK(sl_blocking(maybe_long, &tn)); /* never seen: pool */
 	for (int i = 0; i < 10 * INLINE_CALLS && inl < INLINE_CALLS / 2;
 	    i++) {
-		pthread_t me = this_thread();
+		pthread_t me = slt_thread();
 
 		SL_CHECK_OK(sl_blocking(maybe_long, &tn));
 		inl += pthread_equal(tn.w.thread, me) != 0;
@@ -458,7 +447,7 @@ body_long_pooled(void *arg)
 	SL_CHECK_OK(sl_go(ticker_while, &tn));
 	atomic_store(&tn.long_call, 1);
 	for (int i = 0; i < 6; i++) {
-		pthread_t me = this_thread();
+		pthread_t me = slt_thread();
 
 		SL_CHECK_OK(sl_blocking(maybe_long, &tn));
 		if (i > 0) /* after the first, all pooled */
@@ -496,7 +485,7 @@ pipe_read_one(void *arg)
 	struct pread_arg *a = arg;
 	char b;
 
-	a->p->thread[a->i] = this_thread();
+	a->p->thread[a->i] = slt_thread();
 	while (read(a->p->fd[a->i][0], &b, 1) < 0 && errno == EINTR)
 		;
 }
@@ -506,7 +495,7 @@ pipe_reader(void *arg)
 {
 	struct pread_arg *a = arg;
 
-	a->p->caller[a->i] = this_thread();
+	a->p->caller[a->i] = slt_thread();
 	SL_CHECK_OK(sl_blocking(pipe_read_one, a));
 	sl_waitgroup_done(&a->p->wg);
 }
@@ -611,7 +600,7 @@ relay_call(struct relay *r, int mode)
 {
 	int v = 42;
 
-	r->inl = pthread_equal(this_thread(), r->caller) != 0;
+	r->inl = pthread_equal(slt_thread(), r->caller) != 0;
 	if (atomic_load(&r->mode) == 0)
 		return;
 	usleep(20000); /* the other worker falls asleep: only a wake-up
@@ -660,7 +649,7 @@ body_readies_elsewhere(void *arg)
 			 * estimate comes down by a quarter a call) */
 			atomic_store(&r.mode, 0);
 			for (int i = 0; i < 40; i++) {
-				r.caller = this_thread();
+				r.caller = slt_thread();
 				SL_CHECK_OK(sl_blocking(fn, &r));
 			}
 			if (mode == 2) {
@@ -669,7 +658,7 @@ body_readies_elsewhere(void *arg)
 			}
 			atomic_store(&r.ran, 0);
 			atomic_store(&r.mode, mode);
-			r.caller = this_thread();
+			r.caller = slt_thread();
 			SL_CHECK_OK(sl_blocking(fn, &r));
 			SL_CHECK_EQ(atomic_load(&r.ran), 1);
 		} while (!r.inl && ++tries < 20);
@@ -929,7 +918,7 @@ test_ctx_already_over(void **state)
 	assert_int_equal(sl_blocking_ctx(record_thread, &w, NULL,
 	    sl_now() + SL_SECOND), 0);
 	assert_int_equal(w.calls, 1);
-	assert_true(pthread_equal(w.thread, this_thread()));
+	assert_true(pthread_equal(w.thread, slt_thread()));
 }
 
 /* ---- outside goroutines ---------------------------------------------------- */
@@ -944,8 +933,316 @@ test_outside(void **state)
 	memset(&w, 0, sizeof(w));
 	assert_int_equal(sl_blocking(record_thread, &w), 0);
 	assert_int_equal(w.calls, 1);
-	assert_true(pthread_equal(w.thread, this_thread()));
+	assert_true(pthread_equal(w.thread, slt_thread()));
 	assert_int_equal(w.data[1023], 1023 * 3);
+}
+
+/* ---- one inline call of a fn at a time ----------------------------------- */
+
+#define NREADERS 3
+
+struct readers {
+	int          fd[NREADERS][2];
+	pthread_t    thread[NREADERS]; /* where each read ran */
+	pthread_t    caller[NREADERS]; /* ... and its goroutine */
+	atomic_int   entered;
+	sl_waitgroup wg;
+};
+
+struct rd_arg {
+	struct readers *r;
+	int             i;
+};
+
+static void
+rd_read_one(void *arg)
+{
+	struct rd_arg *a = arg;
+	char b;
+
+	a->r->thread[a->i] = slt_thread();
+	atomic_fetch_add(&a->r->entered, 1);
+	while (read(a->r->fd[a->i][0], &b, 1) < 0 && errno == EINTR)
+		;
+}
+
+static void
+rd_reader(void *arg)
+{
+	struct rd_arg *a = arg;
+
+	a->r->caller[a->i] = slt_thread();
+	SL_CHECK_OK(sl_blocking(rd_read_one, a));
+	sl_waitgroup_done(&a->r->wg);
+}
+
+static void
+rd_feed(struct readers *r, int i)
+{
+	char b = 'x';
+
+	while (write(r->fd[i][1], &b, 1) < 0 && errno == EINTR)
+		;
+}
+
+/* Three goroutines, each alone on one of four workers, read empty pipes
+ * through a fn whose calls were short so far: only one read runs inline,
+ * the others on the pool, so that a fn whose calls all turn long at once
+ * holds up one worker, not three of four. */
+static void
+body_one_inline_per_fn(void *arg)
+{
+	struct readers r;
+	struct rd_arg  ra[NREADERS];
+	int            inl = 0;
+
+	(void) arg;
+	memset(&r, 0, sizeof(r));
+	for (int i = 0; i < NREADERS; i++)
+		if (pipe(r.fd[i]) != 0) {
+			SL_CHECK(!"pipe");
+			return;
+		}
+	/* learn: reads with a byte waiting are short */
+	for (int n = 0; n < 10; n++)
+		for (int i = 0; i < NREADERS; i++) {
+			struct rd_arg a = { .r = &r, .i = i };
+
+			rd_feed(&r, i);
+			SL_CHECK_OK(sl_blocking(rd_read_one, &a));
+		}
+	atomic_store(&r.entered, 0);
+	sl_waitgroup_add(&r.wg, NREADERS);
+	for (int i = 0; i < NREADERS; i++) {
+		ra[i] = (struct rd_arg){ .r = &r, .i = i };
+		SL_CHECK_OK(sl_go(rd_reader, &ra[i]));
+		sl_sleep(5 * SL_MILLISECOND); /* it runs alone, and blocks */
+	}
+	for (int n = 0; n < 2000 && atomic_load(&r.entered) < NREADERS; n++)
+		sl_sleep(SL_MILLISECOND);
+	SL_CHECK_EQ(atomic_load(&r.entered), NREADERS);
+	for (int i = 0; i < NREADERS; i++)
+		rd_feed(&r, i);
+	sl_waitgroup_wait(&r.wg);
+	for (int i = 0; i < NREADERS; i++)
+		inl += pthread_equal(r.thread[i], r.caller[i]) != 0;
+	SL_CHECK(inl <= 1);
+	if (inl > 1)
+		fprintf(stderr, "%d reads of one fn ran inline at once\n", inl);
+	for (int i = 0; i < NREADERS; i++) {
+		close(r.fd[i][0]);
+		close(r.fd[i][1]);
+	}
+}
+
+static void
+test_one_inline_per_fn(void **state)
+{
+	slt_run_procs(4, body_one_inline_per_fn, *state);
+}
+
+/* ---- sl_main returns while calls are still in flight --------------------- */
+
+#define NSTUCK 32 /* the pool's size: one call more waits in its queue */
+
+struct stuck {
+	int        procs;
+	int        nreads;         /* calls that block on a pipe */
+	bool       queue_one;      /* and one more, queued behind them */
+	bool       want_inline;    /* learn the fn short first */
+	int        fd[NSTUCK][2];
+	atomic_int entered;
+	atomic_int returned;
+	atomic_int queued_ran;     /* the queued call ran (must not) */
+	pthread_t  thread;         /* where read 0 ran */
+	pthread_t  caller;         /* ... and its goroutine */
+	atomic_int done;           /* sl_main returned */
+	int        rv;
+};
+
+struct st_arg {
+	struct stuck *s;
+	int           i;
+	char          got; /* what the read read */
+};
+
+/* Reads a byte into a->got: on the caller's stack, as results usually
+ * are, which must still be there when an abandoned call returns. */
+static void
+st_read(void *arg)
+{
+	struct st_arg *a = arg;
+	struct stuck  *s = a->s;
+
+	if (a->i == 0)
+		s->thread = slt_thread();
+	atomic_fetch_add(&s->entered, 1);
+	while (read(s->fd[a->i][0], &a->got, 1) < 0 && errno == EINTR)
+		;
+	atomic_fetch_add(&s->returned, a->got == 'x');
+}
+
+static void
+st_set_ran(void *arg)
+{
+	atomic_store(&((struct stuck *) arg)->queued_ran, 1);
+}
+
+static void
+st_reader(void *arg)
+{
+	struct st_arg a = *(struct st_arg *) arg;
+
+	if (a.i == 0)
+		a.s->caller = slt_thread();
+	(void) sl_blocking(st_read, &a);
+	SL_CHECK(!"a goroutine ran on after sl_main returned");
+}
+
+static void
+st_queued(void *arg)
+{
+	(void) sl_blocking(st_set_ran, arg);
+}
+
+static void
+body_stuck(void *arg)
+{
+	struct stuck *s = arg;
+	static struct st_arg a[NSTUCK]; /* read by the goroutines at start */
+
+	if (s->want_inline) {
+		/* learn: reads with a byte waiting are short */
+		for (int n = 0; n < 10; n++) {
+			struct st_arg l = { .s = s, .i = 0 };
+			char b = 'x';
+
+			SL_CHECK_EQ(write(s->fd[0][1], &b, 1), 1);
+			SL_CHECK_OK(sl_blocking(st_read, &l));
+		}
+		atomic_store(&s->entered, 0);
+		atomic_store(&s->returned, 0);
+	}
+	for (int i = 0; i < s->nreads; i++) {
+		a[i] = (struct st_arg){ .s = s, .i = i };
+		SL_CHECK_OK(sl_go(st_reader, &a[i]));
+	}
+	for (int n = 0; n < 5000 && atomic_load(&s->entered) < s->nreads; n++)
+		sl_sleep(SL_MILLISECOND);
+	SL_CHECK_EQ(atomic_load(&s->entered), s->nreads);
+	if (s->queue_one) {
+		SL_CHECK_OK(sl_go(st_queued, s));
+		sl_sleep(20 * SL_MILLISECOND); /* it queues its call */
+	}
+	/* main returns: the calls are left to their threads */
+}
+
+static void *
+st_main(void *arg)
+{
+	struct stuck *s = arg;
+	sl_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.procs = s->procs;
+	s->rv = sl_main_opts(&o, body_stuck, s);
+	atomic_store(&s->done, 1);
+	return (NULL);
+}
+
+/* Runs s on a thread of its own; asserts that sl_main returns within 3 s,
+ * though every read still waits, that it left one thread a read, and that
+ * each read, once fed, stores its byte on its goroutine's stack (which
+ * outlives sl_main for it) and its thread exits, without running a
+ * queued call. */
+static void
+run_stuck(struct stuck *s)
+{
+	int before = atomic_load(&sli_sched_abandoned);
+	pthread_t t;
+	int n;
+
+	for (int i = 0; i < NSTUCK; i++)
+		assert_int_equal(pipe(s->fd[i]), 0);
+	atomic_store(slt_failures(), 0);
+	assert_int_equal(pthread_create(&t, NULL, st_main, s), 0);
+	for (n = 0; n < 3000 && !atomic_load(&s->done); n++)
+		usleep(1000);
+	if (!atomic_load(&s->done)) {
+		/* old behaviour: sl_main waits for the reads; let it go */
+		for (int i = 0; i < s->nreads; i++)
+			assert_int_equal(write(s->fd[i][1], "x", 1), 1);
+		pthread_join(t, NULL);
+		fail_msg("sl_main did not return while %d calls were in "
+		    "flight", s->nreads);
+	}
+	pthread_join(t, NULL);
+	assert_int_equal(s->rv, 0);
+	slt_assert_no_failures();
+	assert_int_equal(atomic_load(&sli_sched_abandoned) - before,
+	    s->nreads);
+	assert_int_equal(atomic_load(&s->returned), 0);
+	for (int i = 0; i < s->nreads; i++)
+		assert_int_equal(write(s->fd[i][1], "x", 1), 1);
+	for (n = 0; n < 5000 && atomic_load(&s->returned) < s->nreads; n++)
+		usleep(1000);
+	assert_int_equal(atomic_load(&s->returned), s->nreads);
+	usleep(50000); /* the threads exit (valgrind would see a leak) */
+	assert_int_equal(atomic_load(&s->queued_ran), 0);
+	for (int i = 0; i < NSTUCK; i++) {
+		close(s->fd[i][0]);
+		close(s->fd[i][1]);
+	}
+}
+
+/* A call on the pool that waits for what never comes does not keep
+ * sl_main from returning, and the pool works afresh in the next run. */
+static void
+test_main_returns_pooled(void **state)
+{
+	static struct stuck s;
+
+	memset(&s, 0, sizeof(s));
+	s.procs = 1;
+	s.nreads = 1;
+	run_stuck(&s);
+	test_other_thread(state);
+	slt_run_procs(2, body_short_inline, *state);
+}
+
+/* Nor does one made inline, on a worker's own thread, and the next run
+ * starts every worker afresh. */
+static void
+test_main_returns_inline(void **state)
+{
+	static struct stuck s;
+	int tries = 0;
+
+	do {
+		memset(&s, 0, sizeof(s));
+		s.procs = 2;
+		s.nreads = 1;
+		s.want_inline = true;
+		run_stuck(&s);
+		/* a preempted thread can make a read look long: again */
+	} while (!pthread_equal(s.thread, s.caller) && ++tries < 5);
+	assert_true(pthread_equal(s.thread, s.caller));
+	slt_run_procs(2, body_short_inline, *state);
+}
+
+/* With every pool thread in a call, the call queued behind them is
+ * dropped with its goroutine, never run. */
+static void
+test_main_drops_queued(void **state)
+{
+	static struct stuck s;
+
+	(void) state;
+	memset(&s, 0, sizeof(s));
+	s.procs = 1;
+	s.nreads = NSTUCK;
+	s.queue_one = true;
+	run_stuck(&s);
 }
 
 int
@@ -965,6 +1262,10 @@ main(void)
 		cmocka_unit_test(test_ctx_withdraws_queued),
 		cmocka_unit_test(test_ctx_running_waits),
 		cmocka_unit_test(test_ctx_already_over),
+		cmocka_unit_test(test_one_inline_per_fn),
+		cmocka_unit_test(test_main_returns_pooled),
+		cmocka_unit_test(test_main_returns_inline),
+		cmocka_unit_test(test_main_drops_queued),
 	};
 
 	slt_filter();

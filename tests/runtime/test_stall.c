@@ -15,7 +15,21 @@ struct stall_case {
 	int         how;     /* what the main goroutine does for 400 ms */
 };
 
-enum { SPIN, YIELD, BLOCKING, SLEEP };
+enum { SPIN, YIELD, BLOCKING, SLEEP, INLINE };
+
+#define NOT_INLINE 4 /* the child's exit: the long call went to the pool */
+
+static atomic_int slow_next;  /* the next call of quick_then_slow sleeps */
+static pthread_t  call_thread; /* where its last call ran */
+
+static void
+quick_then_slow(void *arg)
+{
+	(void) arg;
+	call_thread = slt_thread();
+	if (atomic_load(&slow_next))
+		usleep(400000);
+}
 
 static void
 sleep_400ms(void *arg)
@@ -45,6 +59,24 @@ stall_body(void *arg)
 	case SLEEP:
 		sl_sleep(400 * SL_MILLISECOND);
 		break;
+	case INLINE: {
+		/* quick calls, until ten in a row ran on this thread */
+		int in_a_row = 0;
+
+		for (int n = 0; n < 1000 && in_a_row < 10; n++) {
+			pthread_t me = slt_thread();
+
+			SL_CHECK_OK(sl_blocking(quick_then_slow, NULL));
+			in_a_row = pthread_equal(call_thread, me) ?
+			    in_a_row + 1 : 0;
+		}
+		atomic_store(&slow_next, 1);
+		pthread_t me = slt_thread();
+		SL_CHECK_OK(sl_blocking(quick_then_slow, NULL));
+		if (!pthread_equal(call_thread, me))
+			_exit(NOT_INLINE);
+		break;
+	}
 	}
 	/* let the watchdog see the switch before sl_main ends */
 	sl_sleep(100 * SL_MILLISECOND);
@@ -59,7 +91,7 @@ stall_child(void *arg)
 	if (c->env != NULL)
 		setenv("SLUICE_STALL_MS", c->env, 1);
 	memset(&o, 0, sizeof(o));
-	o.procs = 1;
+	o.procs = c->how == INLINE ? 2 : 1; /* inline calls need two */
 	o.stall = c->limit;
 	if (sl_main_opts(&o, stall_body, c) != 0 ||
 	    atomic_load(slt_failures()) != 0)
@@ -74,7 +106,13 @@ stall_run(int64_t limit, const char *env, int how)
 	struct stall_case c = { .limit = limit, .env = env, .how = how };
 	char st[64];
 
-	assert_int_equal(slt_fork(stall_child, &c, &res), 0);
+	for (int tries = 0; tries < 5; tries++) {
+		assert_int_equal(slt_fork(stall_child, &c, &res), 0);
+		/* a thread preempted in a quick call made it look long */
+		if (!WIFEXITED(res.status) ||
+		    WEXITSTATUS(res.status) != NOT_INLINE)
+			break;
+	}
 	if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
 		fail_msg("child %s; stderr: %s",
 		    slt_status_str(res.status, st, sizeof(st)), res.err);
@@ -131,6 +169,26 @@ test_switching_is_not_reported(void **state)
 		fail_msg("sleep: stderr: \"%s\"", err);
 }
 
+/* A blocking call made inline (its fn's calls were short before) that
+ * turns long holds its worker: named as such, with its goroutine, once,
+ * and again when it lets go. */
+static void
+test_inline_call_is_reported(void **state)
+{
+	const char *err;
+
+	(void) state;
+	err = stall_run(100 * SL_MILLISECOND, NULL, INLINE);
+	if (count(err, "sluice: a blocking call") != 1 ||
+	    count(err, " of goroutine 1 has held worker ") != 1 ||
+	    count(err, " s; its calls were short before, so it runs there, "
+	    "and nothing else does meanwhile (its later calls go to the "
+	    "pool)\n") != 1 ||
+	    count(err, "sluice: goroutine 1 let worker ") != 1 ||
+	    count(err, "sluice:") != 2)
+		fail_msg("stderr: \"%s\"", err);
+}
+
 /* Off: a negative limit, or SLUICE_STALL_MS=0; an option wins over the
  * environment. */
 static void
@@ -157,6 +215,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_spin_is_reported_once),
 		cmocka_unit_test(test_switching_is_not_reported),
+		cmocka_unit_test(test_inline_call_is_reported),
 		cmocka_unit_test(test_off),
 	};
 

@@ -66,8 +66,14 @@ typedef struct sl_opts {
 /*
  * sl_main runs fn(arg) as the main goroutine and the scheduler until it
  * returns, like Go's main: goroutines still running then are abandoned
- * (their stacks are freed without unwinding them).  The calling thread
- * becomes worker 0.  Returns 0, SL_EDEADLOCK if every goroutine blocked
+ * (their stacks are freed without unwinding them), and so are their
+ * blocking calls (sl_blocking): sl_main does not wait for a call in
+ * flight (its thread exits when it returns, touching nothing else), and
+ * calls still queued for a thread never run.  A goroutine that is running
+ * on another worker at that moment is waited for until its next switch (a
+ * channel operation, a sleep, sl_yield): C code cannot be stopped
+ * anywhere else.  The calling thread waits while the worker threads run
+ * the goroutines.  Returns 0, SL_EDEADLOCK if every goroutine blocked
  * forever (a report naming each goroutine's wait is printed to stderr
  * first), SL_ENOMEM, SL_ESYSTEM, SL_EINVAL for a bad CPU list, worker
  * count or stack size, from sl_opts or the environment (the value and what
@@ -116,7 +122,8 @@ int  sl_sleep_ctx(sl_ctx *ctx, int64_t ns);
  * sl_blocking runs fn(arg) on a thread of a small pool and parks the
  * calling goroutine until it returns, so blocking system calls or
  * libraries do not stall other goroutines.  Outside goroutines it calls
- * fn directly.  Returns 0 or SL_ENOMEM / SL_ESYSTEM (fn was then not run).
+ * fn directly.  Returns 0, SL_EINVAL for a NULL fn, or SL_ESYSTEM when no
+ * pool thread could be started (fn was then not run).
  *
  * When the calls of fn made so far in this sl_main run were short (under
  * 20 us lately: a read of a cached file, a stat) and the caller's worker
@@ -126,8 +133,10 @@ int  sl_sleep_ctx(sl_ctx *ctx, int64_t ns);
  * not already in such a call, so whatever fn waits for still runs; never
  * with one worker.  Either way fn runs as code on a plain thread does:
  * its channel operations block the thread, and goroutines it readies or
- * starts run on the other workers.  A call that turns out long holds up
- * only its own worker, and sends later calls of fn to the pool.
+ * starts run on the other workers.  One call of a fn runs so at a time
+ * (others meanwhile go to the pool), so a call that turns out long holds
+ * up only its own worker, and sends later calls of fn to the pool; the
+ * stall watchdog (sl_opts.stall) names it.
  */
 int sl_blocking(sl_fn fn, void *arg);
 

@@ -30,12 +30,17 @@
  * run inline when the history of its fn says it is short (a table keyed
  * by fn; a call of a fn never seen goes to the pool, and every call,
  * inline or pooled, updates the table: up at once after a long one, down
- * slowly after short ones), and never on the last worker not already in
- * such a call: whatever an inline call waits for (the writer of the pipe
- * it reads), a worker is left to run it.  With one worker, never.  A
+ * slowly after short ones), one call of a fn at a time, and never on
+ * the last worker not already in such a call: whatever an inline call
+ * waits for (the writer of the pipe it reads), a worker is left to run
+ * it.  With one worker, never.  A
  * goroutine reading a cached file in small pieces then pays about 350 ns
  * a call on top of the read itself, against 1.1 us through a pool
  * thread (benchmark (g), README).
+ *
+ * When sl_main returns, calls in flight are abandoned with their
+ * goroutines (sli_blocking_fini; inline ones by sched.c, which leaves
+ * their worker threads to them): a call may wait for what never comes.
  *
  * Both sides spin a moment (SLI_BLOCKING_SPIN) before they sleep: a pool
  * thread for the next job, a caller whose worker has nothing else to run
@@ -76,62 +81,109 @@ typedef struct bp_job {
 static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t  cv;
+	pthread_cond_t  woken;    /* nwaking fell to 0 while stop */
 	bp_job         *head, *tail; /* queued jobs */
 	int             nqueued;  /* their number */
 	int             nthreads;
 	int             nidle;    /* threads in the wait, woken or not */
 	int             nspin;    /* ... of them spinning (they look at the
 	                             queue before they sleep) */
+	int             nwaking;  /* threads waking a caller (fn returned) */
 	atomic_int      avail;    /* nqueued, read without the lock */
 	bool            stop;
+	unsigned        gen;      /* sl_main runs ended: a thread whose call
+	                             began in an earlier one is abandoned */
 	pthread_t       threads[SLI_BLOCKING_MAX];
-} bp = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	bool            busy[SLI_BLOCKING_MAX]; /* thread i in a call */
+} bp = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+	.woken = PTHREAD_COND_INITIALIZER };
 
-/* How long calls of one fn took lately: a slot of a table keyed by fn,
- * shared by fns whose hashes meet (the last one seen owns it).  Both
- * fields are read and written without a lock; a torn pair only misjudges
- * one call, which the inline rules keep safe. */
-static struct bp_hist {
-	atomic_uintptr_t fn;
-	_Atomic int64_t  ns;  /* estimate: up at once, down by quarters */
-} bp_hist[1 << BP_HIST_BITS];
+/*
+ * How long calls of one fn took lately: a slot of a table keyed by fn,
+ * shared by fns whose hashes meet (the last one seen owns it, unless an
+ * inline call of the other is in flight).  A slot is one word, read and
+ * changed whole:
+ *
+ *	bits 63-32  which fn: a tag from the hash of its address (never 0,
+ *	            so an empty slot is nobody's)
+ *	bit  31     an inline call of that fn is in flight: one at a time,
+ *	            so that a fn whose calls turn long when several
+ *	            goroutines call it at once (reads of peers that all go
+ *	            quiet) holds up one worker, not every worker but one
+ *	bits 30-0   the estimate, ns: up at once, down by quarters (2.1 s
+ *	            at most: anything over 20 us is long)
+ *
+ * Two fns with the same tag in the same slot (a 1 in 2^38 chance for a
+ * pair) share an estimate, which only misjudges their calls.
+ */
+#define BP_TAG    (~(uint64_t) 0 << 32)
+#define BP_BUSY   ((uint64_t) 1 << 31)
+#define BP_NS_MAX (BP_BUSY - 1)
+
+static _Atomic uint64_t bp_hist[1 << BP_HIST_BITS];
 
 static atomic_int bp_ninline; /* workers in an inline call */
 
-static struct bp_hist *
-bp_hist_of(uintptr_t key)
+/* fn's slot, and its tag there. */
+static _Atomic uint64_t *
+bp_slot(sl_fn fn, uint64_t *tag)
 {
-	uint64_t h = (uint64_t) key * 0x9e3779b97f4a7c15ULL;
+	uint64_t h = (uint64_t) (uintptr_t) fn * 0x9e3779b97f4a7c15ULL;
+
+	*tag = (((h >> 26) & 0xffffffffu) | 1) << 32;
 	return (&bp_hist[h >> (64 - BP_HIST_BITS)]);
 }
 
-/* Notes that a call of fn took ns. */
+/* Notes that a call of fn took ns; inl: it was the inline one in flight. */
 static void
-bp_note(sl_fn fn, int64_t ns)
+bp_note(sl_fn fn, int64_t ns, bool inl)
 {
-	uintptr_t        key = (uintptr_t) fn;
-	struct bp_hist  *e = bp_hist_of(key);
-	int64_t          old = atomic_load_explicit(&e->ns,
-	    memory_order_relaxed);
+	uint64_t          tag, v, w, nw;
+	_Atomic uint64_t *e = bp_slot(fn, &tag);
 
-	if (atomic_load_explicit(&e->fn, memory_order_relaxed) != key) {
-		atomic_store_explicit(&e->fn, key, memory_order_relaxed);
-		old = ns;
-	}
-	atomic_store_explicit(&e->ns, ns >= old ? ns : old - (old - ns) / 4,
-	    memory_order_relaxed);
+	v = ns <= 0 ? 0 : (uint64_t) ns > BP_NS_MAX ? BP_NS_MAX :
+	    (uint64_t) ns;
+	w = atomic_load_explicit(e, memory_order_relaxed);
+	do {
+		uint64_t old = w & BP_NS_MAX;
+
+		if ((w & BP_TAG) == tag)
+			nw = tag | (v >= old ? v : old - (old - v) / 4) |
+			    (inl ? 0 : w & BP_BUSY);
+		else if (w & BP_BUSY)
+			return; /* another fn's inline call holds it */
+		else
+			nw = tag | v;
+	} while (!atomic_compare_exchange_weak_explicit(e, &w, nw,
+	    memory_order_relaxed, memory_order_relaxed));
 }
 
-/* Do recent calls of fn say that the next one is short? */
+/* If recent calls of fn say that the next one is short, and none runs
+ * inline now, marks one in flight: true. */
 static bool
-bp_short(sl_fn fn)
+bp_claim(sl_fn fn)
 {
-	uintptr_t        key = (uintptr_t) fn;
-	struct bp_hist  *e = bp_hist_of(key);
+	uint64_t          tag, w;
+	_Atomic uint64_t *e = bp_slot(fn, &tag);
 
-	return (atomic_load_explicit(&e->fn, memory_order_relaxed) == key &&
-	    atomic_load_explicit(&e->ns, memory_order_relaxed) <
-	    SLI_BLOCKING_INLINE);
+	w = atomic_load_explicit(e, memory_order_relaxed);
+	do {
+		if ((w & BP_TAG) != tag || (w & BP_BUSY) ||
+		    (w & BP_NS_MAX) >= (uint64_t) SLI_BLOCKING_INLINE)
+			return (false);
+	} while (!atomic_compare_exchange_weak_explicit(e, &w, w | BP_BUSY,
+	    memory_order_relaxed, memory_order_relaxed));
+	return (true);
+}
+
+/* Undoes bp_claim (no one else changes the tag of a busy slot). */
+static void
+bp_unclaim(sl_fn fn)
+{
+	uint64_t tag;
+
+	atomic_fetch_and_explicit(bp_slot(fn, &tag), ~BP_BUSY,
+	    memory_order_relaxed);
 }
 
 typedef struct bp_inline {
@@ -139,33 +191,27 @@ typedef struct bp_inline {
 	void *arg;
 } bp_inline;
 
-/* fn(arg), timed for the table. */
-static void
-bp_call(sl_fn fn, void *arg)
-{
-	int64_t t0 = sl_now();
-
-	fn(arg);
-	bp_note(fn, sl_now() - t0);
-}
-
-static void
-bp_call_inline(void *p)
-{
-	bp_inline *in = p;
-
-	bp_call(in->fn, in->arg);
-}
-
 /* The commit of an inline call's park: runs on the worker's stack once
  * the caller has switched out. */
 static bool
 bp_commit_inline(sli_g *g, void *p)
 {
+	bp_inline *in = p;
+	sl_fn      fn = in->fn;
+	int64_t    t0;
+
 	if (sli_curg() != NULL) /* only if sli_park switched to another */
 		sli_fatal("blocking call of goroutine %llu run on another "
 		    "goroutine's stack", (unsigned long long) g->id);
-	sli_run_detached(bp_call_inline, p);
+	t0 = sl_now();
+	if (!sli_run_detached(g, fn, in->arg)) {
+		/* sl_main is stopping this worker: g, like every goroutine
+		 * left, is abandoned, and stays parked. */
+		bp_unclaim(fn);
+		atomic_fetch_sub(&bp_ninline, 1);
+		return (true);
+	}
+	bp_note(fn, sl_now() - t0, true);
 	atomic_fetch_sub(&bp_ninline, 1);
 	return (false); /* run the caller again at once */
 }
@@ -177,17 +223,14 @@ bp_try_inline(sl_fn fn, void *arg)
 {
 	bp_inline in = { .fn = fn, .arg = arg };
 
-	if (sli_S.nprocs < 2 || !bp_short(fn))
-		return (false);
-	if (atomic_fetch_add(&bp_ninline, 1) >= sli_S.nprocs - 1) {
-		atomic_fetch_sub(&bp_ninline, 1);
-		return (false);
-	}
 	/* Nothing queued here: nor can anything be by the time sli_park
 	 * looks (only this goroutine fills its worker's runnext), so the
 	 * park goes through the scheduler, whose stack runs the commit. */
-	if (sli_self_has_work()) {
+	if (sli_S.nprocs < 2 || sli_self_has_work() || !bp_claim(fn))
+		return (false);
+	if (atomic_fetch_add(&bp_ninline, 1) >= sli_S.nprocs - 1) {
 		atomic_fetch_sub(&bp_ninline, 1);
+		bp_unclaim(fn);
 		return (false);
 	}
 	sli_park("blocking call", NULL, bp_commit_inline, &in);
@@ -195,12 +238,17 @@ bp_try_inline(sl_fn fn, void *arg)
 }
 
 static void *
-bp_thread(void *unused)
+bp_thread(void *p)
 {
-	(void) unused;
+	int self = (int) (intptr_t) p;
+
 	pthread_mutex_lock(&bp.mu);
 	for (;;) {
-		bp_job *j;
+		bp_job  *j;
+		sl_fn    fn;
+		void    *arg;
+		unsigned gen;
+		int64_t  t0, ns;
 
 		if (bp.head == NULL && !bp.stop) {
 			int64_t until = sl_now() + SLI_BLOCKING_SPIN;
@@ -217,7 +265,9 @@ bp_thread(void *unused)
 				pthread_cond_wait(&bp.cv, &bp.mu);
 			bp.nidle--;
 		}
-		if (bp.head == NULL)
+		/* Stopped: calls still queued are dropped with their callers,
+		 * abandoned as every goroutine left when sl_main returns. */
+		if (bp.stop || bp.head == NULL)
 			break;
 		j = bp.head;
 		bp.head = j->next;
@@ -226,9 +276,29 @@ bp_thread(void *unused)
 		atomic_store_explicit(&bp.avail, --bp.nqueued,
 		    memory_order_relaxed);
 		j->state = BP_RUNNING;
+		fn = j->fn;
+		arg = j->arg;
+		gen = bp.gen;
+		bp.busy[self] = true;
 		pthread_mutex_unlock(&bp.mu);
 
-		bp_call(j->fn, j->arg);
+		t0 = sl_now();
+		fn(arg);
+		ns = sl_now() - t0;
+
+		pthread_mutex_lock(&bp.mu);
+		if (bp.gen != gen) {
+			/* sl_main returned meanwhile and left this thread to
+			 * exit now, detached: j (on its caller's stack) and
+			 * the scheduler are gone. */
+			pthread_mutex_unlock(&bp.mu);
+			return (NULL);
+		}
+		bp.busy[self] = false;
+		bp.nwaking++;
+		pthread_mutex_unlock(&bp.mu);
+
+		bp_note(fn, ns, false);
 		/* j lives on the caller's stack: last touch is the wake. */
 		if (sli_wait_claim(&j->wait, 0)) {
 			sli_wait_wake(&j->wait);
@@ -245,6 +315,8 @@ bp_thread(void *unused)
 		sl_sched_release();
 
 		pthread_mutex_lock(&bp.mu);
+		if (--bp.nwaking == 0 && bp.stop)
+			pthread_cond_broadcast(&bp.woken);
 	}
 	pthread_mutex_unlock(&bp.mu);
 	return (NULL);
@@ -302,7 +374,7 @@ sl_blocking_ctx(sl_fn fn, void *arg, sl_ctx *ctx, int64_t deadline)
 	 * this one runs (a pipe's reader and its writer). */
 	if (bp.nidle <= bp.nqueued && bp.nthreads < SLI_BLOCKING_MAX &&
 	    pthread_create(&bp.threads[bp.nthreads], NULL, bp_thread,
-	    NULL) == 0)
+	    (void *) (intptr_t) bp.nthreads) == 0)
 		bp.nthreads++;
 	if (bp.nthreads == 0) {
 		pthread_mutex_unlock(&bp.mu);
@@ -349,28 +421,51 @@ sl_blocking_ctx(sl_fn fn, void *arg, sl_ctx *ctx, int64_t deadline)
 	return (0);
 }
 
-/* Stops the pool once running calls return; called by sl_main on exit. */
+/*
+ * Stops the pool; called by sl_main on exit, once no worker runs.  Calls
+ * still queued are dropped, and threads in a call are left to it
+ * (detached): each exits when its fn returns, touching nothing else.  So
+ * sl_main returns when main does, as Go's program ends then, even while
+ * a goroutine waits in a call for what never comes (a read of a pipe
+ * whose writer was another goroutine, of a terminal).
+ */
 void
 sli_blocking_fini(void)
 {
-	int n;
+	bool left[SLI_BLOCKING_MAX] = { false };
+	int  n;
 
 	pthread_mutex_lock(&bp.mu);
 	bp.stop = true;
+	bp.gen++;
 	pthread_cond_broadcast(&bp.cv);
+	/* A thread past its call's end still touches its caller's stack
+	 * and the scheduler: wait for those.  The rest are idle (they exit
+	 * now) or in a call (left to it). */
+	while (bp.nwaking > 0)
+		pthread_cond_wait(&bp.woken, &bp.mu);
 	n = bp.nthreads;
+	for (int i = 0; i < n; i++) {
+		if ((left[i] = bp.busy[i])) {
+			pthread_detach(bp.threads[i]);
+			bp.busy[i] = false;
+			atomic_fetch_add(&sli_sched_abandoned, 1);
+		}
+	}
 	pthread_mutex_unlock(&bp.mu);
 	for (int i = 0; i < n; i++)
-		pthread_join(bp.threads[i], NULL);
+		if (!left[i])
+			pthread_join(bp.threads[i], NULL);
 	pthread_mutex_lock(&bp.mu);
 	bp.nthreads = 0;
 	bp.head = bp.tail = NULL;
 	bp.nqueued = 0;
+	atomic_store(&bp.avail, 0);
 	bp.stop = false;
 	pthread_mutex_unlock(&bp.mu);
-	/* Each run learns its calls afresh. */
-	for (size_t i = 0; i < sizeof(bp_hist) / sizeof(bp_hist[0]); i++) {
-		atomic_store(&bp_hist[i].fn, 0);
-		atomic_store(&bp_hist[i].ns, 0);
-	}
+	/* Each run learns its calls afresh; an inline call abandoned by
+	 * sch_take_worker never counted itself out. */
+	for (size_t i = 0; i < sizeof(bp_hist) / sizeof(bp_hist[0]); i++)
+		atomic_store(&bp_hist[i], 0);
+	atomic_store(&bp_ninline, 0);
 }

@@ -25,6 +25,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -55,6 +56,14 @@ sli_sched sli_S;
 #define SLI_PREFETCH_BYTES 512 /* of a stack, from its saved pointer up */
 
 static __thread sli_worker *sch_tls_worker;
+
+/* What a worker thread abandoned in a blocking call (sli_run_detached)
+ * needs once fn returns, its worker being gone: its state word, where to
+ * jump out, and its signal stack to free. */
+static __thread atomic_int *sch_tls_call;
+static __thread jmp_buf    *sch_tls_exit;
+static __thread void       *sch_tls_sigstack;
+static __thread stack_t     sch_tls_oss;
 
 static struct sigaction sch_old_segv, sch_old_bus;
 
@@ -627,10 +636,15 @@ sli_ready(sli_g *g)
 		}
 		return;
 	}
+	/* A plain thread: the global queue, unless sl_main is taking it
+	 * down (g is abandoned then, as every goroutine left). */
+	if (!sch_visit())
+		return;
 	pthread_mutex_lock(&sli_S.lock);
 	sch_gq_put_locked(g);
 	pthread_mutex_unlock(&sli_S.lock);
 	sch_wakep();
+	sch_leave();
 }
 
 void
@@ -710,6 +724,7 @@ sch_stop_locked(int result)
 	atomic_store(&sli_S.stopping, true);
 	for (int i = 0; i < sli_S.nprocs; i++)
 		sch_signal_locked(&sli_S.workers[i]);
+	pthread_cond_signal(&sli_S.stopped);
 }
 
 static void
@@ -895,14 +910,28 @@ sl_procs(void)
 	return (atomic_load(&sli_S.running) ? sli_S.nprocs : 0);
 }
 
-void
-sli_run_detached(sl_fn fn, void *arg)
+bool
+sli_run_detached(sli_g *g, sl_fn fn, void *arg)
 {
 	sli_worker *w = sch_tls_worker;
+	int         none = SLI_CALL_NONE, in = SLI_CALL_IN;
 
+	if (!atomic_compare_exchange_strong(sch_tls_call, &none, SLI_CALL_IN))
+		return (false); /* CLOSED: sl_main is stopping this worker */
+	/* For the stall watchdog: a stretch of its own, the call's. */
+	atomic_store_explicit(&w->tick, atomic_load_explicit(&w->tick,
+	    memory_order_relaxed) + 1, memory_order_relaxed);
+	atomic_store_explicit(&w->run_fn, fn, memory_order_relaxed);
+	atomic_store_explicit(&w->run_call, true, memory_order_relaxed);
+	atomic_store_explicit(&w->run_id, g->id, memory_order_relaxed);
 	sch_tls_worker = NULL;
 	fn(arg);
+	if (!atomic_compare_exchange_strong(sch_tls_call, &in, SLI_CALL_NONE))
+		longjmp(*sch_tls_exit, 1); /* ABANDONED: w, g are gone */
 	sch_tls_worker = w;
+	sch_publish(w, NULL);
+	atomic_store_explicit(&w->run_call, false, memory_order_relaxed);
+	return (true);
 }
 
 int
@@ -925,6 +954,7 @@ sl_sched_hold(void)
 }
 
 void (*sli_test_in_visit)(void);
+atomic_int sli_sched_abandoned;
 
 /* Wakes one idle worker, if any, to look at what changed (a new timer, a
  * thread waiting on a descriptor, a wake source a plain thread took away).
@@ -1402,6 +1432,8 @@ sch_worker_loop(sli_worker *w)
 	ss.ss_sp = w->sigstack = malloc(ss.ss_size);
 	if (ss.ss_sp != NULL)
 		sigaltstack(&ss, &oss);
+	sch_tls_sigstack = w->sigstack;
+	sch_tls_oss = oss;
 
 	while ((g = sch_find_runnable(w)) != NULL) {
 		/* Woken spinning by sch_wakep, it may have found g where
@@ -1417,14 +1449,60 @@ sch_worker_loop(sli_worker *w)
 		free(w->sigstack);
 		w->sigstack = NULL;
 	}
+	sch_tls_sigstack = NULL;
 	sch_tls_worker = NULL;
 }
 
 static void *
 sch_worker_thread(void *arg)
 {
-	sch_worker_loop(arg);
+	sli_worker *w = arg;
+	jmp_buf     out;
+
+	sch_tls_call = w->call;
+	sch_tls_exit = &out;
+	if (setjmp(out) == 0) {
+		sch_worker_loop(w);
+		return (NULL);
+	}
+	/* Abandoned in a blocking call (sli_run_detached), which has now
+	 * returned: sl_main took the scheduler down meanwhile, and left this
+	 * thread's state word and signal stack to it. */
+	free(sch_tls_call);
+	if (sch_tls_sigstack != NULL) {
+		sigaltstack(&sch_tls_oss, NULL);
+		free(sch_tls_sigstack);
+	}
+	sch_tls_worker = NULL;
 	return (NULL);
+}
+
+/* Takes worker w's thread back once the scheduler is stopping: joins it,
+ * or, if it is in a blocking call made inline, leaves it to exit by itself
+ * when that returns (pthread_detach), as every goroutine left is
+ * abandoned: sl_main does not wait for what such a call waits for.
+ * Either way the thread runs no goroutine any more. */
+static void
+sch_take_worker(sli_worker *w)
+{
+	for (;;) {
+		int none = SLI_CALL_NONE, in = SLI_CALL_IN;
+
+		if (atomic_compare_exchange_strong(w->call, &none,
+		    SLI_CALL_CLOSED)) {
+			pthread_join(w->thread, NULL);
+			free(w->call);
+			break;
+		}
+		if (atomic_compare_exchange_strong(w->call, &in,
+		    SLI_CALL_ABANDONED)) {
+			pthread_detach(w->thread); /* it frees w->call */
+			atomic_fetch_add(&sli_sched_abandoned, 1);
+			break;
+		}
+		/* it went into a call or out of one just now: look again */
+	}
+	w->call = NULL;
 }
 
 #define SLI_MAX_PROCS 256                   /* as Go's _MaxGomaxprocs */
@@ -1532,12 +1610,13 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 	const char        *cpus, *cpus_from;
 	long               nprocs = 0, stack = SLI_DEFAULT_STACK;
 	int64_t            stall;
-	int                rv;
+	int                rv, abandoned;
 
 	if (fn == NULL)
 		return (SL_EINVAL);
 	if (atomic_exchange(&sli_S.running, true))
 		return (SL_ESTATE);
+	abandoned = atomic_load(&sli_sched_abandoned); /* by earlier runs */
 
 	/* Options over the environment; a bad value is refused, with its
 	 * name and why on stderr, before anything changes. */
@@ -1601,8 +1680,19 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 	atomic_store(&sli_S.nextid, 2);
 	sli_S.result = 0;
 	pthread_mutex_init(&sli_S.lock, NULL);
+	pthread_cond_init(&sli_S.stopped, NULL);
 	sli_S.workers = calloc((size_t) nprocs, sizeof(sli_worker));
+	for (int i = 0; sli_S.workers != NULL && i < nprocs; i++) {
+		if ((sli_S.workers[i].call = calloc(1, sizeof(atomic_int))) ==
+		    NULL) {
+			while (i-- > 0)
+				free(sli_S.workers[i].call);
+			free(sli_S.workers);
+			sli_S.workers = NULL;
+		}
+	}
 	if (sli_S.workers == NULL) {
+		pthread_cond_destroy(&sli_S.stopped);
 		pthread_mutex_destroy(&sli_S.lock);
 		rv = SL_ENOMEM;
 		goto unwind;
@@ -1625,21 +1715,33 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 	if ((rv = sch_spawn(fn, arg, 1)) != 0)
 		goto out;
 
-	int started = 1;
-	for (int i = 1; i < nprocs; i++) {
+	/* Every worker is a thread of its own, and this one waits: it can
+	 * then return when main does, even with a worker held in a blocking
+	 * call (sch_take_worker). */
+	int started = 0;
+	for (int i = 0; i < nprocs; i++) {
 		if (pthread_create(&sli_S.workers[i].thread, NULL,
 		    sch_worker_thread, &sli_S.workers[i]) != 0)
 			break;
 		started++;
 	}
+	pthread_mutex_lock(&sli_S.lock);
 	if (started < nprocs) {
-		/* Run with the workers we got; idle lists only hold those. */
+		/* Run with the workers we got, if any; idle lists only hold
+		 * those. */
 		sli_S.nprocs = started;
+		if (started == 0)
+			sch_stop_locked(SL_ESYSTEM);
 	}
-	(void) sli_stall_start(stall); /* without it, run unwatched */
-	sch_worker_loop(&sli_S.workers[0]);
-	for (int i = 1; i < started; i++)
-		pthread_join(sli_S.workers[i].thread, NULL);
+	pthread_mutex_unlock(&sli_S.lock);
+	if (started > 0)
+		(void) sli_stall_start(stall); /* without it, unwatched */
+	pthread_mutex_lock(&sli_S.lock);
+	while (!atomic_load(&sli_S.stopping))
+		pthread_cond_wait(&sli_S.stopped, &sli_S.lock);
+	pthread_mutex_unlock(&sli_S.lock);
+	for (int i = 0; i < started; i++)
+		sch_take_worker(&sli_S.workers[i]);
 	sli_stall_stop();
 	rv = sli_S.result;
 
@@ -1652,14 +1754,17 @@ out:
 	sli_blocking_fini();
 	sli_timers_reset();
 	sli_stack_foreach(sch_abandon, NULL);
-	sli_stack_fini();
+	sli_stack_fini(atomic_load(&sli_sched_abandoned) != abandoned);
 	sch_restore_fault_handler();
-	for (int i = 0; i < nprocs; i++)
+	for (int i = 0; i < nprocs; i++) {
 		pthread_cond_destroy(&sli_S.workers[i].cv);
+		free(sli_S.workers[i].call); /* of workers never started */
+	}
 	free(sli_S.workers);
 	sli_S.workers = NULL;
 	free(sli_S.gq);
 	sli_S.gq = NULL;
+	pthread_cond_destroy(&sli_S.stopped);
 	pthread_mutex_destroy(&sli_S.lock);
 unwind:
 	if (cpus != NULL)

@@ -95,6 +95,11 @@ typedef struct sli_worker {
 	_Atomic uint64_t run_id;   /* id of the goroutine it runs, 0 if none,
 	                              and its body: for the stall watchdog */
 	_Atomic(sl_fn)  run_fn;
+	atomic_bool     run_call;  /* ... in a blocking call made inline
+	                              (sli_run_detached), not running */
+	atomic_int     *call;      /* SLI_CALL_*: in such a call or not, for
+	                              sl_main's teardown (own allocation: an
+	                              abandoned thread outlives the worker) */
 	bool            idle;      /* on the idle list (under sched.lock) */
 	bool            spinning;  /* looking for work to steal */
 	bool            netpolling; /* idle in epoll_wait, not on cv: wake
@@ -123,6 +128,8 @@ typedef struct sli_sched {
 	sli_worker     *workers;
 	atomic_bool     running;   /* sl_main in progress */
 	atomic_bool     stopping;  /* main returned or deadlock */
+	pthread_cond_t  stopped;   /* signalled when stopping is set: the
+	                              thread in sl_main waits on it */
 	atomic_bool     open;      /* plain threads may come in (sch_visit) */
 	atomic_int      visitors;  /* ... and so many are in now */
 	bool            deadlock;
@@ -179,7 +186,7 @@ void    sli_fn_where(sl_fn f, char *buf, size_t len);
 /* Stacks (stack.c). */
 int    sli_stack_init(size_t stack_size);
 size_t sli_stack_slot_size(void);    /* the size in use: raised, rounded */
-void   sli_stack_fini(void);
+void   sli_stack_fini(bool keep);
 sli_g *sli_stack_alloc(void);        /* a record with a stack, or NULL */
 void   sli_stack_free(sli_g *g);
 void   sli_stack_prepare(sli_g *g, void (*entry)(void *));
@@ -197,12 +204,26 @@ extern int  sli_stack_max_slabs;
 long   sli_stack_guard_budget(void); /* vm.max_map_count / 8 */
 #define SLI_SIGSTACK_SIZE (64 * 1024)
 
+/* A worker's blocking call made inline, as sl_main's teardown sees it. */
+enum {
+	SLI_CALL_NONE,      /* not in one */
+	SLI_CALL_IN,        /* in one */
+	SLI_CALL_ABANDONED, /* was in one when sl_main returned: the thread
+	                       exits as soon as fn returns */
+	SLI_CALL_CLOSED,    /* sl_main is stopping the worker: no more */
+};
+
 /* Runs fn(arg) on the calling worker's thread as on a plain thread:
  * sli_self() is NULL meanwhile, so what fn readies or spawns goes to the
  * global queue for the other workers, and fn's channel operations block
  * the thread.  blocking.c runs short blocking calls so, from a park
- * commit (on the worker's own stack, nothing running there). */
-void sli_run_detached(sl_fn fn, void *arg);
+ * commit (on the worker's own stack, nothing running there), for
+ * goroutine g, which the stall watchdog names meanwhile.  False, and fn
+ * not run, once sl_main has begun to stop the worker.  If sl_main returns
+ * while fn runs, this never returns: the thread exits when fn does,
+ * touching nothing of the scheduler (its goroutine, its worker, which
+ * are gone by then). */
+bool sli_run_detached(sli_g *g, sl_fn fn, void *arg);
 
 /* The blocking pool (blocking.c). */
 void sli_blocking_fini(void);
@@ -235,6 +256,8 @@ void sli_sched_poke(void);
 /* For tests: called by sli_sched_poke from inside its visit (sch_visit in
  * sched.c), before it takes the lock. */
 extern void (*sli_test_in_visit)(void);
+/* Worker threads sl_main has left in blocking calls, since the start. */
+extern atomic_int sli_sched_abandoned;
 
 /* cpus.c: parse a CPU list ("0-3,6") into set; on error an explanation
  * goes to err and SL_EINVAL is returned. */

@@ -195,9 +195,13 @@ sli_stack_init(size_t stack_size)
 	return (0);
 }
 
-/* Unmaps every slab; every goroutine record becomes invalid. */
+/* Unmaps every slab, unless keep; every goroutine record becomes invalid
+ * either way.  keep: a blocking call abandoned by sl_main may still be
+ * running, and a call's arguments and results usually live on its
+ * goroutine's stack; that memory stays, so that the call can write there
+ * when it returns (the process usually exits first). */
 void
-sli_stack_fini(void)
+sli_stack_fini(bool keep)
 {
 	sli_slab **tab = atomic_load(&st.slabs);
 	int        n = atomic_load(&st.nslabs);
@@ -215,7 +219,8 @@ sli_stack_fini(void)
 			VALGRIND_STACK_DEREGISTER(
 			    stk_record(s, (size_t) j)->vg_stack_id);
 #endif
-		munmap(s->base, s->len);
+		if (!keep)
+			munmap(s->base, s->len);
 		free(s);
 	}
 	for (int cap = st.capslabs; tab != NULL;) {

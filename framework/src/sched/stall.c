@@ -60,14 +60,26 @@ sw_check(sw_seen *seen, int64_t now)
 				sli_fn_where(atomic_load_explicit(&w->run_fn,
 				    memory_order_relaxed), where,
 				    sizeof(where));
-				fprintf(stderr, "sluice: goroutine %llu%s has "
-				    "held worker %d for %.1f s without a "
-				    "switch; nothing else runs there "
-				    "meanwhile (a long loop wants "
-				    "sl_yield(), a blocking call "
-				    "sl_blocking())\n",
-				    (unsigned long long) id, where, i,
-				    (double) (now - s->since) / 1e9);
+				if (atomic_load_explicit(&w->run_call,
+				    memory_order_relaxed))
+					fprintf(stderr, "sluice: a blocking "
+					    "call%s of goroutine %llu has "
+					    "held worker %d for %.1f s; its "
+					    "calls were short before, so it "
+					    "runs there, and nothing else "
+					    "does meanwhile (its later calls "
+					    "go to the pool)\n", where,
+					    (unsigned long long) id, i,
+					    (double) (now - s->since) / 1e9);
+				else
+					fprintf(stderr, "sluice: goroutine "
+					    "%llu%s has held worker %d for "
+					    "%.1f s without a switch; nothing "
+					    "else runs there meanwhile (a long "
+					    "loop wants sl_yield(), a blocking "
+					    "call sl_blocking())\n",
+					    (unsigned long long) id, where, i,
+					    (double) (now - s->since) / 1e9);
 				s->told = true;
 			}
 			continue;
