@@ -1280,12 +1280,15 @@ lt_pb_frame(uint8_t *out, unsigned field, const uint8_t *body, size_t n)
 	return (k);
 }
 
-/* How a batch frame departs from the canonical form (batch.h). */
-enum { LT_BATCH_UNKNOWN, LT_BATCH_REORDERED, LT_BATCH_UNPACKED };
+/* How a batch frame departs from the canonical form (batch.h), if it
+ * does. */
+enum { LT_BATCH_CANONICAL, LT_BATCH_UNKNOWN, LT_BATCH_REORDERED,
+	LT_BATCH_UNPACKED };
 
 /* A batch frame (with its length prefix) in out, holding n payloads of
  * first_seq on, with lineage (source 5, seqs 100 + seq) when form is
- * LT_BATCH_UNPACKED.  A valid frame that only the full decoder reads. */
+ * LT_BATCH_UNPACKED.  A valid frame, which only the full decoder reads
+ * unless form is LT_BATCH_CANONICAL. */
 static size_t
 lt_batch_frame(uint8_t *out, int form, uint64_t first_seq,
     const uint8_t *const *pl, const size_t *len, size_t n)
@@ -1538,6 +1541,208 @@ test_noncanonical_batches_keep_their_payloads(void **state)
 {
 	(void) state;
 	slt_run(body_noncanonical, NULL);
+}
+
+/* ---- senders that break the rules of the end of a stream ---------------- */
+
+/* Sends batch frame(s) of one long each, with values from..to as their
+ * seqs, all in one frame. */
+static void
+lt_raw_longs(lt_raw *r, uint64_t from, uint64_t to)
+{
+	static uint8_t frame[4096];
+	long           v[16];
+	const uint8_t *pp[16];
+	size_t         len[16], n = (size_t) (to - from + 1);
+
+	SL_ASSERT_OK(n > 16 ? SL_EINVAL : 0);
+	for (size_t i = 0; i < n; i++) {
+		v[i] = (long) (from + i);
+		pp[i] = (const uint8_t *) &v[i];
+		len[i] = sizeof(v[i]);
+	}
+	lt_raw_send(r, frame, lt_batch_frame(frame, LT_BATCH_CANONICAL, from,
+	    pp, len, n));
+}
+
+static void
+lt_raw_close_seq(lt_raw *r, uint64_t final_seq)
+{
+	uint8_t frame[32];
+
+	lt_raw_send(r, frame, lt_close_frame(frame, final_seq));
+}
+
+/* Receives the next message of in: it must be the long want. */
+static void
+lt_recv_long(sl_link *in, long want)
+{
+	sl_msg m;
+	long   v = 0;
+
+	SL_CHECK_OK(sl_link_recv(in, &m));
+	SL_CHECK_EQ(m.len, sizeof(v));
+	if (m.len == sizeof(v))
+		memcpy(&v, m.data, sizeof(v));
+	SL_CHECK_EQ(v, want);
+	sl_msg_done(&m);
+}
+
+/*
+ * A sender that goes on after its Close (a batch past its final seq,
+ * before and after the close reply), or closes below what it sent: each
+ * is refused with a Refuse frame saying why, nothing past the end is
+ * delivered, and nothing aborts (channel misuse panics here).
+ */
+static void
+body_past_close(void *unused)
+{
+	char          url[300];
+	sl_link      *in;
+	sl_link_opts  oi = lt_opts("sink", "in", "test.Long");
+	sl_link_stats st;
+	sl_msg        m;
+
+	(void) unused;
+	sl_chan_set_panic(true);
+	lt_url(url, sizeof(url), "pastclose");
+	oi.upstreams = 2;
+	SL_ASSERT_OK(sl_link_input(url, &oi, NULL, &in));
+
+	/* a: batch 1..2, Close 1: refused, the input stays open. */
+	lt_raw a = { .path = url + strlen("ipc://"), .stage = "a", .inc = 1 };
+	SL_CHECK(strcmp(lt_raw_open(&a), "hello") == 0);
+	lt_raw_longs(&a, 1, 2);
+	lt_raw_close_seq(&a, 1);
+	SL_CHECK(strcmp(lt_raw_next(&a, 10000), "refuse") == 0);
+	SL_CHECK_EQ(a.code, SL_EPROTO);
+	SL_CHECK(strstr(a.text, "Close with final seq 1 after message seq 2")
+	    != NULL);
+	lt_recv_long(in, 1);
+	lt_recv_long(in, 2);
+	lt_raw_close(&a);
+
+	/* b: batch 1, Close 1, then batch 2 before the reply can come (b's
+	 * 1 is not finished yet): refused. */
+	lt_raw b = { .path = a.path, .stage = "b", .inc = 1 };
+	SL_CHECK(strcmp(lt_raw_open(&b), "hello") == 0);
+	lt_raw_longs(&b, 1, 1);
+	lt_raw_close_seq(&b, 1);
+	lt_raw_longs(&b, 2, 2);
+	SL_CHECK(strcmp(lt_raw_next(&b, 10000), "refuse") == 0);
+	SL_CHECK_EQ(b.code, SL_EPROTO);
+	SL_CHECK(strstr(b.text, "message seq 2 after the end of its stream "
+	    "(Close with final seq 1)") != NULL);
+	lt_recv_long(in, 1);
+	lt_raw_close(&b);
+
+	/* c and d close properly: the input ends (a and b count for
+	 * nothing: they never had a close reply). */
+	lt_raw c = { .path = a.path, .stage = "c", .inc = 1 };
+	lt_raw d = { .path = a.path, .stage = "d", .inc = 1 };
+	SL_CHECK(strcmp(lt_raw_open(&c), "hello") == 0);
+	SL_CHECK(strcmp(lt_raw_open(&d), "hello") == 0);
+	lt_raw_longs(&c, 1, 1);
+	lt_raw_close_seq(&c, 1);
+	lt_recv_long(in, 1);
+	SL_CHECK(strcmp(lt_raw_next(&c, 10000), "close") == 0);
+	SL_CHECK_EQ(c.seq, 1);
+	lt_raw_close_seq(&d, 0);
+	SL_CHECK(strcmp(lt_raw_next(&d, 10000), "close") == 0);
+	SL_CHECK_ERR(sl_link_recv(in, &m), SL_ECLOSED);
+	/* d after its close reply: refused, not sent into the closed
+	 * channel. */
+	lt_raw_longs(&d, 1, 1);
+	SL_CHECK(strcmp(lt_raw_next(&d, 10000), "refuse") == 0);
+	SL_CHECK_EQ(d.code, SL_EPROTO);
+	SL_CHECK_ERR(sl_link_recv(in, &m), SL_ECLOSED);
+	lt_raw_close(&c);
+	lt_raw_close(&d);
+	SL_CHECK_OK(sl_link_wait(in, NULL));
+	sl_link_get_stats(in, &st);
+	SL_CHECK_EQ(st.msgs, 4);
+	SL_CHECK_EQ(st.bad_frames, 3);
+	sl_link_free(in);
+	sl_chan_set_panic(false);
+}
+
+static void
+test_batches_past_a_close_are_refused(void **state)
+{
+	(void) state;
+	slt_run(body_past_close, NULL);
+}
+
+/*
+ * Once every upstream closed, the input's channel is closed: a sender
+ * beyond the upstreams expected that sends on, reconnects, or a sender
+ * restarted after the end, is refused and told why; the one that closed
+ * may still ask again for its close reply.  Nothing is sent into the
+ * closed channel, which is never closed twice (both panic here).
+ */
+static void
+body_extra_sender(void *unused)
+{
+	char          url[300];
+	sl_link      *in;
+	sl_link_opts  oi = lt_opts("sink", "in", "test.Long");
+	sl_link_stats st;
+	sl_msg        m;
+
+	(void) unused;
+	sl_chan_set_panic(true);
+	lt_url(url, sizeof(url), "extra");
+	SL_ASSERT_OK(sl_link_input(url, &oi, NULL, &in));
+	lt_raw a = { .path = url + strlen("ipc://"), .stage = "a", .inc = 1 };
+	lt_raw b = { .path = a.path, .stage = "b", .inc = 1 };
+	SL_CHECK(strcmp(lt_raw_open(&a), "hello") == 0);
+	SL_CHECK(strcmp(lt_raw_open(&b), "hello") == 0);
+	lt_raw_longs(&b, 1, 1);
+	lt_recv_long(in, 1);
+	lt_raw_longs(&a, 1, 2);
+	lt_raw_close_seq(&a, 2);
+	lt_recv_long(in, 1);
+	lt_recv_long(in, 2);
+	SL_CHECK(strcmp(lt_raw_next(&a, 10000), "close") == 0);
+	SL_CHECK_ERR(sl_link_recv(in, &m), SL_ECLOSED);
+
+	/* b sends on: refused. */
+	lt_raw_longs(&b, 2, 2);
+	SL_CHECK(strcmp(lt_raw_next(&b, 10000), "refuse") == 0);
+	SL_CHECK_EQ(b.code, SL_ECLOSED);
+	SL_CHECK(strstr(b.text, "after the input's stream ended") != NULL);
+	lt_raw_close(&b);
+	/* b again, and a restarted (a new incarnation): refused at the
+	 * hello. */
+	SL_CHECK(strcmp(lt_raw_open(&b), "refuse") == 0);
+	SL_CHECK_EQ(b.code, SL_ECLOSED);
+	SL_CHECK(strstr(b.text, "already ended") != NULL);
+	lt_raw_close(&b);
+	lt_raw a2 = { .path = a.path, .stage = "a", .inc = 2 };
+	SL_CHECK(strcmp(lt_raw_open(&a2), "refuse") == 0);
+	SL_CHECK_EQ(a2.code, SL_ECLOSED);
+	lt_raw_close(&a2);
+	/* a, which closed, asks again: replied to. */
+	lt_raw_close(&a);
+	SL_CHECK(strcmp(lt_raw_open(&a), "hello") == 0);
+	lt_raw_close_seq(&a, 2);
+	SL_CHECK(strcmp(lt_raw_next(&a, 10000), "close") == 0);
+	SL_CHECK_EQ(a.seq, 2);
+	lt_raw_close(&a);
+	SL_CHECK_ERR(sl_link_recv(in, &m), SL_ECLOSED);
+	sl_link_get_stats(in, &st);
+	SL_CHECK_EQ(st.msgs, 3);
+	SL_CHECK_EQ(st.refused, 2);
+	SL_CHECK_EQ(st.bad_frames, 1);
+	sl_link_free(in);
+	sl_chan_set_panic(false);
+}
+
+static void
+test_senders_after_the_end_of_the_input_are_refused(void **state)
+{
+	(void) state;
+	slt_run(body_extra_sender, NULL);
 }
 
 /* ---- tls+tcp:// teardown ------------------------------------------------- */
@@ -1815,6 +2020,9 @@ main(void)
 		cmocka_unit_test(test_noncanonical_batches_keep_their_payloads),
 		cmocka_unit_test(
 		    test_stage_stopped_while_its_output_waits_loses_nothing),
+		cmocka_unit_test(test_batches_past_a_close_are_refused),
+		cmocka_unit_test(
+		    test_senders_after_the_end_of_the_input_are_refused),
 		cmocka_unit_test(
 		    test_dedup_drops_seen_lineages_and_forgets_only_past_the_horizon),
 		cmocka_unit_test(test_dedup_ring_grows_and_keeps_what_it_saw),

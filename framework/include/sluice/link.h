@@ -104,7 +104,10 @@ typedef struct sl_link_opts {
 	uint64_t    window_bytes; /* credit window in payload bytes; 8 MiB */
 	size_t      max_payload;  /* largest payload accepted; default 4 MiB */
 	int         upstreams;    /* input: upstreams that must close before
-	                             the input closes; default 1 */
+	                             the input closes; default 1.  Once they
+	                             have, a sender that comes or sends
+	                             after that is refused: it fails with
+	                             SL_ECLOSED (see sl_link_output) */
 	bool        dedup_lineage; /* input: drop already-seen lineages */
 	uint64_t    dedup_horizon; /* input: lineage seqs per source tracked
 	                              above the contiguous mark (1 bit each);
@@ -152,6 +155,13 @@ int sl_link_input(const char *url, const sl_link_opts *opts, sl_ctx *ctx,
  */
 int sl_link_output(const char *const *urls, size_t n,
     const sl_link_opts *opts, sl_ctx *ctx, sl_link **out);
+/*
+ * A downstream that refuses this output (a configuration error that
+ * redialing cannot mend: another payload type or protocol version, an
+ * input whose stream already ended) cancels
+ * ctx with the refusal's code and a cause naming the downstream and its
+ * reason, e.g. "refused by ipc:///tmp/sink.sock: ...".
+ */
 
 /* The channel of sl_msg: receive from an input, send to an output (and
  * close it to end the stream).  Owned by the link. */

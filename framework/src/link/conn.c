@@ -288,6 +288,33 @@ sli_conn_read(sli_conn *c, sli_frame **fp, int timeout_ms)
 	}
 }
 
+void
+sli_conn_drain(sli_conn *c, int64_t until)
+{
+	size_t   cap = 16 * 1024;
+	uint8_t *buf;
+	int64_t  left;
+
+	/* Not into rbuf: messages may still point into it. */
+	c->roff = c->rlen = 0;
+	if ((buf = malloc(cap)) == NULL)
+		return;
+	while ((left = until - sl_now()) > 0) {
+		nng_iov iov = { .iov_buf = buf, .iov_len = cap };
+		nng_aio_set_iov(c->rd.aio, 1, &iov);
+		nng_aio_set_timeout(c->rd.aio,
+		    (int) (left / SL_MILLISECOND) + 1);
+		sli_aio_begin(&c->rd);
+		if (!conn_start(c, &c->rd, false))
+			break;
+		if (sli_aio_end(&c->rd, "link drain") != 0 ||
+		    nng_aio_count(c->rd.aio) == 0)
+			break;
+		atomic_store(&c->last_rx, sl_now());
+	}
+	free(buf);
+}
+
 int
 sli_conn_write_raw(sli_conn *c, const void *buf, size_t len)
 {

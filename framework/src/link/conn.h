@@ -91,6 +91,14 @@ void      sli_conn_close(sli_conn *c);
  */
 int sli_conn_read(sli_conn *c, sli_frame **fp, int timeout_ms);
 
+/*
+ * Reads and drops whatever c brings, frames or not, until the stream ends
+ * or the clock (sl_now) reaches until: after we told the peer why we drop
+ * it, so that it reads that before it sees the connection close.  No
+ * frame can be read from c afterwards.
+ */
+void sli_conn_drain(sli_conn *c, int64_t until);
+
 /* The block c->bv's payloads lie in.  Each message that keeps pointing
  * at its payload after the next read takes a reference to it (refs),
  * which sl_msg_done drops; the connection then reads into a new block. */

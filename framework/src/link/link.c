@@ -140,6 +140,10 @@ struct sl_link {
 	nng_stream_listener *lst;
 	lk_session       *sessions;
 	int               nclosed;
+	bool              ended;    /* nclosed reached upstreams: no batch
+	                               may be delivered any more, and the
+	                               channel closes once delivering is 0 */
+	int               delivering; /* readers putting a batch into ch */
 	lk_linset        *linsets;
 	size_t            nlinsets;
 	sli_conn        **conns; /* every live connection, for shutdown */
@@ -498,24 +502,17 @@ lk_on_cancel(void *arg)
 }
 
 /*
- * After a canceled stage sent its Cancel frames: keep reading (and
- * dropping) what c brings until the peer closes or LK_LINGER passes.
- * Closing at once would make the peer's next write fail, and NNG then
- * ends the peer's reads too, before it has read our Cancel.
+ * After a canceled stage sent its Cancel frames, or a Refuse: keep
+ * reading (and dropping) what c brings until the peer closes or
+ * LK_LINGER passes.  Closing at once would make the peer's next write
+ * fail, and NNG then ends the peer's reads too, before it has read our
+ * Cancel.
  */
 static void
 lk_linger(sli_conn *c)
 {
-	int64_t until = sl_now() + LK_LINGER, left;
-
-	while (!atomic_load(&c->closed) && (left = until - sl_now()) > 0) {
-		sli_frame *g = NULL;
-		int        r = sli_conn_read(c, &g,
-		    (int) (left / SL_MILLISECOND) + 1);
-		sli_frame_free(g);
-		if (r == SL_ECONNSHUT || r == SL_ETIMEDOUT || r == SL_ENOMEM)
-			break;
-	}
+	/* Bytes, not frames: what follows may not even parse. */
+	sli_conn_drain(c, sl_now() + LK_LINGER);
 }
 
 /* A peer canceled: cancel the stage with a cause naming it. */
@@ -1056,6 +1053,31 @@ lk_send_refuse(sli_conn *c, int code, const char *text)
 	(void) sli_conn_write(c, &f);
 }
 
+/*
+ * A peer's stream broke a rule in a way that sending it again cannot
+ * mend: says so (log line, bad_frames, and a Refuse frame with code and
+ * the text, so that a sluice sender fails with it rather than redial and
+ * send the same again for ever).  The caller drops the connection,
+ * lingering first (lk_linger) so the peer can read the Refuse.
+ */
+static void
+lk_refuse(sl_link *l, sli_conn *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+lk_refuse(sl_link *l, sli_conn *c, int code, const char *fmt, ...)
+{
+	char    text[SLI_FRAME_ERRSZ];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	lk_log(l, "dropping %s: %s", c->peer, text);
+	LK_COUNT(l, ST_BAD, 1);
+	lk_send_refuse(c, code, text);
+}
+
 /* Checks a hello from c; refuses it (frame + log) on mismatch.  On
  * success names the peer in c->peer.  0, or the mismatch error. */
 static int
@@ -1229,8 +1251,9 @@ lk_on_close_reply(sl_link *l, lk_peer *p, uint64_t final_seq)
 		lk_mark_done(l);
 }
 
-/* Frames from a receiver until the connection ends. */
-static void
+/* Frames from a receiver until the connection ends: 0, or the code of a
+ * refusal (the stage was canceled with it: do not redial). */
+static int
 lk_out_read_loop(sl_link *l, lk_peer *p, sli_conn *c)
 {
 	for (;;) {
@@ -1243,12 +1266,12 @@ lk_out_read_loop(sl_link *l, lk_peer *p, sli_conn *c)
 				    c->err);
 				LK_COUNT(l, ST_BAD, 1);
 			}
-			return;
+			return (0);
 		}
 		if (f == NULL) {
 			lk_log(l, "unexpected batch frame from %s", c->peer);
 			LK_COUNT(l, ST_BAD, 1);
-			return;
+			return (0);
 		}
 		switch (f->kind_case) {
 		case SLUICE__LINK__FRAME__KIND_ACK:
@@ -1276,11 +1299,22 @@ lk_out_read_loop(sl_link *l, lk_peer *p, sli_conn *c)
 		case SLUICE__LINK__FRAME__KIND_HEARTBEAT:
 			break;
 		case SLUICE__LINK__FRAME__KIND_REFUSE: {
-			char t[SLI_FRAME_ERRSZ];
+			/* The receiver found something in our stream that
+			 * sending it again cannot mend (a message over its
+			 * limits, a protocol error): redialing would loop for
+			 * ever, so the stage fails, saying why. */
+			char t[SLI_FRAME_ERRSZ], text[SLI_FRAME_ERRSZ + 256];
 			lk_bytes_str(f->refuse->text, t, sizeof(t));
-			lk_log(l, "refused by %s: %s", c->peer, t);
-			r = SL_EPROTO;
-			break;
+			snprintf(text, sizeof(text), "refused by %s: %s",
+			    p->url, t);
+			lk_log(l, "%s", text);
+			LK_COUNT(l, ST_REFUSED, 1);
+			r = (int) f->refuse->code;
+			if (r <= 0 || r >= SL_ERR_COUNT)
+				r = SL_EPROTO;
+			lk_fatal_refusal(l, r, text);
+			sli_frame_free(f);
+			return (r);
 		}
 		default:
 			lk_log(l, "unexpected %s frame from %s",
@@ -1290,7 +1324,7 @@ lk_out_read_loop(sl_link *l, lk_peer *p, sli_conn *c)
 		}
 		sli_frame_free(f);
 		if (r != 0)
-			return;
+			return (0);
 	}
 }
 
@@ -1413,7 +1447,7 @@ lk_dialer(void *arg)
 			backoff = LK_BACKOFF_MIN;
 			(void) sl_chan_trysend(l->kick, NULL);
 			lk_flush(l, p, &w);
-			lk_out_read_loop(l, p, c);
+			int refused = lk_out_read_loop(l, p, c);
 			sl_mutex_lock(&l->mu);
 			if (p->conn == c) {
 				p->conn = NULL;
@@ -1425,7 +1459,7 @@ lk_dialer(void *arg)
 			sli_conn_close(c);
 			lk_forget_conn(l, c);
 			sli_conn_unref(c);
-			if (done)
+			if (done || refused != 0)
 				break;
 			LK_COUNT(l, ST_DROPS, 1);
 			continue;
@@ -1451,9 +1485,12 @@ out:
 static void lk_acker(void *arg);
 
 /* Finds or makes the session of the sender that said hello h on c, and
- * makes c its connection.  l->mu held.  NULL if out of memory. */
+ * makes c its connection.  l->mu held.  NULL if out of memory, or (with
+ * *late set) if the input's stream ended and this sender is not one
+ * that closed it, asking again for its close reply. */
 static lk_session *
-lk_session_for(sl_link *l, sli_conn *c, const sli_hello *h, bool *resumed)
+lk_session_for(sl_link *l, sli_conn *c, const sli_hello *h, bool *resumed,
+    bool *late)
 {
 	char        st[256], pt[256];
 	lk_session *s, **pp;
@@ -1461,9 +1498,15 @@ lk_session_for(sl_link *l, sli_conn *c, const sli_hello *h, bool *resumed)
 	lk_bytes_str(h->stage, st, sizeof(st));
 	lk_bytes_str(h->port, pt, sizeof(pt));
 	*resumed = false;
+	*late = false;
 	for (pp = &l->sessions; (s = *pp) != NULL; pp = &s->next) {
 		if (strcmp(s->stage, st) != 0 || strcmp(s->port, pt) != 0)
 			continue;
+		if (l->ended && (s->incarnation != h->incarnation ||
+		    !s->closed)) {
+			*late = true;
+			return (NULL);
+		}
 		if (s->incarnation == h->incarnation) {
 			sli_conn *old;
 			sl_mutex_lock(&s->mu);
@@ -1479,18 +1522,25 @@ lk_session_for(sl_link *l, sli_conn *c, const sli_hello *h, bool *resumed)
 			return (s);
 		}
 		/* A new incarnation (the sender restarted): its messages
-		 * start from seq 1 again; forget the old one. */
+		 * start from seq 1 again; forget the old one.  The stream
+		 * has not ended (above): if the old one had closed, its
+		 * successor must close again.  The acker counts a close
+		 * under l->mu, and never one of a stale session. */
 		sl_mutex_lock(&s->mu);
 		s->stale = true;
 		if (s->conn != NULL)
 			sli_conn_close(s->conn);
 		if (s->closed)
-			l->nclosed--; /* its successor will close again */
+			l->nclosed--;
 		sl_mutex_unlock(&s->mu);
 		(void) sl_chan_trysend(s->kick, NULL);
 		*pp = s->next;
 		lk_session_unref(s);
 		break;
+	}
+	if (l->ended) {
+		*late = true;
+		return (NULL);
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return (NULL);
@@ -1537,15 +1587,15 @@ typedef struct lk_rbuf {
  * payloads bms views lie in c's read buffer (the fast path), so a large
  * batch may stay there; otherwise they lie in memory the caller frees
  * after this returns, and are always copied.  0, SL_EPROTO, SL_ENOMEM or
- * SL_ECANCELED.
+ * SL_ECANCELED.  Called by lk_on_batch.
  */
 static int
-lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
+lk_deliver(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
     size_t n, bool inrbuf, lk_rbuf *rb)
 {
 	size_t   first = 0, i;
-	uint64_t want = 0, bytes = 0, delivered = 0;
-	bool     bad = false;
+	uint64_t want = 0, bytes = 0, delivered = 0, fin = 0;
+	bool     bad = false, past = false;
 
 	if (n == 0)
 		return (0);
@@ -1600,7 +1650,10 @@ lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
 		first++;
 	if (first < n) {
 		/* Seqs within a batch are consecutive (frame.h). */
-		if (bms[first].seq != s->received + 1 ||
+		if (s->closing && bms[n - 1].seq > s->final_seq) {
+			fin = s->final_seq;
+			past = true;
+		} else if (bms[first].seq != s->received + 1 ||
 		    bms[n - 1].seq - s->done > s->cap) {
 			want = s->received + 1;
 			bad = true;
@@ -1612,6 +1665,14 @@ lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
 	for (i = 0; i < first; i++)
 		lk_msg_release(&rb->m[i]);
 	LK_COUNT(l, ST_DUPSEQ, first);
+	if (past) {
+		for (i = first; i < n; i++)
+			lk_msg_release(&rb->m[i]);
+		lk_refuse(l, c, SL_EPROTO, "message seq %" PRIu64 " after "
+		    "the end of its stream (Close with final seq %" PRIu64
+		    ")", bms[n - 1].seq, fin);
+		return (SL_EPROTO);
+	}
 	if (bad) {
 		for (i = first; i < n; i++)
 			lk_msg_release(&rb->m[i]);
@@ -1669,6 +1730,96 @@ lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
 	LK_COUNT(l, ST_MSGS, nd);
 	LK_COUNT(l, ST_BYTES, bytes);
 	LK_COUNT(l, ST_BATCHES, 1);
+	return (0);
+}
+
+/* Every upstream closed and no batch is on its way in: the input's
+ * channel closes (once: the caller saw l->ended set and delivering at 0,
+ * which happens once). */
+static void
+lk_input_ended(sl_link *l)
+{
+	sl_chan_close(l->ch);
+	lk_mark_done(l);
+}
+
+/*
+ * A batch of s's sender (lk_deliver), unless the input's stream has
+ * ended: then the channel is closed, or closes as soon as the batches
+ * on their way in are in; a batch after that has nowhere to go (a sender
+ * beyond the upstreams expected), and is refused.  0 or lk_deliver's
+ * error.
+ */
+static int
+lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
+    size_t n, bool inrbuf, lk_rbuf *rb)
+{
+	bool     ended, end, closing;
+	uint64_t fin;
+	int      r;
+
+	sl_mutex_lock(&l->mu);
+	if (!(ended = l->ended))
+		l->delivering++;
+	sl_mutex_unlock(&l->mu);
+	if (ended) {
+		sl_mutex_lock(&s->mu);
+		closing = s->closing;
+		fin = s->final_seq;
+		sl_mutex_unlock(&s->mu);
+		if (closing)
+			lk_refuse(l, c, SL_EPROTO, "message seq %" PRIu64
+			    " after the end of its stream (Close with final "
+			    "seq %" PRIu64 ")", n > 0 ? bms[n - 1].seq : 0,
+			    fin);
+		else
+			lk_refuse(l, c, SL_ECLOSED, "message seq %" PRIu64
+			    " after the input's stream ended (all of its %d "
+			    "upstreams closed): more senders than the "
+			    "upstreams expected?", n > 0 ? bms[0].seq : 0,
+			    l->o.upstreams);
+		return (SL_EPROTO);
+	}
+	r = lk_deliver(l, s, c, bms, n, inrbuf, rb);
+	sl_mutex_lock(&l->mu);
+	end = --l->delivering == 0 && l->ended;
+	sl_mutex_unlock(&l->mu);
+	if (end)
+		lk_input_ended(l);
+	return (r);
+}
+
+/* A Close from s's sender: its stream ends at final_seq, to be replied
+ * to once everything up to there is finished (lk_acker).  0, or
+ * SL_EPROTO if it contradicts what came before (refused). */
+static int
+lk_on_close(sl_link *l, lk_session *s, sli_conn *c, uint64_t final_seq)
+{
+	uint64_t got, fin;
+	bool     bad, again;
+
+	sl_mutex_lock(&s->mu);
+	got = s->received;
+	fin = s->final_seq;
+	again = s->closing && final_seq != s->final_seq;
+	bad = final_seq < s->received || again;
+	if (!bad) {
+		s->closing = true;
+		s->reply_due = true;
+		s->final_seq = final_seq;
+	}
+	sl_mutex_unlock(&s->mu);
+	if (again) {
+		lk_refuse(l, c, SL_EPROTO, "Close with final seq %" PRIu64
+		    " after one with final seq %" PRIu64, final_seq, fin);
+		return (SL_EPROTO);
+	}
+	if (bad) {
+		lk_refuse(l, c, SL_EPROTO, "Close with final seq %" PRIu64
+		    " after message seq %" PRIu64 " came", final_seq, got);
+		return (SL_EPROTO);
+	}
+	(void) sl_chan_trysend(s->kick, NULL);
 	return (0);
 }
 
@@ -1740,22 +1891,27 @@ lk_acker(void *arg)
 				lk_send_close(c, fin);
 			sli_conn_unref(c);
 		}
-		bool first = false;
 		if (reply) {
-			sl_mutex_lock(&s->mu);
-			first = !s->closed;
-			s->closed = true;
-			sl_mutex_unlock(&s->mu);
-		}
-		if (first) {
-			bool all;
+			/* The first reply counts this sender as closed,
+			 * unless a new incarnation replaced it meanwhile
+			 * (lk_session_for: that one must close instead).
+			 * The last one ends the input: its channel closes
+			 * once no batch is on its way in (lk_on_batch). */
+			bool end = false;
 			sl_mutex_lock(&l->mu);
-			all = ++l->nclosed >= l->o.upstreams;
-			sl_mutex_unlock(&l->mu);
-			if (all) {
-				sl_chan_close(l->ch);
-				lk_mark_done(l);
+			sl_mutex_lock(&s->mu);
+			if (!s->closed && !s->stale) {
+				s->closed = true;
+				if (++l->nclosed >= l->o.upstreams &&
+				    !l->ended) {
+					l->ended = true;
+					end = l->delivering == 0;
+				}
 			}
+			sl_mutex_unlock(&s->mu);
+			sl_mutex_unlock(&l->mu);
+			if (end)
+				lk_input_ended(l);
 		}
 	}
 	lk_session_unref(s);
@@ -1818,7 +1974,7 @@ lk_reader(void *arg)
 	lk_session *s = NULL;
 	sli_frame  *f = NULL;
 	lk_rbuf     rb = { 0 };
-	bool        resumed;
+	bool        resumed, late, refused = false;
 	int         r;
 
 	free(ra);
@@ -1862,10 +2018,23 @@ lk_reader(void *arg)
 	}
 
 	sl_mutex_lock(&l->mu);
-	s = lk_session_for(l, c, f->hello, &resumed);
+	s = lk_session_for(l, c, f->hello, &resumed, &late);
 	if (s != NULL)
 		atomic_fetch_add(&s->refs, 1);
 	sl_mutex_unlock(&l->mu);
+	if (late) {
+		/* Its messages would have nowhere to go: say so, rather
+		 * than let it redial for ever. */
+		char text[SLI_FRAME_ERRSZ];
+		snprintf(text, sizeof(text), "the stream into this input "
+		    "already ended (all of its %d upstreams closed): a "
+		    "sender beyond the upstreams expected, or one restarted "
+		    "after the end", l->o.upstreams);
+		lk_log(l, "refusing %s: %s", c->peer, text);
+		LK_COUNT(l, ST_REFUSED, 1);
+		lk_send_refuse(c, SL_ECLOSED, text);
+		refused = true;
+	}
 	if (s == NULL)
 		goto out;
 	LK_COUNT(l, ST_CONNECTS, 1);
@@ -1918,8 +2087,8 @@ lk_reader(void *arg)
 		}
 		if (f == NULL) {
 			/* The fast path: a canonical batch, viewed. */
-			if (lk_on_batch(l, s, c, c->bv, c->bvn, true,
-			    &rb) != 0)
+			if ((r = lk_on_batch(l, s, c, c->bv, c->bvn, true,
+			    &rb)) != 0)
 				break;
 			continue;
 		}
@@ -1928,12 +2097,7 @@ lk_reader(void *arg)
 			r = lk_on_batch_frame(l, s, c, f->batch, &rb);
 			break;
 		case SLUICE__LINK__FRAME__KIND_CLOSE:
-			sl_mutex_lock(&s->mu);
-			s->closing = true;
-			s->reply_due = true;
-			s->final_seq = f->close->final_seq;
-			sl_mutex_unlock(&s->mu);
-			(void) sl_chan_trysend(s->kick, NULL);
+			r = lk_on_close(l, s, c, f->close->final_seq);
 			break;
 		case SLUICE__LINK__FRAME__KIND_CANCEL:
 			lk_peer_canceled(l, c, f->cancel);
@@ -1951,6 +2115,9 @@ lk_reader(void *arg)
 		if (r != 0)
 			break;
 	}
+	/* A protocol error, refused (lk_refuse) or not: let the sender
+	 * read any Refuse before the connection closes. */
+	refused = r == SL_EPROTO;
 	LK_COUNT(l, ST_DROPS, 1);
 out:
 	free(rb.m);
@@ -1960,6 +2127,8 @@ out:
 	 * the peer time to read it. */
 	if (sl_ctx_err(l->ctx) != 0) {
 		sl_waitgroup_wait(&l->cwg);
+		lk_linger(c);
+	} else if (refused) {
 		lk_linger(c);
 	}
 	if (s != NULL) {
