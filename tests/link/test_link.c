@@ -1996,6 +1996,122 @@ test_unreached_downstream_is_reported_until_it_answers(void **state)
 	lt_err_restore();
 }
 
+/*
+ * An output whose max_payload is above its input's: a message the input
+ * refuses as too big fails the output's stage, with a cause naming the
+ * input's limit, instead of being sent again after every reconnect.
+ * What came before it is delivered.  frame: the message is over the
+ * input's frame limit too, so the input refuses it by its length alone
+ * and drains the rest unparsed; else it is within the frame limit and
+ * over max_payload.
+ */
+static void
+body_too_big_for_input(void *arg)
+{
+	bool          frame = arg != NULL;
+	char          url[300], want[100];
+	sl_link      *in, *out;
+	sl_ctx       *cin, *cout;
+	sl_link_opts  oi = lt_opts("sink", "in", "test.Long");
+	sl_link_opts  oo = lt_opts("src", "out", "test.Long");
+	const char   *urls[1] = { url };
+	const char   *why = NULL;
+	size_t        len = frame ? 17u << 20 : 4096;
+	char         *big = malloc(len);
+	sl_link_stats st;
+	sl_msg        m;
+
+	SL_ASSERT_OK(big == NULL ? SL_ENOMEM : 0);
+	lt_url(url, sizeof(url), frame ? "toobigframe" : "toobig");
+	if (frame)
+		oo.max_payload = 32u << 20;
+	else
+		oi.max_payload = 1024;
+	SL_ASSERT_OK(sl_ctx_with_cancel(sl_ctx_background(), &cin));
+	SL_ASSERT_OK(sl_ctx_with_cancel(sl_ctx_background(), &cout));
+	SL_ASSERT_OK(sl_link_input(url, &oi, cin, &in));
+	SL_ASSERT_OK(sl_link_output(urls, 1, &oo, cout, &out));
+	for (long v = 1; v <= 3; v++) {
+		SL_CHECK_OK(sl_msg_init(&m, &v, sizeof(v)));
+		SL_CHECK_OK(sl_link_send(out, &m));
+	}
+	for (long v = 1; v <= 3; v++)
+		lt_recv_long(in, v);
+	memset(big, 'x', len);
+	SL_CHECK_OK(sl_msg_init(&m, big, len));
+	free(big);
+	SL_CHECK_OK(sl_link_send(out, &m));
+	SL_CHECK_ERR(sl_chan_recv_ctx(sl_ctx_done(cout), NULL, NULL,
+	    sl_now() + 20 * SL_SECOND), SL_ECLOSED);
+	SL_CHECK_EQ(sl_ctx_cause(cout, &why), SL_ETOOBIG);
+	if (frame)
+		snprintf(want, sizeof(want), "exceeds the limit of %u bytes",
+		    16u << 20);
+	else
+		snprintf(want, sizeof(want), "payload of %zu bytes", len);
+	if (why == NULL || strstr(why, "refused by ipc://") == NULL ||
+	    strstr(why, "over this input's limits (max_payload") == NULL ||
+	    strstr(why, want) == NULL)
+		SLT_FATAL("cause: %s", why ? why : "(none)");
+	SL_CHECK_ERR(sl_link_wait(out, NULL), SL_ECANCELED);
+	SL_CHECK_ERR(sl_chan_tryrecv(sl_link_chan(in), &m), SL_EAGAIN);
+	sl_link_get_stats(in, &st);
+	SL_CHECK_EQ(st.msgs, 3);
+	SL_CHECK_EQ(st.bad_frames, 1);
+	sl_link_free(out);
+	sl_link_free(in);
+	sl_ctx_release(cin);
+	sl_ctx_release(cout);
+}
+
+static void
+test_a_message_over_the_inputs_limit_fails_the_sender(void **state)
+{
+	static char frame;
+
+	(void) state;
+	slt_run(body_too_big_for_input, NULL);
+	slt_run(body_too_big_for_input, &frame);
+}
+
+/* Options a link cannot honour are refused, saying which: a payload
+ * limit whose frames would not fit in the 32 bits of a frame length. */
+static void
+body_bad_limits(void *unused)
+{
+	char          url[300];
+	sl_link      *l = NULL;
+	sl_link_opts  o = lt_opts("src", "out", "test.Long");
+	const char   *urls[1] = { url };
+
+	(void) unused;
+	lt_url(url, sizeof(url), "badlimits");
+	o.max_payload = (size_t) 3 << 30;
+	SL_CHECK_ERR(sl_link_output(urls, 1, &o, NULL, &l), SL_EINVAL);
+	SL_CHECK_ERR(sl_link_input(url, &o, NULL, &l), SL_EINVAL);
+	SL_CHECK(lt_err_wait("link (stage 'src' port 'out'): max_payload of "
+	    "3221225472 is over the limit of 1073741824"));
+	o.max_payload = SL_LINK_PAYLOAD_MAX;
+	o.window_msgs = SL_LINK_WINDOW_MAX + 1;
+	SL_CHECK_ERR(sl_link_input(url, &o, NULL, &l), SL_EINVAL);
+	SL_CHECK(lt_err_wait("window_msgs of 1048577 is over the limit of "
+	    "1048576"));
+	SL_CHECK(l == NULL);
+	/* At the limits: fine. */
+	o.window_msgs = 64;
+	SL_CHECK_OK(sl_link_input(url, &o, NULL, &l));
+	sl_link_free(l);
+}
+
+static void
+test_limits_out_of_range_are_refused(void **state)
+{
+	(void) state;
+	lt_err_capture();
+	slt_run(body_bad_limits, NULL);
+	lt_err_restore();
+}
+
 int
 main(void)
 {
@@ -2023,6 +2139,9 @@ main(void)
 		cmocka_unit_test(test_batches_past_a_close_are_refused),
 		cmocka_unit_test(
 		    test_senders_after_the_end_of_the_input_are_refused),
+		cmocka_unit_test(
+		    test_a_message_over_the_inputs_limit_fails_the_sender),
+		cmocka_unit_test(test_limits_out_of_range_are_refused),
 		cmocka_unit_test(
 		    test_dedup_drops_seen_lineages_and_forgets_only_past_the_horizon),
 		cmocka_unit_test(test_dedup_ring_grows_and_keeps_what_it_saw),

@@ -96,13 +96,29 @@ void sl_msg_done(sl_msg *m);
 /* sl_msg_done on m[0..n), cheaper than one call per message. */
 void sl_msg_done_many(sl_msg *m, size_t n);
 
+/* The largest max_payload and window_msgs a link takes (SL_EINVAL above:
+ * a frame holds up to twice max_payload, and frame lengths are 32-bit). */
+#define SL_LINK_PAYLOAD_MAX ((size_t) 1 << 30)
+#define SL_LINK_WINDOW_MAX  ((uint32_t) 1 << 20)
+
 typedef struct sl_link_opts {
 	const char *stage;        /* this stage's name (unique per replica) */
 	const char *port;         /* this port's name, e.g. "out", "in" */
 	const char *type;         /* payload protobuf full type name */
-	uint32_t    window_msgs;  /* credit window in messages; default 8192 */
+	uint32_t    window_msgs;  /* credit window in messages; default 8192,
+	                             at most SL_LINK_WINDOW_MAX */
 	uint64_t    window_bytes; /* credit window in payload bytes; 8 MiB */
-	size_t      max_payload;  /* largest payload accepted; default 4 MiB */
+	size_t      max_payload;  /* largest payload accepted; default 4 MiB,
+	                             at most SL_LINK_PAYLOAD_MAX.  Give both
+	                             ends of a link the same: the hello does
+	                             not carry it, so an output with a higher
+	                             one may send what its input refuses.
+	                             That fails the output's stage (its ctx
+	                             is canceled with SL_ETOOBIG, the cause
+	                             naming the input's limit) rather than
+	                             have it send the message again after
+	                             every reconnect; the input logs it and
+	                             counts it in bad_frames */
 	int         upstreams;    /* input: upstreams that must close before
 	                             the input closes; default 1.  Once they
 	                             have, a sender that comes or sends
@@ -151,14 +167,16 @@ int sl_link_input(const char *url, const sl_link_opts *opts, sl_ctx *ctx,
  * Connection refused); still trying"), again each time the outage has
  * doubled (at most every 10 minutes), and once reached ("reached 'URL'
  * after 42.0 s").  Returns 0 and *out, or SL_EINVAL (a url NNG cannot
- * dial, or a port not in 1-65535, with a message on stderr), SL_ENOMEM.
+ * dial, a port not in 1-65535, or options out of range, with a message
+ * on stderr), SL_ENOMEM.
  */
 int sl_link_output(const char *const *urls, size_t n,
     const sl_link_opts *opts, sl_ctx *ctx, sl_link **out);
 /*
  * A downstream that refuses this output (a configuration error that
  * redialing cannot mend: another payload type or protocol version, an
- * input whose stream already ended) cancels
+ * input whose stream already ended, a message over its max_payload)
+ * cancels
  * ctx with the refusal's code and a cause naming the downstream and its
  * reason, e.g. "refused by ipc:///tmp/sink.sock: ...".
  */

@@ -2077,6 +2077,16 @@ lk_reader(void *arg)
 
 	for (;;) {
 		r = sli_conn_read(c, &f, NNG_DURATION_INFINITE);
+		if (r == SL_ETOOBIG) {
+			/* The sender's limits are above ours (they are not
+			 * in the hello): it would send the same again after
+			 * every reconnect. */
+			lk_refuse(l, c, SL_ETOOBIG, "a message over this "
+			    "input's limits (max_payload %zu bytes, frames of "
+			    "at most %zu bytes): %s", l->lim.max_payload,
+			    l->lim.max_frame, c->err);
+			break;
+		}
 		if (r != 0) {
 			if (r != SL_ECONNSHUT && r != SL_ETIMEDOUT) {
 				lk_log(l, "bad frame from %s: %s", c->peer,
@@ -2117,7 +2127,7 @@ lk_reader(void *arg)
 	}
 	/* A protocol error, refused (lk_refuse) or not: let the sender
 	 * read any Refuse before the connection closes. */
-	refused = r == SL_EPROTO;
+	refused = r == SL_EPROTO || r == SL_ETOOBIG;
 	LK_COUNT(l, ST_DROPS, 1);
 out:
 	free(rb.m);
@@ -2372,6 +2382,19 @@ lk_new(bool output, const sl_link_opts *o, sl_ctx *ctx, sl_link **out)
 	    *o->type == '\0') {
 		fprintf(stderr, "sluice: link: options need stage, port and "
 		    "payload type names\n");
+		return (SL_EINVAL);
+	}
+	/* A frame holds twice max_payload, and its length is announced
+	 * and framed in 32 bits; the window sizes rings and channels. */
+	if (o->max_payload > SL_LINK_PAYLOAD_MAX ||
+	    o->window_msgs > SL_LINK_WINDOW_MAX) {
+		fprintf(stderr, "sluice: link (stage '%s' port '%s'): %s of "
+		    "%zu is over the limit of %zu\n", o->stage, o->port,
+		    o->max_payload > SL_LINK_PAYLOAD_MAX ? "max_payload" :
+		    "window_msgs", o->max_payload > SL_LINK_PAYLOAD_MAX ?
+		    o->max_payload : (size_t) o->window_msgs,
+		    o->max_payload > SL_LINK_PAYLOAD_MAX ?
+		    (size_t) SL_LINK_PAYLOAD_MAX : (size_t) SL_LINK_WINDOW_MAX);
 		return (SL_EINVAL);
 	}
 	if (sl_goid() == 0) {
