@@ -1238,7 +1238,8 @@ typedef struct lt_raw {
 	int            wait_ms;   /* lt_raw_next: how long to wait */
 	char           kind[16];  /* what came: a frame kind, "eof" or
 	                             "timeout" */
-	uint64_t       seq;       /* close: its final seq */
+	uint64_t       seq;       /* close: its final seq; hello: its last
+	                             seq */
 	int            code;      /* refuse: its code */
 	char           text[600]; /* refuse: its text */
 } lt_raw;
@@ -1381,6 +1382,8 @@ lt_raw_next_fn(void *arg)
 		    sli_frame_kind_name(f));
 		if (f->kind_case == SLUICE__LINK__FRAME__KIND_CLOSE)
 			r->seq = f->close->final_seq;
+		if (f->kind_case == SLUICE__LINK__FRAME__KIND_HELLO)
+			r->seq = f->hello->last_seq;
 		if (f->kind_case == SLUICE__LINK__FRAME__KIND_REFUSE) {
 			size_t t = f->refuse->text.len < sizeof(r->text) - 1 ?
 			    f->refuse->text.len : sizeof(r->text) - 1;
@@ -1545,10 +1548,10 @@ test_noncanonical_batches_keep_their_payloads(void **state)
 
 /* ---- senders that break the rules of the end of a stream ---------------- */
 
-/* Sends batch frame(s) of one long each, with values from..to as their
- * seqs, all in one frame. */
+/* Sends one batch frame of seqs from..to, each message one long: base
+ * plus its seq. */
 static void
-lt_raw_longs(lt_raw *r, uint64_t from, uint64_t to)
+lt_raw_longs_at(lt_raw *r, uint64_t from, uint64_t to, long base)
 {
 	static uint8_t frame[4096];
 	long           v[16];
@@ -1557,12 +1560,19 @@ lt_raw_longs(lt_raw *r, uint64_t from, uint64_t to)
 
 	SL_ASSERT_OK(n > 16 ? SL_EINVAL : 0);
 	for (size_t i = 0; i < n; i++) {
-		v[i] = (long) (from + i);
+		v[i] = base + (long) (from + i);
 		pp[i] = (const uint8_t *) &v[i];
 		len[i] = sizeof(v[i]);
 	}
 	lt_raw_send(r, frame, lt_batch_frame(frame, LT_BATCH_CANONICAL, from,
 	    pp, len, n));
+}
+
+/* The same, each message's long its seq. */
+static void
+lt_raw_longs(lt_raw *r, uint64_t from, uint64_t to)
+{
+	lt_raw_longs_at(r, from, to, 0);
 }
 
 static void
@@ -1743,6 +1753,73 @@ test_senders_after_the_end_of_the_input_are_refused(void **state)
 {
 	(void) state;
 	slt_run(body_extra_sender, NULL);
+}
+
+/* ---- a connection resumed while the old one's reader still delivers ------ */
+
+/*
+ * The input's channel (window 8) is full of b's messages, so the reader
+ * of a's first connection blocks putting a's batch 1..3 into it.  a
+ * reconnects (same incarnation): the input has 1..3 (the hello says so),
+ * and a sends 4..6 on the new connection, whose reader must wait for the
+ * old one: the stage gets a's messages in order.
+ */
+static void
+body_resume_order(void *unused)
+{
+	char         url[300];
+	sl_link     *in;
+	sl_link_opts oi = lt_opts("sink", "in", "test.Long");
+	sl_msg       m;
+	long         last = 100, got = 0, v;
+
+	(void) unused;
+	lt_url(url, sizeof(url), "resumeorder");
+	oi.window_msgs = 8;
+	oi.upstreams = 2;
+	SL_ASSERT_OK(sl_link_input(url, &oi, NULL, &in));
+	lt_raw a = { .path = url + strlen("ipc://"), .stage = "a", .inc = 1 };
+	lt_raw b = { .path = a.path, .stage = "b", .inc = 1 };
+	SL_CHECK(strcmp(lt_raw_open(&b), "hello") == 0);
+	lt_raw_longs_at(&b, 1, 8, 200);
+	for (int i = 0; i < 10000 && sl_chan_len(sl_link_chan(in)) < 8; i++)
+		sl_sleep(SL_MILLISECOND);
+	SL_CHECK_EQ(sl_chan_len(sl_link_chan(in)), 8);
+	SL_CHECK(strcmp(lt_raw_open(&a), "hello") == 0);
+	lt_raw_longs_at(&a, 1, 3, 100);
+	/* Time for a's reader to take the batch and block on the channel:
+	 * the next hello says it has 1..3. */
+	sl_sleep(300 * SL_MILLISECOND);
+	int fd1 = a.fd;
+	SL_CHECK(strcmp(lt_raw_open(&a), "hello") == 0);
+	SL_CHECK_EQ(a.seq, 3);
+	lt_raw_longs_at(&a, a.seq + 1, 6, 100);
+	sl_sleep(100 * SL_MILLISECOND);
+	while (got < 14 && sl_link_recv(in, &m) == 0) {
+		memcpy(&v, m.data, sizeof(v));
+		if (v > 100 && v < 200) {
+			if (v != last + 1)
+				SLT_FATAL("a's message %ld after %ld", v - 100,
+				    last - 100);
+			last = v;
+		}
+		got++;
+		sl_msg_done(&m);
+		sl_sleep(SL_MILLISECOND);
+	}
+	SL_CHECK_EQ(got, 14);
+	SL_CHECK_EQ(last, 106);
+	close(fd1);
+	lt_raw_close(&a);
+	lt_raw_close(&b);
+	sl_link_free(in);
+}
+
+static void
+test_a_resumed_connection_delivers_after_the_old_one(void **state)
+{
+	(void) state;
+	slt_run(body_resume_order, NULL);
 }
 
 /* ---- tls+tcp:// teardown ------------------------------------------------- */
@@ -2142,6 +2219,8 @@ main(void)
 		cmocka_unit_test(
 		    test_a_message_over_the_inputs_limit_fails_the_sender),
 		cmocka_unit_test(test_limits_out_of_range_are_refused),
+		cmocka_unit_test(
+		    test_a_resumed_connection_delivers_after_the_old_one),
 		cmocka_unit_test(
 		    test_dedup_drops_seen_lineages_and_forgets_only_past_the_horizon),
 		cmocka_unit_test(test_dedup_ring_grows_and_keeps_what_it_saw),

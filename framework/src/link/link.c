@@ -85,6 +85,9 @@ struct lk_session {
 	char        *port;
 	uint64_t     incarnation;
 	atomic_int   refs;       /* list + outstanding deliveries + acker */
+	sl_mutex     dmu;        /* held by the reader delivering a batch
+	                            (lk_on_batch): a reader of a resumed
+	                            connection waits for the old one's */
 	sl_mutex     mu;         /* guards the fields below */
 	sli_conn    *conn;       /* live connection, NULL if none */
 	uint64_t     received;   /* highest seq delivered to the channel */
@@ -1780,7 +1783,12 @@ lk_on_batch(sl_link *l, lk_session *s, sli_conn *c, const sli_bmsg *bms,
 			    l->o.upstreams);
 		return (SL_EPROTO);
 	}
+	/* The reader of a connection this one replaced may still be
+	 * putting an older batch into the channel (blocked there, a full
+	 * channel is backpressure): after it, or seqs would overtake. */
+	sl_mutex_lock(&s->dmu);
 	r = lk_deliver(l, s, c, bms, n, inrbuf, rb);
+	sl_mutex_unlock(&s->dmu);
 	sl_mutex_lock(&l->mu);
 	end = --l->delivering == 0 && l->ended;
 	sl_mutex_unlock(&l->mu);
