@@ -1740,9 +1740,25 @@ body_extra_sender(void *unused)
 	SL_CHECK_EQ(a.seq, 2);
 	lt_raw_close(&a);
 	SL_CHECK_ERR(sl_link_recv(in, &m), SL_ECLOSED);
+
+	/* A sluice output that comes now fails, saying why. */
+	sl_link_opts oo = lt_opts("c", "out", "test.Long");
+	const char  *urls[1] = { url };
+	const char  *why = NULL;
+	sl_link     *out;
+	sl_ctx      *cout;
+	SL_ASSERT_OK(sl_ctx_with_cancel(sl_ctx_background(), &cout));
+	SL_ASSERT_OK(sl_link_output(urls, 1, &oo, cout, &out));
+	SL_CHECK_ERR(sl_link_wait(out, NULL), SL_ECANCELED);
+	SL_CHECK_EQ(sl_ctx_cause(cout, &why), SL_ECLOSED);
+	SL_CHECK(why != NULL && strstr(why, "refused by ipc://") != NULL &&
+	    strstr(why, "already ended") != NULL);
+	sl_link_free(out);
+	sl_ctx_release(cout);
+
 	sl_link_get_stats(in, &st);
 	SL_CHECK_EQ(st.msgs, 3);
-	SL_CHECK_EQ(st.refused, 2);
+	SL_CHECK_EQ(st.refused, 3);
 	SL_CHECK_EQ(st.bad_frames, 1);
 	sl_link_free(in);
 	sl_chan_set_panic(false);

@@ -1150,8 +1150,9 @@ lk_fatal_refusal(sl_link *l, int code, const char *text)
 	sl_ctx_cancel_cause(l->ctx, code, text);
 }
 
-/* Hello exchange on a new outgoing connection.  0: established; SL_ETYPE,
- * SL_EVERSION, SL_EPROTO from a refusal (fatal); other: retry. */
+/* Hello exchange on a new outgoing connection.  0: established; the code
+ * of a refusal, which canceled the stage (fatal: SL_ETYPE, SL_EVERSION,
+ * SL_EPROTO, SL_ECLOSED...); other: retry. */
 static int
 lk_out_handshake(sl_link *l, lk_peer *p, sli_conn *c)
 {
@@ -1470,7 +1471,7 @@ lk_dialer(void *arg)
 		sli_conn_close(c);
 		lk_forget_conn(l, c);
 		sli_conn_unref(c);
-		if (r == SL_ETYPE || r == SL_EVERSION || r == SL_EPROTO)
+		if (sl_ctx_err(l->ctx) != 0)
 			break; /* refused: the stage was canceled */
 		if (sl_sleep_ctx(l->lctx, backoff) != 0)
 			break;
