@@ -35,25 +35,56 @@ cleanup() {
 trap cleanup EXIT
 
 echo "example-pipeline: $N records: source -> map -> sink over ipc:// (in $DIR)"
+declare -A NAME
 "$STAGES/sluice-sink" --in "ipc://$DIR/sink.ipc" --stage sink \
     --expect "$N" --timing > "$DIR/sink.out" &
 SINK=$!
-PIDS+=("$SINK")
+NAME[$!]=sink
+PIDS+=("$!")
 "$STAGES/sluice-map" --in "ipc://$DIR/map.ipc" --out "ipc://$DIR/sink.ipc" \
     --stage map > "$DIR/map.out" &
+NAME[$!]=map
 PIDS+=("$!")
 START=$(date +%s.%N)
 "$STAGES/sluice-source" --out "ipc://$DIR/map.ipc" --n "$N" --stage source \
-    --source-id 1 > "$DIR/source.out"
+    --source-id 1 > "$DIR/source.out" &
+NAME[$!]=source
+PIDS+=("$!")
+
+# Until the sink is done; a stage that fails first ends the run (the
+# others would wait for it forever: a map redials a sink that is gone).
+left=("${PIDS[@]}")
 rc=0
-wait "$SINK" || rc=$?
+while :; do
+	done_pid=
+	src=0
+	wait -n -p done_pid "${left[@]}" || src=$?
+	if [ "$done_pid" = "$SINK" ]; then
+		rc=$src
+		break
+	fi
+	if [ "$src" -ne 0 ]; then
+		cat "$DIR/source.out" "$DIR/map.out" "$DIR/sink.out"
+		echo "example-pipeline: the ${NAME[$done_pid]} stage failed" \
+		    "(exit $src)" >&2
+		exit 1
+	fi
+	rest=()
+	for p in "${left[@]}"; do
+		[ "$p" = "$done_pid" ] || rest+=("$p")
+	done
+	left=("${rest[@]}")
+done
 END=$(date +%s.%N)
 cat "$DIR/source.out" "$DIR/map.out" "$DIR/sink.out"
+case $rc in
+0) ;;
+1)	echo "example-pipeline: the sink did not see exactly ids 1..$N" >&2
+	exit 1 ;;
+*)	echo "example-pipeline: the sink stage failed (exit $rc)" >&2
+	exit 1 ;;
+esac
 awk -v n="$N" -v a="$START" -v b="$END" 'BEGIN {
-	printf "example-pipeline: %d records in %.2f s (%.0f records/s end to end)\n",
+	printf "example-pipeline: %.0f records in %.2f s (%.0f records/s end to end)\n",
 	    n, b - a, n / (b - a) }'
-if [ "$rc" -ne 0 ]; then
-	echo "example-pipeline: the sink did not see exactly ids 1..$N (exit $rc)" >&2
-	exit 1
-fi
 echo "example-pipeline: ok"

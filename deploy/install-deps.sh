@@ -27,6 +27,7 @@ PACKAGES="
 	gcc-aarch64-linux-gnu
 	libc6-dev-arm64-cross
 	qemu-user
+	openssl
 "
 
 missing=""

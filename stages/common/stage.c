@@ -492,6 +492,13 @@ stage_ld_size(size_t len)
 	return (len == 0 ? 0 : 1 + stage_varint_size(len) + len);
 }
 
+uint64_t
+stage_id_sum(uint64_t n)
+{
+	/* Halve whichever of n and n + 1 is even, then multiply. */
+	return (n % 2 == 0 ? n / 2 * (n + 1) : (n + 1) / 2 * n);
+}
+
 int
 stage_rec_pack(sl_msg *m, uint64_t id, int64_t time_ns, size_t size,
     const char *note)

@@ -187,6 +187,10 @@ typedef struct stage_rec {
 int stage_rec_pack(sl_msg *m, uint64_t id, int64_t time_ns, size_t size,
     const char *note);
 
+/* 1 + 2 + ... + n modulo 2^64, as a running uint64_t sum of the ids 1..n
+ * wraps (n(n+1)/2 computed as written wraps before the halving). */
+uint64_t stage_id_sum(uint64_t n);
+
 /* Decodes the Record in data[0..len): 0 and *r, or SL_EPROTO. */
 int stage_rec_unpack(const void *data, size_t len, stage_rec *r);
 

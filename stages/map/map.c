@@ -93,9 +93,11 @@ map_main(void *arg)
 				fflush(stdout);
 				_exit(137);
 			}
-			if (m->sleep_us != 0)
-				sl_sleep((int64_t) m->sleep_us *
-				    SL_MICROSECOND);
+			/* Stopped (SIGTERM): no more sleeps; the send
+			 * below then fails and ends the loop. */
+			if (m->sleep_us != 0 && sl_sleep_ctx(m->st.ctx,
+			    (int64_t) m->sleep_us * SL_MICROSECOND) != 0)
+				m->sleep_us = 0;
 			rv = stage_rec_remap(msg[i].data, msg[i].len,
 			    "mapped", &res[nres]);
 			if (rv == SL_EPROTO) {

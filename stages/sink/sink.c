@@ -22,7 +22,9 @@
  * --dedup: the input drops messages whose lineage it has seen already.
  * --upstreams K: the input closes after K upstreams closed.
  * --sleep-us U: sleeps U microseconds per message (a slow consumer).
- * --expect N: exit 1 unless C == N, X == N, D == 0 and S == N(N+1)/2.
+ * --expect N: exit 1 unless C == N, X == N, D == 0, every id is in 1..N
+ * and S == N(N+1)/2 (modulo 2^64, as S).  With C == X == N and no id
+ * outside 1..N, the ids are exactly 1..N; S checks that once more.
  *
  * Exits 0 at the end of the stream; see stage.h for the other codes.
  */
@@ -64,6 +66,7 @@ struct sink {
 	uint64_t    dups;       /* deliveries of an id seen before */
 	uint64_t    distinct;   /* distinct ids */
 	uint64_t    bad;        /* undecodable or out-of-range records */
+	uint64_t    outside;    /* ids outside 1..expect (--expect) */
 	uint64_t   *seen;       /* bitmap of ids seen */
 	uint64_t    seen_bits;  /* its size in bits */
 	int64_t     first_ns;   /* earliest Record.time_ns (timing) */
@@ -158,6 +161,8 @@ sink_take(struct sink *s, const stage_rec *r, int64_t now)
 	if (s->count++ == 0 && s->st.verbose)
 		fprintf(stderr, PROG "[%s]: first record\n", s->st.name);
 	s->sum += r->id;
+	if (s->have_expect && (r->id == 0 || r->id > s->expect))
+		s->outside++;
 	if (sink_mark(s, r->id, &ok))
 		s->distinct++;
 	else if (ok)
@@ -270,9 +275,11 @@ sink_main(void *arg)
 				burst = i + 1 < n || sl_chan_len(ch) > 0;
 			}
 
-			if (s->sleep_us != 0)
-				sl_sleep((int64_t) s->sleep_us *
-				    SL_MICROSECOND);
+			/* Stopped (SIGTERM): no more sleeps, but the batch
+			 * is still counted, as it is acknowledged. */
+			if (s->sleep_us != 0 && sl_sleep_ctx(s->st.ctx,
+			    (int64_t) s->sleep_us * SL_MICROSECOND) != 0)
+				s->sleep_us = 0;
 			if (stage_rec_unpack(msg[i].data, msg[i].len,
 			    &r) != 0) {
 				if (s->bad++ == 0)
@@ -294,10 +301,13 @@ sink_main(void *arg)
 		fprintf(stderr, PROG "[%s]: %" PRIu64 " bad records\n",
 		    s->st.name, s->bad);
 	if (s->have_expect && (s->count != s->expect ||
-	    s->distinct != s->expect || s->dups != 0 ||
-	    s->sum != s->expect * (s->expect + 1) / 2)) {
+	    s->distinct != s->expect || s->dups != 0 || s->outside != 0 ||
+	    s->sum != stage_id_sum(s->expect))) {
 		fprintf(stderr, PROG "[%s]: expected ids 1..%" PRIu64
-		    " once each\n", s->st.name, s->expect);
+		    " once each; got %" PRIu64 " records, %" PRIu64
+		    " distinct, %" PRIu64 " repeated, %" PRIu64
+		    " outside 1..%" PRIu64 "\n", s->st.name, s->expect,
+		    s->count, s->distinct, s->dups, s->outside, s->expect);
 		goto out;
 	}
 	s->code = STAGE_EXIT_OK;

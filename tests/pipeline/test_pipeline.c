@@ -539,6 +539,45 @@ test_sigterm_at_the_sink_cancels_map_and_source(void **state)
 	PT_CHECK(pt_stderr_has(src, "map-f"));
 }
 
+/* A stage slowed down with --sleep-us (a slow consumer, for tests and
+ * demos) still stops at once on SIGTERM: its sleeps end with its context,
+ * not after the rest of its batch of up to 64 (a minute, 12.8 s here). */
+static void
+test_sigterm_stops_a_sleeping_stage_at_once(void **state)
+{
+	pt_proc *src, *map, *sink;
+
+	(void) state;
+	/* a sink that takes 1 s a record, behind a fast source */
+	sink = pt_spawn("sink", "sluice-sink", "--in", pt_ipc("sink.in"),
+	    "--stage", "sink-s", "--sleep-us", "1000000", "--verbose",
+	    (char *) NULL);
+	src = pt_spawn("src", "sluice-source", "--out", pt_ipc("sink.in"),
+	    "--n", "100000", "--stage", "src-s", (char *) NULL);
+	wait_streaming(sink);
+	pt_msleep(1500); /* into its second batch, a full one */
+	PT_CHECK(pt_running(sink));
+	pt_kill(sink, SIGTERM);
+	expect_exit_within(sink, EXIT_CANCELED, 6000);
+	expect_exit_within(src, EXIT_CANCELED, PT_CANCEL_TIMEOUT_MS);
+
+	/* a map that takes 0.2 s a record (it sends a batch once done) */
+	sink = pt_spawn("sink2", "sluice-sink", "--in", pt_ipc("sink2.in"),
+	    "--stage", "sink-m", "--verbose", (char *) NULL);
+	map = pt_spawn("map", "sluice-map", "--in", pt_ipc("map.in"),
+	    "--out", pt_ipc("sink2.in"), "--stage", "map-m", "--sleep-us",
+	    "200000", (char *) NULL);
+	src = pt_spawn("src2", "sluice-source", "--out", pt_ipc("map.in"),
+	    "--n", "100000", "--stage", "src-m", (char *) NULL);
+	wait_streaming(sink);
+	pt_msleep(500); /* into its next batch: a full one, 12.8 s */
+	PT_CHECK(pt_running(map));
+	pt_kill(map, SIGTERM);
+	expect_exit_within(map, EXIT_CANCELED, 5000);
+	expect_exit_within(sink, EXIT_CANCELED, PT_CANCEL_TIMEOUT_MS);
+	expect_exit_within(src, EXIT_CANCELED, PT_CANCEL_TIMEOUT_MS);
+}
+
 /* A stage that hangs can be asked what it waits on, as in Go: SIGQUIT
  * prints every goroutine, what it waits on and its function, and exits
  * with 2. */
@@ -871,6 +910,10 @@ test_chain_over_tls(void **state)
 
 	(void) state;
 	if ((rv = test_make_certs(d)) == 1) {
+		/* deploy/install-deps.sh installs it: CI must test TLS */
+		if (getenv("CI") != NULL && *getenv("CI") != '\0')
+			fail_msg("openssl not found (CI=%s): install it "
+			    "(deploy/install-deps.sh)", getenv("CI"));
 		fprintf(stdout, "# openssl not found: tls+tcp:// skipped\n");
 		skip();
 	}
@@ -910,6 +953,7 @@ main(void)
 		T(test_slow_sink_keeps_every_process_memory_bounded),
 		T(test_sigterm_at_the_source_cancels_every_stage_downstream),
 		T(test_sigterm_at_the_sink_cancels_map_and_source),
+		T(test_sigterm_stops_a_sleeping_stage_at_once),
 		T(test_sigquit_dumps_the_goroutines_of_a_stage),
 		T(test_fan_out_and_in_counts_exactly_and_balances_by_credit),
 		T(test_a_replica_that_stays_away_loses_its_messages_to_the_others),

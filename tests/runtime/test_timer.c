@@ -377,7 +377,7 @@ cancel_later(void *arg)
 static void
 body_sleep_ctx(void *arg)
 {
-	struct canceller cn;
+	struct canceller cn, cns[2];
 	sl_ctx *ctx;
 	int64_t t0;
 
@@ -406,10 +406,26 @@ body_sleep_ctx(void *arg)
 	SL_CHECK(sl_now() - t0 < 30 * SL_SECOND);
 	sl_ctx_release(ctx);
 
+	/* SL_FOREVER (or near it): until the context ends, not at once */
+	for (int i = 0; i < 2; i++) {
+		int64_t ns = i == 0 ? SL_FOREVER : SL_FOREVER - 1;
+
+		SL_CHECK_OK(sl_ctx_with_cancel(sl_ctx_background(), &ctx));
+		cns[i].ctx = sl_ctx_retain(ctx);
+		cns[i].after = 20 * SL_MILLISECOND;
+		t0 = sl_now();
+		SL_CHECK_OK(sl_go(cancel_later, &cns[i]));
+		SL_CHECK_ERR(sl_sleep_ctx(ctx, ns), SL_ECANCELED);
+		SL_CHECK(sl_now() - t0 >= 20 * SL_MILLISECOND);
+		sl_ctx_release(ctx);
+	}
+
 	/* background never ends a sleep early */
 	t0 = sl_now();
 	SL_CHECK_OK(sl_sleep_ctx(sl_ctx_background(), 5 * SL_MILLISECOND));
 	SL_CHECK(sl_now() - t0 >= 5 * SL_MILLISECOND);
+	while (sl_numgoroutine() > 1) /* the cancellers, on cns */
+		sl_sleep(SL_MILLISECOND);
 }
 
 static void

@@ -142,6 +142,34 @@ test_undecodable_payloads_are_refused(void **state)
 	assert_null(res.data);
 }
 
+/* The sum of the ids 1..n that the sink's --expect compares with its
+ * running sum, which wraps modulo 2^64: right past n = 2^32, where
+ * n(n+1)/2 written as such wraps before the halving. */
+static void
+test_id_sum_wraps_as_the_running_sum_does(void **state)
+{
+	const uint64_t ns[] = { 0, 1, 2, 3, 1000000, UINT64_C(4294967295),
+		UINT64_C(4294967296), UINT64_C(6000000000),
+		(UINT64_C(1) << 34) - 1, UINT64_MAX - 1 };
+	uint64_t run = 0;
+
+	(void) state;
+	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		__extension__ typedef unsigned __int128 u128;
+		u128 n = ns[i];
+
+		assert_true(stage_id_sum(ns[i]) ==
+		    (uint64_t) (n * (n + 1) / 2));
+	}
+	for (uint64_t n = 1; n <= 100000; n++) {
+		run += n;
+		assert_true(stage_id_sum(n) == run);
+	}
+	/* the formula the sink used before: wrong there */
+	assert_true(stage_id_sum(UINT64_C(4294967296)) !=
+	    UINT64_C(4294967296) * (UINT64_C(4294967296) + 1) / 2);
+}
+
 int
 main(void)
 {
@@ -152,6 +180,7 @@ main(void)
 		cmocka_unit_test(
 		    test_remap_of_non_canonical_encodings_stays_in_bounds),
 		cmocka_unit_test(test_undecodable_payloads_are_refused),
+		cmocka_unit_test(test_id_sum_wraps_as_the_running_sum_does),
 	};
 
 	test_filter();

@@ -285,7 +285,11 @@ sl_sleep_ctx(sl_ctx *ctx, int64_t ns)
 			;
 		return (0);
 	}
-	r = sli_wait_block(&w, ctx, sl_now() + ns, "sleep", NULL, NULL, NULL);
+	/* Saturated: sl_now() + SL_FOREVER would wrap to the past. */
+	int64_t now = sl_now();
+	int64_t deadline = ns >= SL_FOREVER - now ? SL_FOREVER : now + ns;
+
+	r = sli_wait_block(&w, ctx, deadline, "sleep", NULL, NULL, NULL);
 	if (r == SLI_WAIT_CANCELED)
 		return (sl_ctx_err(ctx));
 	return (0);
