@@ -1771,6 +1771,71 @@ test_senders_after_the_end_of_the_input_are_refused(void **state)
 	slt_run(body_extra_sender, NULL);
 }
 
+/*
+ * The last upstream closes while the readers of two other senders still
+ * put a batch each into the input's channel (blocked: b's messages
+ * filled it, and the 8 places b's free take 8 of their 16; the stage
+ * then pauses, so b's close reply comes first): the channel closes only
+ * after those batches are in, never under a reader (a send on a closed
+ * channel panics here).  The stage gets all 24.
+ */
+static void
+body_end_while_delivering(void *unused)
+{
+	char         url[300];
+	sl_link     *in;
+	sl_link_opts oi = lt_opts("sink", "in", "test.Long");
+	sl_msg       m;
+	long         got = 0;
+	int          rv;
+
+	(void) unused;
+	sl_chan_set_panic(true);
+	lt_url(url, sizeof(url), "enddeliver");
+	oi.window_msgs = 8;
+	SL_ASSERT_OK(sl_link_input(url, &oi, NULL, &in));
+	lt_raw a = { .path = url + strlen("ipc://"), .stage = "a", .inc = 1 };
+	lt_raw b = { .path = a.path, .stage = "b", .inc = 1 };
+	lt_raw c = { .path = a.path, .stage = "c", .inc = 1 };
+	SL_CHECK(strcmp(lt_raw_open(&b), "hello") == 0);
+	lt_raw_longs_at(&b, 1, 8, 200);
+	for (int i = 0; i < 10000 && sl_chan_len(sl_link_chan(in)) < 8; i++)
+		sl_sleep(SL_MILLISECOND);
+	SL_CHECK(strcmp(lt_raw_open(&a), "hello") == 0);
+	SL_CHECK(strcmp(lt_raw_open(&c), "hello") == 0);
+	lt_raw_longs_at(&a, 1, 8, 100);
+	lt_raw_longs_at(&c, 1, 8, 300);
+	sl_sleep(200 * SL_MILLISECOND);
+	lt_raw_close_seq(&b, 8);
+	for (long v, i = 0; i < 8; i++) {
+		SL_CHECK_OK(sl_link_recv(in, &m));
+		memcpy(&v, m.data, sizeof(v));
+		SL_CHECK_EQ(v, 201 + i);
+		got++;
+		sl_msg_done(&m);
+	}
+	SL_CHECK(strcmp(lt_raw_next(&b, 10000), "close") == 0);
+	sl_sleep(200 * SL_MILLISECOND);
+	while ((rv = sl_link_recv(in, &m)) == 0) {
+		got++;
+		sl_msg_done(&m);
+	}
+	SL_CHECK_ERR(rv, SL_ECLOSED);
+	SL_CHECK_EQ(got, 24);
+	lt_raw_close(&a);
+	lt_raw_close(&b);
+	lt_raw_close(&c);
+	sl_link_free(in);
+	sl_chan_set_panic(false);
+}
+
+static void
+test_the_input_ends_after_the_batches_on_their_way_in(void **state)
+{
+	(void) state;
+	slt_run(body_end_while_delivering, NULL);
+}
+
 /* ---- a connection resumed while the old one's reader still delivers ------ */
 
 /*
@@ -2237,6 +2302,8 @@ main(void)
 		cmocka_unit_test(test_limits_out_of_range_are_refused),
 		cmocka_unit_test(
 		    test_a_resumed_connection_delivers_after_the_old_one),
+		cmocka_unit_test(
+		    test_the_input_ends_after_the_batches_on_their_way_in),
 		cmocka_unit_test(
 		    test_dedup_drops_seen_lineages_and_forgets_only_past_the_horizon),
 		cmocka_unit_test(test_dedup_ring_grows_and_keeps_what_it_saw),
