@@ -217,8 +217,11 @@ typedef struct sl_link_stats {
 	uint64_t resent;        /* output: messages sent again after a drop */
 	uint64_t dup_seq;       /* input: duplicates dropped by sequence */
 	uint64_t dup_lineage;   /* input: duplicates dropped by lineage */
-	uint64_t bad_frames;    /* malformed / oversized / undecodable */
-	uint64_t refused;       /* connections refused (type, version) */
+	uint64_t bad_frames;    /* malformed / oversized / undecodable, or
+	                           against the protocol (e.g. a message past
+	                           its sender's Close) */
+	uint64_t refused;       /* connections refused (type, version, an
+	                           input whose stream already ended) */
 	uint64_t connects;      /* connections made or accepted */
 	uint64_t drops;         /* connections dropped */
 	uint64_t reassigned;    /* output: messages of a replica that stayed
