@@ -65,11 +65,16 @@ typedef struct sl_opts {
 
 /*
  * sl_main runs fn(arg) as the main goroutine and the scheduler until it
- * returns, like Go's main: goroutines still running then are abandoned
- * (their stacks are freed without unwinding them), and so are their
- * blocking calls (sl_blocking): sl_main does not wait for a call in
- * flight (its thread exits when it returns, touching nothing else), and
- * calls still queued for a thread never run.  A goroutine that is running
+ * returns, like Go's main: goroutines still running then are abandoned,
+ * never resumed nor unwound, and so are their blocking calls
+ * (sl_blocking): sl_main does not wait for a call in flight (its thread
+ * exits when it returns, touching nothing else), and calls still queued
+ * for a thread never run.  What they waited on stays usable by plain
+ * threads: a channel, context, mutex, WaitGroup or Cond passes over the
+ * abandoned waits (a value sent then waits for a live receiver; it is
+ * not handed to a dead one).  For that their memory, and the stack a
+ * call in flight writes its results to, is kept until the process exits
+ * (only stacks free by then are given back).  A goroutine that is running
  * on another worker at that moment is waited for until its next switch (a
  * channel operation, a sleep, sl_yield): C code cannot be stopped
  * anywhere else.  The calling thread waits while the worker threads run

@@ -1588,17 +1588,30 @@ sch_stall_limit(const sl_opts *opts, int64_t *limit)
 	return (0);
 }
 
+/*
+ * A goroutine left when sl_main returns.  Its waits may still be linked
+ * where plain threads reach them after sl_main (a channel's queue, a
+ * context's watchers: a send, a cancel): its stack stays mapped
+ * (sli_stack_fini), and the wait it is parked in is claimed here, so
+ * that whatever comes later passes it over as it passes over a wait
+ * another source ended: a value sent then waits for a live receiver, it
+ * does not go to a dead one.  A wake-up in flight already won its claim;
+ * sli_ready refuses it (sch_visit).
+ */
 static void
 sch_abandon(sli_g *g, void *arg)
 {
-	(void) arg;
+	sli_wait *w;
+
+	++*(long *) arg;
+	if (atomic_load(&g->state) == SLI_G_WAITING &&
+	    (w = sli_wait_of(g)) != NULL)
+		(void) sli_wait_claim(w, SLI_WAIT_ABANDONED);
 #ifdef SLI_TSAN
 	if (g->tsan_fiber != NULL) {
 		__tsan_destroy_fiber(g->tsan_fiber);
 		g->tsan_fiber = NULL;
 	}
-#else
-	(void) g;
 #endif
 }
 
@@ -1753,8 +1766,10 @@ out:
 	sli_poll_fini();
 	sli_blocking_fini();
 	sli_timers_reset();
-	sli_stack_foreach(sch_abandon, NULL);
-	sli_stack_fini(atomic_load(&sli_sched_abandoned) != abandoned);
+	long left = 0;
+	sli_stack_foreach(sch_abandon, &left);
+	sli_stack_fini(left > 0 ||
+	    atomic_load(&sli_sched_abandoned) != abandoned);
 	sch_restore_fault_handler();
 	for (int i = 0; i < nprocs; i++) {
 		pthread_cond_destroy(&sli_S.workers[i].cv);

@@ -195,11 +195,55 @@ sli_stack_init(size_t stack_size)
 	return (0);
 }
 
-/* Unmaps every slab, unless keep; every goroutine record becomes invalid
- * either way.  keep: a blocking call abandoned by sl_main may still be
- * running, and a call's arguments and results usually live on its
- * goroutine's stack; that memory stays, so that the call can write there
- * when it returns (the process usually exits first). */
+/* Gives back the pages of len bytes at p, and under ASan those of their
+ * shadow, whole pages of it (zero: unpoisoned), which a kept slab would
+ * otherwise hold for good. */
+static void
+stk_release(char *p, size_t len)
+{
+	(void) madvise(p, len, MADV_DONTNEED);
+#if defined(__SANITIZE_ADDRESS__)
+	size_t    scale, offset;
+	uintptr_t lo, hi;
+
+	__asan_get_shadow_mapping(&scale, &offset);
+	lo = (((uintptr_t) p >> scale) + offset + st.page - 1) & ~(st.page - 1);
+	hi = (((uintptr_t) (p + len) >> scale) + offset) & ~(st.page - 1);
+	if (hi > lo)
+		(void) madvise((void *) lo, hi - lo, MADV_DONTNEED);
+#endif
+}
+
+/* Gives back the pages of the free stacks of s (runs of them at once):
+ * nothing refers to those. */
+static void
+stk_release_free(sli_slab *s)
+{
+	int n = atomic_load(&s->carved);
+
+	for (int j = 0; j < n;) {
+		int k = j;
+
+		while (k < n && atomic_load(&stk_record(s, (size_t) k)->state) ==
+		    SLI_G_FREE)
+			k++;
+		if (k > j)
+			stk_release(s->slots + (size_t) j * st.stride,
+			    (size_t) (k - j) * st.stride);
+		j = k + 1;
+	}
+}
+
+/*
+ * Unmaps every slab, unless keep; every goroutine record becomes invalid
+ * either way.  keep: goroutines were abandoned, and what they left may
+ * still be reached after sl_main returns: their waits, linked in channel
+ * queues and context watcher lists that plain threads go on using (a
+ * send, a cancel), and the arguments and results of a blocking call that
+ * is still running, which usually live on its goroutine's stack.  Their
+ * memory stays (until the process exits, which it usually does next);
+ * only the pages of stacks that were free are given back.
+ */
 void
 sli_stack_fini(bool keep)
 {
@@ -211,8 +255,11 @@ sli_stack_fini(bool keep)
 #if defined(__SANITIZE_ADDRESS__)
 		/* Frames of abandoned goroutines stay poisoned in ASan's
 		 * shadow, which outlives the mapping: clear it, or a later
-		 * mapping at the same address trips ASan. */
-		__asan_unpoison_memory_region(s->base, s->len);
+		 * mapping at the same address trips ASan.  A slab kept is
+		 * never mapped again (and clearing would make its whole
+		 * shadow resident: an eighth of the slab). */
+		if (!keep)
+			__asan_unpoison_memory_region(s->base, s->len);
 #endif
 #if SLUICE_HAVE_VALGRIND_H
 		for (int j = 0; j < atomic_load(&s->carved); j++)
@@ -221,6 +268,8 @@ sli_stack_fini(bool keep)
 #endif
 		if (!keep)
 			munmap(s->base, s->len);
+		else
+			stk_release_free(s);
 		free(s);
 	}
 	for (int cap = st.capslabs; tab != NULL;) {

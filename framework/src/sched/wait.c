@@ -146,6 +146,16 @@ typedef struct wt_commit {
 	void     *arg;
 } wt_commit;
 
+static bool wt_commit_fn(sli_g *g, void *p);
+
+sli_wait *
+sli_wait_of(sli_g *g)
+{
+	if (g->commitf != wt_commit_fn)
+		return (NULL);
+	return (((wt_commit *) g->commitarg)->w);
+}
+
 static bool
 wt_commit_fn(sli_g *g, void *p)
 {

@@ -40,6 +40,7 @@
 #define SLI_WAIT_PENDING  (-1) /* nothing has ended the wait yet */
 #define SLI_WAIT_TIMEOUT  (-2) /* the deadline passed */
 #define SLI_WAIT_CANCELED (-3) /* the context was done */
+#define SLI_WAIT_ABANDONED (-4) /* sl_main returned: its goroutine is gone */
 
 /* Goroutine park handshake in sli_wait.woken. */
 enum { SLI_WS_RUNNING = 0, SLI_WS_PARKED = 1, SLI_WS_WOKEN = 2 };
@@ -112,6 +113,9 @@ int sli_wait_err(int fired, sl_ctx *ctx);
 
 /* Wakes the owner of w (whose wait the caller has claimed). */
 void sli_wait_wake(sli_wait *w);
+
+/* The wait parked goroutine g blocks in (sli_wait_block), or NULL. */
+sli_wait *sli_wait_of(sli_g *g);
 
 /*
  * Contract for unlock: when it is non-NULL, every source that can end the
