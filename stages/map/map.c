@@ -109,8 +109,12 @@ map_main(void *arg)
 			}
 			if (rv != 0) {
 				stage_error(&m->st, "remap", rv);
-				sl_msg_done_many(msg + i, n - i);
-				sl_msg_done_many(res, nres);
+				/* Not handled, not sent: upstream resends
+				 * them to this stage's successor. */
+				for (size_t k = i; k < n; k++)
+					sl_msg_drop(&msg[k]);
+				for (size_t k = 0; k < nres; k++)
+					sl_msg_drop(&res[k]);
 				sl_ctx_cancel_cause(m->st.ctx, rv,
 				    "map: out of memory");
 				goto out;
@@ -121,7 +125,11 @@ map_main(void *arg)
 		    SL_FOREVER);
 		m->processed += sent;
 		if (rv != 0) {
-			sl_msg_done_many(res + sent, nres - sent);
+			/* Stopped: the results not sent must not have their
+			 * inputs acknowledged (sl_msg_done would), or upstream
+			 * counts them delivered. */
+			for (size_t k = sent; k < nres; k++)
+				sl_msg_drop(&res[k]);
 			if (rv != SL_ECANCELED)
 				stage_error(&m->st, "send", rv);
 			goto out;

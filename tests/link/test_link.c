@@ -995,6 +995,10 @@ typedef struct lt_map {
 	sl_ctx      *stop;
 	atomic_long  forwarded;
 	sl_waitgroup done;
+	long         hold_from; /* 0, or: from this message on, keep the
+	                           results, as a stage whose send blocks */
+	sl_msg       held[256];
+	atomic_long  nheld;
 } lt_map;
 
 static void
@@ -1006,8 +1010,16 @@ lt_map_run(void *arg)
 
 	while ((rv = sl_chan_recv_ctx(sl_link_chan(mp->in), &m, mp->stop,
 	    SL_FOREVER)) == 0) {
+		long v = 0;
+
+		memcpy(&v, m.data, m.len < sizeof(v) ? m.len : sizeof(v));
 		SL_CHECK_OK(sl_msg_init(&r, m.data, m.len));
 		sl_msg_derive(&r, &m);
+		if (mp->hold_from != 0 && v >= mp->hold_from &&
+		    atomic_load(&mp->nheld) < 256) {
+			mp->held[atomic_fetch_add(&mp->nheld, 1)] = r;
+			continue;
+		}
 		/* The output's channel holds the whole stream here. */
 		SL_CHECK_OK(sl_chan_trysend(sl_link_chan(mp->out), &r));
 		atomic_fetch_add(&mp->forwarded, 1);
@@ -1016,6 +1028,10 @@ lt_map_run(void *arg)
 		sl_chan_close(sl_link_chan(mp->out));
 		SL_CHECK_OK(sl_link_wait(mp->out, NULL));
 	}
+	/* Stopped with results never sent (stages/map): let go of them
+	 * without finishing their inputs. */
+	for (long i = 0; i < atomic_load(&mp->nheld); i++)
+		sl_msg_drop(&mp->held[i]);
 	sl_link_free(mp->out);
 	sl_link_free(mp->in);
 	sl_waitgroup_done(&mp->done);
@@ -1028,6 +1044,7 @@ lt_map_start(lt_map *mp, const char *inurl, const char *outurl)
 	sl_link_opts oo = lt_opts("map", "out", "test.Long");
 
 	atomic_init(&mp->forwarded, 0);
+	atomic_init(&mp->nheld, 0);
 	mp->done = (sl_waitgroup) SL_WAITGROUP_INIT;
 	SL_ASSERT_OK(sl_ctx_with_cancel(sl_ctx_background(), &mp->stop));
 	SL_ASSERT_OK(sl_link_input(inurl, &oi, NULL, &mp->in));
@@ -1101,6 +1118,79 @@ test_stage_stopped_while_its_output_waits_loses_nothing(void **state)
 {
 	(void) state;
 	slt_run(body_stop_holding, NULL);
+}
+
+/*
+ * source -> map -> sink, all up: the map forwards messages 1..50, which
+ * the sink finishes, then keeps the results of 51..200 as a map whose
+ * send blocks does, and is stopped.  It lets go of them with sl_msg_drop
+ * (sl_msg_done would finish their inputs, which, after 1..50, would be
+ * acknowledged upstream as delivered): a new map gets 51..200 again, and
+ * the sink every message once.
+ */
+static void
+body_drop_unsent(void *unused)
+{
+	char         mapurl[300], sinkurl[300];
+	const char  *urls[1] = { mapurl };
+	sl_link     *src, *sink;
+	sl_link_opts oo = lt_opts("src", "out", "test.Long");
+	sl_link_opts oi = lt_opts("sink", "in", "test.Long");
+	long         n = 200, k = 50, count = 0, dups = 0, v;
+	uint8_t      seen[201] = { 0 };
+	lt_map       mp;
+	sl_msg       m;
+
+	(void) unused;
+	memset(&mp, 0, sizeof(mp));
+	lt_url(mapurl, sizeof(mapurl), "dropmap");
+	lt_url(sinkurl, sizeof(sinkurl), "dropsink");
+	SL_ASSERT_OK(sl_link_input(sinkurl, &oi, NULL, &sink));
+	mp.hold_from = k + 1;
+	lt_map_start(&mp, mapurl, sinkurl);
+	SL_ASSERT_OK(sl_link_output(urls, 1, &oo, NULL, &src));
+	lt_src s = { .out = src, .from = 1, .to = n };
+	SL_ASSERT_OK(sl_go(lt_source, &s));
+	/* (a lost message would leave the sink waiting: 30 s at most) */
+	while (count < n && sl_chan_recv_ctx(sl_link_chan(sink), &m, NULL,
+	    sl_now() + 30 * SL_SECOND) == 0) {
+		SL_CHECK_EQ(m.len, sizeof(v));
+		memcpy(&v, m.data, sizeof(v));
+		if (v >= 1 && v <= n && seen[v]++)
+			dups++;
+		count++;
+		sl_msg_done(&m);
+		if (count == k) {
+			/* the map now holds the rest: stop it, start another */
+			for (int i = 0; i < 10000 &&
+			    atomic_load(&mp.nheld) < n - k; i++)
+				sl_sleep(SL_MILLISECOND);
+			SL_CHECK_EQ(atomic_load(&mp.nheld), n - k);
+			sl_sleep(20 * SL_MILLISECOND); /* acks of 1..k go up */
+			sl_ctx_cancel(mp.stop);
+			sl_waitgroup_wait(&mp.done);
+			sl_ctx_release(mp.stop);
+			memset(&mp, 0, sizeof(mp));
+			lt_map_start(&mp, mapurl, sinkurl);
+		}
+	}
+	for (v = 1; v <= n; v++)
+		if (!seen[v])
+			SLT_FATAL("message %ld never reached the sink", v);
+	SL_CHECK_EQ(count, n);
+	SL_CHECK_EQ(dups, 0);
+	SL_CHECK_OK(sl_link_wait(src, NULL));
+	sl_waitgroup_wait(&mp.done);
+	sl_ctx_release(mp.stop);
+	sl_link_free(src);
+	sl_link_free(sink);
+}
+
+static void
+test_results_a_stopped_stage_drops_are_resent(void **state)
+{
+	(void) state;
+	slt_run(body_drop_unsent, NULL);
 }
 
 /* ---- the handshake and heartbeats ---------------------------------------- */
@@ -2294,6 +2384,7 @@ main(void)
 		cmocka_unit_test(test_noncanonical_batches_keep_their_payloads),
 		cmocka_unit_test(
 		    test_stage_stopped_while_its_output_waits_loses_nothing),
+		cmocka_unit_test(test_results_a_stopped_stage_drops_are_resent),
 		cmocka_unit_test(test_batches_past_a_close_are_refused),
 		cmocka_unit_test(
 		    test_senders_after_the_end_of_the_input_are_refused),

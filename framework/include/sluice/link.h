@@ -96,6 +96,16 @@ void sl_msg_done(sl_msg *m);
 /* sl_msg_done on m[0..n), cheaper than one call per message. */
 void sl_msg_done_many(sl_msg *m, size_t n);
 
+/*
+ * Lets go of m without finishing it: frees its data, but a received
+ * message (or the input a result was derived from, sl_msg_derive) is not
+ * acknowledged upstream, which resends it to this stage's successor.
+ * For a stage that stops before it has handled a message, or before it
+ * could send a result (sl_msg_done would have the input counted as
+ * delivered: lost).  NULL data is fine.
+ */
+void sl_msg_drop(sl_msg *m);
+
 /* The largest max_payload and window_msgs a link takes (SL_EINVAL above:
  * a frame holds up to twice max_payload, and frame lengths are 32-bit). */
 #define SL_LINK_PAYLOAD_MAX ((size_t) 1 << 30)

@@ -340,14 +340,15 @@ lk_session_unref(lk_session *s)
 }
 
 /*
- * Lets go of a message the link took but never delivered (stopping): its
- * data is freed and its reference to its input session dropped, but its
- * input is not marked finished, unlike sl_msg_done: a derived message
- * that never reached downstream must not get its input acknowledged
- * upstream, which then resends it (to this stage's successor).
+ * Lets go of a message the link took but never delivered (stopping), as
+ * a stage lets go of a result it could not send: its data is freed and
+ * its reference to its input session dropped, but its input is not
+ * marked finished, unlike sl_msg_done: a derived message that never
+ * reached downstream must not get its input acknowledged upstream, which
+ * then resends it (to this stage's successor).
  */
-static void
-lk_msg_drop(sl_msg *m)
+void
+sl_msg_drop(sl_msg *m)
 {
 	if (m->parent != NULL)
 		lk_session_unref((lk_session *) m->parent);
@@ -971,7 +972,7 @@ out:
 	/* Stopping: what the pump took but gave to no peer was not sent,
 	 * as what is left in the channel (lk_free_mem). */
 	while (ip < np)
-		lk_msg_drop(&pend[ip++]);
+		sl_msg_drop(&pend[ip++]);
 	lk_wbuf_free(&w);
 	sl_waitgroup_done(&l->wg);
 }
@@ -2693,7 +2694,7 @@ lk_free_mem(sl_link *l)
 		lk_peer *p = &l->peers[i];
 		if (p->ring != NULL) {
 			for (uint64_t s = p->acked + 1; s < p->next_seq; s++)
-				lk_msg_drop(&p->ring[s & p->mask]);
+				sl_msg_drop(&p->ring[s & p->mask]);
 		}
 		free(p->ring);
 		if (p->dialer != NULL)
@@ -2714,7 +2715,7 @@ lk_free_mem(sl_link *l)
 	if (l->ch != NULL) {
 		/* Not finished: the upstream resends them. */
 		while (sl_chan_tryrecv(l->ch, &m) == 0)
-			lk_msg_drop(&m);
+			sl_msg_drop(&m);
 	}
 	for (size_t i = 0; i < l->nconns; i++)
 		sli_conn_unref(l->conns[i]);
