@@ -530,6 +530,19 @@ body_nil_channel(void *arg)
 	(void) arg;
 	SL_CHECK_ERR(sl_chan_trysend(NULL, &v), SL_EAGAIN);
 	SL_CHECK_ERR(sl_chan_tryrecv(NULL, &v), SL_EAGAIN);
+	/* deadline 0 is a try on any channel, a NULL one too */
+	SL_CHECK_ERR(sl_chan_send_ctx(NULL, &v, NULL, 0), SL_EAGAIN);
+	SL_CHECK_ERR(sl_chan_recv_ctx(NULL, &v, NULL, 0), SL_EAGAIN);
+	{
+		size_t n = 9;
+
+		SL_CHECK_ERR(sl_chan_recv_many(NULL, &v, 1, &n, NULL, 0),
+		    SL_EAGAIN);
+		SL_CHECK_EQ(n, 0);
+		SL_CHECK_ERR(sl_chan_send_many(NULL, &v, 1, &n, NULL, 0),
+		    SL_EAGAIN);
+		SL_CHECK_EQ(n, 0);
+	}
 
 	t0 = sl_now();
 	dl = t0 + 20 * SL_MILLISECOND;

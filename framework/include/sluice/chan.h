@@ -55,8 +55,9 @@ int sl_chan_trysend(sl_chan *ch, const void *elem);
 int sl_chan_tryrecv(sl_chan *ch, void *elem);
 
 /* Interruptible forms: additionally sl_ctx_err(ctx) if ctx is done
- * (checked first), or SL_ETIMEDOUT at deadline (SL_FOREVER: none).
- * ctx may be NULL. */
+ * (checked first), or SL_ETIMEDOUT at deadline (SL_FOREVER: none; 0: a
+ * try, SL_EAGAIN if it would block, as the forms above, a NULL channel
+ * included).  ctx may be NULL. */
 int sl_chan_send_ctx(sl_chan *ch, const void *elem, sl_ctx *ctx,
     int64_t deadline);
 int sl_chan_recv_ctx(sl_chan *ch, void *elem, sl_ctx *ctx, int64_t deadline);

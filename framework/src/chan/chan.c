@@ -295,6 +295,8 @@ ch_nil_wait(const char *reason, sl_ctx *ctx, int64_t deadline)
 {
 	sli_wait w;
 
+	if (deadline == 0)
+		return (SL_EAGAIN); /* a try, as on any channel: never ready */
 	sli_wait_init(&w);
 	return (sli_wait_err(sli_wait_block(&w, ctx, deadline, reason,
 	    NULL, NULL, NULL), ctx));
