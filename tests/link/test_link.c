@@ -1075,6 +1075,7 @@ body_stop_holding(void *unused)
 	sl_msg       m;
 
 	(void) unused;
+	memset(&mp, 0, sizeof(mp));
 	lt_url(mapurl, sizeof(mapurl), "stopmap");
 	lt_url(sinkurl, sizeof(sinkurl), "stopsink");
 	lt_map_start(&mp, mapurl, sinkurl);
@@ -1091,6 +1092,7 @@ body_stop_holding(void *unused)
 	sl_waitgroup_wait(&mp.done);
 	sl_ctx_release(mp.stop);
 
+	memset(&mp, 0, sizeof(mp));
 	lt_map_start(&mp, mapurl, sinkurl);
 	SL_ASSERT_OK(sl_link_input(sinkurl, &oi, NULL, &sink));
 	while (sl_chan_recv(sl_link_chan(sink), &m) == 0) {

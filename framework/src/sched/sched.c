@@ -1749,10 +1749,18 @@ sl_main_opts(const sl_opts *opts, sl_fn fn, void *arg)
 	pthread_mutex_unlock(&sli_S.lock);
 	if (started > 0)
 		(void) sli_stall_start(stall); /* without it, unwatched */
+	/* Signals sent to the process go to the workers (created with the
+	 * caller's mask), not to this thread asleep: a handler that ran
+	 * here would run late, behind later signals that others took, most
+	 * of all under valgrind, which serializes threads. */
+	sigset_t all, oldmask;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &oldmask);
 	pthread_mutex_lock(&sli_S.lock);
 	while (!atomic_load(&sli_S.stopping))
 		pthread_cond_wait(&sli_S.stopped, &sli_S.lock);
 	pthread_mutex_unlock(&sli_S.lock);
+	pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
 	for (int i = 0; i < started; i++)
 		sch_take_worker(&sli_S.workers[i]);
 	sli_stall_stop();
