@@ -1053,6 +1053,52 @@ lt_map_start(lt_map *mp, const char *inurl, const char *outurl)
 	SL_ASSERT_OK(sl_go(lt_map_run, mp));
 }
 
+/* Stops a map started by lt_map_start and waits for it to end. */
+static void
+lt_map_stop(lt_map *mp)
+{
+	sl_ctx_cancel(mp->stop);
+	sl_waitgroup_wait(&mp->done);
+	sl_ctx_release(mp->stop);
+}
+
+/* What a test sink got of the messages 1..n (n <= 200). */
+typedef struct lt_tally {
+	long    n, count, dups;
+	uint8_t seen[201];
+} lt_tally;
+
+/* Counts m, a message of one long, and finishes it. */
+static void
+lt_tally_take(lt_tally *t, sl_msg *m)
+{
+	long v = 0;
+
+	SL_CHECK_EQ(m->len, sizeof(v));
+	memcpy(&v, m->data, m->len < sizeof(v) ? m->len : sizeof(v));
+	if (v >= 1 && v <= t->n && t->seen[v]++)
+		t->dups++;
+	t->count++;
+	sl_msg_done(m);
+}
+
+/* The end of a source -> map -> sink test: every message came once; the
+ * source saw them all acknowledged; everything is freed. */
+static void
+lt_chain_end(lt_tally *t, sl_link *src, sl_link *sink, lt_map *mp)
+{
+	for (long v = 1; v <= t->n; v++)
+		if (!t->seen[v])
+			SLT_FATAL("message %ld never reached the sink", v);
+	SL_CHECK_EQ(t->count, t->n);
+	SL_CHECK_EQ(t->dups, 0);
+	SL_CHECK_OK(sl_link_wait(src, NULL));
+	sl_waitgroup_wait(&mp->done);
+	sl_ctx_release(mp->stop);
+	sl_link_free(src);
+	sl_link_free(sink);
+}
+
 /*
  * source -> map -> sink, the sink not up yet: the map's output has no
  * window, and its pump holds the first result it took from the channel.
@@ -1069,8 +1115,8 @@ body_stop_holding(void *unused)
 	sl_link     *src, *sink;
 	sl_link_opts oo = lt_opts("src", "out", "test.Long");
 	sl_link_opts oi = lt_opts("sink", "in", "test.Long");
-	long         n = 200, count = 0, dups = 0, v;
-	uint8_t      seen[201] = { 0 };
+	long         n = 200;
+	lt_tally     t = { .n = n };
 	lt_map       mp;
 	sl_msg       m;
 
@@ -1088,31 +1134,14 @@ body_stop_holding(void *unused)
 		sl_sleep(SL_MILLISECOND);
 	SL_CHECK_EQ(atomic_load(&mp.forwarded), n);
 	SL_CHECK_EQ(sl_chan_len(sl_link_chan(mp.out)), (size_t) n - 1);
-	sl_ctx_cancel(mp.stop);
-	sl_waitgroup_wait(&mp.done);
-	sl_ctx_release(mp.stop);
+	lt_map_stop(&mp);
 
 	memset(&mp, 0, sizeof(mp));
 	lt_map_start(&mp, mapurl, sinkurl);
 	SL_ASSERT_OK(sl_link_input(sinkurl, &oi, NULL, &sink));
-	while (sl_chan_recv(sl_link_chan(sink), &m) == 0) {
-		SL_CHECK_EQ(m.len, sizeof(v));
-		memcpy(&v, m.data, sizeof(v));
-		if (v >= 1 && v <= n && seen[v]++)
-			dups++;
-		count++;
-		sl_msg_done(&m);
-	}
-	for (v = 1; v <= n; v++)
-		if (!seen[v])
-			SLT_FATAL("message %ld never reached the sink", v);
-	SL_CHECK_EQ(count, n);
-	SL_CHECK_EQ(dups, 0);
-	SL_CHECK_OK(sl_link_wait(src, NULL));
-	sl_waitgroup_wait(&mp.done);
-	sl_ctx_release(mp.stop);
-	sl_link_free(src);
-	sl_link_free(sink);
+	while (sl_chan_recv(sl_link_chan(sink), &m) == 0)
+		lt_tally_take(&t, &m);
+	lt_chain_end(&t, src, sink, &mp);
 }
 
 static void
@@ -1138,8 +1167,8 @@ body_drop_unsent(void *unused)
 	sl_link     *src, *sink;
 	sl_link_opts oo = lt_opts("src", "out", "test.Long");
 	sl_link_opts oi = lt_opts("sink", "in", "test.Long");
-	long         n = 200, k = 50, count = 0, dups = 0, v;
-	uint8_t      seen[201] = { 0 };
+	long         n = 200, k = 50;
+	lt_tally     t = { .n = n };
 	lt_map       mp;
 	sl_msg       m;
 
@@ -1154,38 +1183,22 @@ body_drop_unsent(void *unused)
 	lt_src s = { .out = src, .from = 1, .to = n };
 	SL_ASSERT_OK(sl_go(lt_source, &s));
 	/* (a lost message would leave the sink waiting: 30 s at most) */
-	while (count < n && sl_chan_recv_ctx(sl_link_chan(sink), &m, NULL,
+	while (t.count < n && sl_chan_recv_ctx(sl_link_chan(sink), &m, NULL,
 	    sl_now() + 30 * SL_SECOND) == 0) {
-		SL_CHECK_EQ(m.len, sizeof(v));
-		memcpy(&v, m.data, sizeof(v));
-		if (v >= 1 && v <= n && seen[v]++)
-			dups++;
-		count++;
-		sl_msg_done(&m);
-		if (count == k) {
+		lt_tally_take(&t, &m);
+		if (t.count == k) {
 			/* the map now holds the rest: stop it, start another */
 			for (int i = 0; i < 10000 &&
 			    atomic_load(&mp.nheld) < n - k; i++)
 				sl_sleep(SL_MILLISECOND);
 			SL_CHECK_EQ(atomic_load(&mp.nheld), n - k);
 			sl_sleep(20 * SL_MILLISECOND); /* acks of 1..k go up */
-			sl_ctx_cancel(mp.stop);
-			sl_waitgroup_wait(&mp.done);
-			sl_ctx_release(mp.stop);
+			lt_map_stop(&mp);
 			memset(&mp, 0, sizeof(mp));
 			lt_map_start(&mp, mapurl, sinkurl);
 		}
 	}
-	for (v = 1; v <= n; v++)
-		if (!seen[v])
-			SLT_FATAL("message %ld never reached the sink", v);
-	SL_CHECK_EQ(count, n);
-	SL_CHECK_EQ(dups, 0);
-	SL_CHECK_OK(sl_link_wait(src, NULL));
-	sl_waitgroup_wait(&mp.done);
-	sl_ctx_release(mp.stop);
-	sl_link_free(src);
-	sl_link_free(sink);
+	lt_chain_end(&t, src, sink, &mp);
 }
 
 static void
