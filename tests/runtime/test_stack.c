@@ -836,6 +836,10 @@ body_reclaim(void *arg)
 		sl_waitgroup_wait(&c.wg);
 		r->churned += atomic_load(&c.made);
 	}
+	/* The churner and its goroutines call done just before they end:
+	 * their stacks are back once they are not counted (sch_g_exit). */
+	while (sl_numgoroutine() > 1)
+		sl_sleep(SL_MILLISECOND);
 	r->last = park_until_full();
 }
 
