@@ -23,6 +23,12 @@
  *   slt_max_goroutines()        cap on live goroutines (TSan's limit).
  *   slt_rss_kib()               resident set size of this process.
  *   slt_filter()                honours SLUICE_TEST_FILTER (call in main).
+ *   slt_hold_stacks(h, max)     goroutines that hold stacks until sl_go
+ *                               fails; slt_let_go(h, k) ends k of them,
+ *                               slt_let_all_go(h) the rest.
+ *   slt_ran                     a record of a function the library starts
+ *                               (AfterFunc): slt_ran_mark in it, then
+ *                               slt_ran_wait for the first run.
  *   slt_rnd, slt_rnd_below      a seeded generator (splitmix64) for
  *                               randomized tests; slt_seed(own) the seed
  *                               to use: $SLUICE_CHAOS_SEED, or own;
@@ -414,6 +420,104 @@ static inline void
 slt_filter(void)
 {
 	test_filter();
+}
+
+/* ---- holding every stack ----------------------------------------------- */
+
+/* Goroutines that each hold a stack until let go.  With
+ * sli_stack_max_slabs set, slt_hold_stacks spawns them until no stack is
+ * left, to test what runs out of goroutines. */
+typedef struct slt_holders {
+	sl_chan      *gate; /* each receive lets one go; closing, all */
+	sl_waitgroup  done;
+	long          n;    /* spawned */
+	int           err;  /* what the sl_go that failed returned */
+} slt_holders;
+
+static inline void
+slt_holder(void *arg)
+{
+	slt_holders *h = arg;
+
+	(void) sl_chan_recv(h->gate, NULL);
+	sl_waitgroup_done(&h->done);
+}
+
+/* Spawns holders until sl_go fails, or max of them; returns how many. */
+static inline long
+slt_hold_stacks(slt_holders *h, long max)
+{
+	memset(h, 0, sizeof(*h));
+	if ((h->gate = sl_chan_make(0, 0)) == NULL) {
+		h->err = SL_ENOMEM;
+		return (0);
+	}
+	while (h->n < max) {
+		sl_waitgroup_add(&h->done, 1);
+		if ((h->err = sl_go(slt_holder, h)) != 0) {
+			sl_waitgroup_done(&h->done);
+			break;
+		}
+		h->n++;
+	}
+	return (h->n);
+}
+
+/* Ends k holders (they return soon after). */
+static inline void
+slt_let_go(slt_holders *h, long k)
+{
+	for (long i = 0; i < k; i++)
+		(void) sl_chan_send(h->gate, NULL);
+}
+
+/* Ends the rest and waits for them. */
+static inline void
+slt_let_all_go(slt_holders *h)
+{
+	(void) sl_chan_close(h->gate);
+	sl_waitgroup_wait(&h->done);
+	sl_chan_release(h->gate);
+	h->gate = NULL;
+}
+
+/* What a function the library starts (an AfterFunc) did: how often it
+ * ran, and where. */
+typedef struct slt_ran {
+	atomic_int  runs;
+	uint64_t    goid; /* of the last run: 0 outside goroutines */
+	sl_chan    *ch;   /* capacity 1: the first run sends on it */
+} slt_ran;
+
+static inline void
+slt_ran_init(slt_ran *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->ch = sl_chan_make(0, 1);
+	SL_CHECK(r->ch != NULL);
+}
+
+/* Called by the function, at its end. */
+static inline void
+slt_ran_mark(slt_ran *r)
+{
+	r->goid = sl_goid();
+	if (atomic_fetch_add(&r->runs, 1) == 0)
+		SL_CHECK_OK(sl_chan_send(r->ch, NULL));
+}
+
+/* Waits (10 s at most) for the first run. */
+static inline void
+slt_ran_wait(slt_ran *r)
+{
+	SL_CHECK_OK(sl_chan_recv_ctx(r->ch, NULL, NULL,
+	    sl_now() + 10 * SL_SECOND));
+}
+
+static inline void
+slt_ran_fini(slt_ran *r)
+{
+	sl_chan_release(r->ch);
 }
 
 /* ---- seeded randomness ------------------------------------------------- */

@@ -1,7 +1,8 @@
 /*
  * test_context.c — Go's context package on libsluice: tree cancellation,
- * causes, deadlines, values, AfterFunc, waking blocked goroutines, and a
- * race stress between cancelling parents and releasing children.
+ * causes, deadlines, values, AfterFunc (also when no goroutine can be
+ * started for a while), waking blocked goroutines, and a race stress
+ * between cancelling parents and releasing children.
  *
  * Each case runs its body as the main goroutine of a fresh sl_main.  The
  * bodies run on goroutine stacks (and on worker threads), where cmocka's
@@ -11,6 +12,7 @@
 #include <pthread.h>
 
 #include "sltest.h"
+#include "sched/sched.h" /* sli_stack_max_slabs */
 
 /* The done channel of ctx is closed (receive says so at once). */
 static int
@@ -1416,6 +1418,76 @@ test_stress(void **state)
 	slt_run(body_stress, NULL);
 }
 
+/* ---- AfterFunc with no stack left ----------------------------------------- */
+
+struct oom_af {
+	sl_ctx  *ctx; /* the caller's reference, handed to fn */
+	slt_ran  rec;
+};
+
+static void
+oom_af_fn(void *arg)
+{
+	struct oom_af *a = arg;
+
+	/* The last reference: that stops the deadline's timer, which, run
+	 * on the worker that fired it, would wait for ever for itself. */
+	if (sl_goid() != 0)
+		sl_ctx_release(a->ctx);
+	slt_ran_mark(&a->rec);
+}
+
+/* A deadline passes while every stack is taken: its AfterFunc is not run
+ * on the worker whose timer cancelled the context, and one cancelled by
+ * the main goroutine does not run there either; each runs once, in a
+ * goroutine of its own, as soon as a stack is free.  Stopping a launched
+ * one is too late, as in Go. */
+static void
+body_after_func_no_stack(void *arg)
+{
+	struct oom_af  a, b;
+	sl_afterfunc  *bstop;
+	slt_holders    h;
+	uint64_t       me = sl_goid();
+
+	(void) arg;
+	slt_ran_init(&a.rec);
+	slt_ran_init(&b.rec);
+	SL_CHECK(slt_hold_stacks(&h, 100000) > 0);
+	SL_CHECK_EQ(h.err, SL_ENOMEM);
+	SL_CHECK_OK(sl_ctx_with_timeout(sl_ctx_background(), SL_MILLISECOND,
+	    &a.ctx));
+	SL_CHECK_OK(sl_ctx_after_func(a.ctx, oom_af_fn, &a, NULL));
+	SL_CHECK_OK(sl_ctx_with_cancel(sl_ctx_background(), &b.ctx));
+	SL_CHECK_OK(sl_ctx_after_func(b.ctx, oom_af_fn, &b, &bstop));
+	sl_ctx_cancel(b.ctx);
+	sl_sleep(30 * SL_MILLISECOND);
+	SL_CHECK_EQ(sl_ctx_err(a.ctx), SL_EDEADLINE);
+	SL_CHECK_EQ(atomic_load(&a.rec.runs), 0);
+	SL_CHECK_EQ(atomic_load(&b.rec.runs), 0);
+	SL_CHECK(!sl_ctx_stop(bstop));
+
+	slt_let_go(&h, 2);
+	slt_ran_wait(&a.rec);
+	slt_ran_wait(&b.rec);
+	SL_CHECK(a.rec.goid != 0 && a.rec.goid != me);
+	SL_CHECK(b.rec.goid != 0 && b.rec.goid != me);
+	slt_let_all_go(&h);
+	sl_sleep(20 * SL_MILLISECOND);
+	SL_CHECK_EQ(atomic_load(&a.rec.runs), 1);
+	SL_CHECK_EQ(atomic_load(&b.rec.runs), 1);
+	slt_ran_fini(&a.rec);
+	slt_ran_fini(&b.rec);
+}
+
+static void
+test_after_func_no_stack(void **state)
+{
+	sli_stack_max_slabs = 1;
+	slt_run(body_after_func_no_stack, *state);
+	sli_stack_max_slabs = 0;
+}
+
 int
 main(void)
 {
@@ -1430,6 +1502,7 @@ main(void)
 		cmocka_unit_test(test_without_cancel),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_after_func),
+		cmocka_unit_test(test_after_func_no_stack),
 		cmocka_unit_test(test_select_wake),
 		cmocka_unit_test(test_interrupt),
 		cmocka_unit_test(test_thread_cancel),

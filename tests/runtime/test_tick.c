@@ -4,10 +4,12 @@
  * backlog for a slow receiver; stop and reset leave no stale tick and can
  * race with ticks and with each other; sl_after works in select and frees
  * itself, fired or not; sl_timer_after_func starts its function once in a
- * goroutine, and stop, reset and free control it as Go's; bad input is
- * refused with the documented codes.
+ * goroutine, and stop, reset and free control it as Go's, also when no
+ * goroutine can be started for a while; bad input is refused with the
+ * documented codes.
  */
 #include "sltest.h"
+#include "sched/sched.h" /* sli_stack_max_slabs */
 
 #define MS SL_MILLISECOND
 
@@ -593,6 +595,68 @@ test_bad_input(void **state)
 	sl_timer_free(kept);
 }
 
+/* ---- sl_timer_after_func with no stack left ------------------------------ */
+
+struct oom_af {
+	sl_timer *t;
+	slt_ran   rec;
+};
+
+static void
+oom_af_fn(void *arg)
+{
+	struct oom_af *a = arg;
+
+	/* As Go's may: run on the worker that fired the timer, this would
+	 * wait for ever for the callback it is called from. */
+	if (sl_goid() != 0)
+		(void) sl_timer_stop(a->t);
+	slt_ran_mark(&a->rec);
+}
+
+/* With every stack taken, an AfterFunc timer that fires starts nothing
+ * and runs nothing on its worker; it tries again until a stack is free,
+ * then runs its function once, in a goroutine.  One stopped while it
+ * tries never runs. */
+static void
+body_after_func_no_stack(void *arg)
+{
+	struct oom_af a, b;
+	slt_holders   h;
+
+	(void) arg;
+	slt_ran_init(&a.rec);
+	slt_ran_init(&b.rec);
+	SL_CHECK(slt_hold_stacks(&h, 100000) > 0);
+	SL_CHECK_EQ(h.err, SL_ENOMEM);
+	SL_CHECK_OK(sl_timer_after_func(MS, oom_af_fn, &a, &a.t));
+	SL_CHECK_OK(sl_timer_after_func(MS, oom_af_fn, &b, &b.t));
+	sl_sleep(30 * MS);
+	SL_CHECK_EQ(atomic_load(&a.rec.runs), 0);
+	SL_CHECK_EQ(atomic_load(&b.rec.runs), 0);
+	(void) sl_timer_stop(b.t);
+
+	slt_let_go(&h, 1);
+	slt_ran_wait(&a.rec);
+	SL_CHECK(a.rec.goid != 0);
+	slt_let_all_go(&h);
+	sl_sleep(20 * MS);
+	SL_CHECK_EQ(atomic_load(&a.rec.runs), 1);
+	SL_CHECK_EQ(atomic_load(&b.rec.runs), 0);
+	sl_timer_free(a.t);
+	sl_timer_free(b.t);
+	slt_ran_fini(&a.rec);
+	slt_ran_fini(&b.rec);
+}
+
+static void
+test_after_func_no_stack(void **state)
+{
+	sli_stack_max_slabs = 1;
+	slt_run(body_after_func_no_stack, *state);
+	sli_stack_max_slabs = 0;
+}
+
 int
 main(void)
 {
@@ -604,6 +668,7 @@ main(void)
 		cmocka_unit_test(test_stop_reset_race),
 		cmocka_unit_test(test_after),
 		cmocka_unit_test(test_after_func),
+		cmocka_unit_test(test_after_func_no_stack),
 		cmocka_unit_test(test_bad_input),
 	};
 

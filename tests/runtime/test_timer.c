@@ -4,11 +4,12 @@
  * blocking the worker, many sleepers all wake roughly in deadline order,
  * sl_sleep_ctx ends early on cancellation or a context deadline, and
  * deadlines that are met early (timers stopped before firing) leave
- * nothing behind.
+ * nothing behind, and all of that holds when the timer heap cannot grow.
  */
 #include <pthread.h>
 
 #include "sltest.h"
+#include "sched/sched.h" /* sli_timer_heap_max */
 
 /* ---- sl_now ---------------------------------------------------------------- */
 
@@ -523,6 +524,77 @@ test_thread_sleep(void **state)
 	slt_run(body_thread_sleep, *state);
 }
 
+/* ---- a timer heap that cannot grow ------------------------------------- */
+
+struct far {
+	sl_ctx       *ctx;
+	sl_waitgroup  started;
+	sl_waitgroup  done;
+};
+
+/* Waits on a nil channel, with a deadline an hour away, until f->ctx is
+ * cancelled: its timer is stopped unfired. */
+static void
+far_waiter(void *arg)
+{
+	struct far *f = arg;
+
+	sl_waitgroup_done(&f->started);
+	SL_CHECK_ERR(sl_chan_recv_ctx(NULL, NULL, f->ctx,
+	    sl_now() + 3600 * SL_SECOND), SL_ECANCELED);
+	sl_waitgroup_done(&f->done);
+}
+
+/* With the heap full of 300 far deadlines: a ticker keeps ticking (it is
+ * queued again after each tick), sleepers all wake and none early, the far
+ * waits end by their context (their timers taken off unfired), and an
+ * sl_after still pending when main returns is freed (valgrind sees it). */
+static void
+body_heap_full(void *arg)
+{
+	struct far f;
+	sl_timer  *tk;
+	sl_chan   *after;
+	int        n = 300;
+
+	memset(&f, 0, sizeof(f));
+	SL_CHECK_OK(sl_ctx_with_cancel(sl_ctx_background(), &f.ctx));
+	sl_waitgroup_add(&f.started, n);
+	sl_waitgroup_add(&f.done, n);
+	for (int i = 0; i < n; i++)
+		SL_CHECK_OK(sl_go(far_waiter, &f));
+	sl_waitgroup_wait(&f.started);
+	sl_sleep(20 * SL_MILLISECOND);
+	SL_CHECK_OK(sl_after(3600 * SL_SECOND, &after));
+
+	SL_CHECK_OK(sl_ticker_make(2 * SL_MILLISECOND, &tk));
+	for (int i = 0; i < 5; i++) {
+		int64_t at;
+
+		SL_CHECK_OK(sl_chan_recv_ctx(sl_timer_chan(tk), &at, NULL,
+		    sl_now() + 10 * SL_SECOND));
+	}
+	sl_timer_free(tk);
+
+	body_many_sleepers(arg);
+
+	sl_ctx_cancel(f.ctx);
+	sl_waitgroup_wait(&f.done);
+	sl_ctx_release(f.ctx);
+	sl_chan_release(after);
+}
+
+/* The heap is limited to 64 timers, as if memory ran out there: the rest
+ * go on the overflow list, still fired in deadline order. */
+static void
+test_heap_full(void **state)
+{
+	sli_timer_heap_max = 64;
+	slt_run(body_heap_full, *state);
+	slt_run_procs(1, body_timer_order, *state);
+	sli_timer_heap_max = 0;
+}
+
 int
 main(void)
 {
@@ -537,6 +609,7 @@ main(void)
 		cmocka_unit_test(test_sleep_ctx),
 		cmocka_unit_test(test_deadline_churn),
 		cmocka_unit_test(test_thread_sleep),
+		cmocka_unit_test(test_heap_full),
 	};
 
 	slt_filter();

@@ -53,7 +53,8 @@ int sl_ticker_make(int64_t period, sl_timer **out);
  * again (fn then runs once more, even if it ran before), sl_timer_free
  * stops it; fn already started is not waited for.  A timer that fires
  * while sl_main is returning starts nothing; one that cannot start a
- * goroutine (out of memory) calls fn on the worker that fired it.
+ * goroutine (out of memory) tries again every millisecond until it can,
+ * or is stopped (a stop that comes while it tries may return false).
  * Returns 0, SL_EINVAL (fn or out NULL), SL_ENOMEM, or SL_ESTATE when no
  * scheduler runs.
  */

@@ -11,7 +11,10 @@
  * touches the channel, and a waiting tick can be taken back.
  *
  * sl_timer_after_func's timer has no channel: its callback starts the
- * user's function in a new goroutine instead.
+ * user's function in a new goroutine instead.  If no goroutine can be
+ * started (out of memory), the same timer fires again a little later to
+ * try again: fn never runs on the worker, where stopping or freeing its
+ * own timer would wait for ever for the callback it is called from.
  *
  * sl_after's timer has no owner: its done callback frees it once it has
  * sent, or when sl_main drops it unsent.
@@ -41,16 +44,14 @@ tick_send(sli_timer *t)
 	(void) sl_chan_trysend(tm->ch, &now); /* full: dropped */
 }
 
-/* fn of sl_timer_after_func's timer. */
+/* fn of sl_timer_after_func's timer.  SL_ESTATE: sl_main is returning,
+ * and starts nothing more. */
 static void
 tick_start_fn(sli_timer *t)
 {
 	sl_timer *tm = t->arg;
-	int       err = sl_go(tm->fn, tm->arg);
 
-	if (err == SL_ENOMEM)
-		tm->fn(tm->arg);
-	/* SL_ESTATE: sl_main is returning, and starts nothing more. */
+	(void) sli_timer_go(t, tm->fn, tm->arg);
 }
 
 /* done of sl_after's timer: it has sent, or will never send. */

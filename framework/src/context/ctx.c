@@ -60,20 +60,52 @@ af_unref(sl_afterfunc *af)
 	free(af);
 }
 
+/* af->retry's fn: tries again to start af->fn, and again later while
+ * there is no memory for a goroutine.  SL_ESTATE: sl_main is returning,
+ * and starts nothing more. */
+static void
+af_retry_fn(sli_timer *t)
+{
+	sl_afterfunc *af = t->arg;
+
+	(void) sli_timer_go(t, af->fn, af->arg);
+}
+
+/* af->retry's done: started, or given up; the library's reference goes. */
+static void
+af_retry_done(sli_timer *t)
+{
+	af_unref(t->arg);
+}
+
 /*
  * Starts af->fn(af->arg) in a new goroutine and drops the library's
- * reference.  If no goroutine can be started (no scheduler, no memory) the
- * function is called directly on the calling thread instead, so it still
- * runs exactly once.  Called with no context lock held.
+ * reference.  If there is no memory for a goroutine, af->retry tries
+ * again every SLI_TIMER_RETRY_NS.  If there is no scheduler (or it is
+ * stopping) the function is called directly on the calling thread
+ * instead, so it still runs exactly once; but not inside a timer's fn
+ * (the canceller is a deadline's timer), where it could stop that timer
+ * and wait for ever for itself: there it is dropped, as sl_main is
+ * returning.  Called with no context lock held.
  */
 static void
 af_launch(sl_afterfunc *af)
 {
 	sl_fn fn  = af->fn;
 	void *arg = af->arg;
+	int   err = sl_go(fn, arg);
 
+	if (err == SL_ENOMEM) {
+		af->retry.when = sl_now() + SLI_TIMER_RETRY_NS;
+		af->retry.fn = af_retry_fn;
+		af->retry.done = af_retry_done;
+		af->retry.arg = af;
+		af->retry.heapidx = -1;
+		if (sli_timer_start(&af->retry) == 0)
+			return;
+	}
 	af_unref(af);
-	if (sl_go(fn, arg) != 0)
+	if (err != 0 && !sli_timer_in_fn())
 		fn(arg);
 }
 

@@ -115,6 +115,9 @@ struct sl_afterfunc {
 	sl_ctx        *ctx;   /* cancelable ctx (mref held), or NULL */
 	atomic_int     refs;  /* the library's + the caller's handle */
 	int            state; /* SLI_AF_*, guarded by ctx->lock */
+	sli_timer      retry; /* tries sl_go again when it ran out of memory
+	                         inside a timer's fn; holds the library's
+	                         reference meanwhile */
 };
 
 enum { SLI_AF_PENDING = 0, SLI_AF_STARTED, SLI_AF_STOPPED };

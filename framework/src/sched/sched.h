@@ -174,6 +174,9 @@ int64_t sli_timers_next(void);        /* earliest deadline or INT64_MAX */
 bool    sli_timers_run(int64_t now);  /* fire due timers; true if any */
 bool    sli_timers_pending(void);
 void    sli_timers_reset(void);
+/* For tests: the next sl_main's timer heap holds at most this many
+ * timers, as if memory ran out there (0: no limit). */
+extern int sli_timer_heap_max;
 void    sli_sched_timer_added(int64_t when); /* sched.c: wake a sleeper */
 
 /* stall.c: the watchdog thread that reports a goroutine holding its

@@ -6,6 +6,12 @@
  * caller owns (usually inside an sli_wait on a goroutine's stack);
  * sli_timer_stop guarantees that once it returns the callback will not
  * touch the timer again, waiting out a callback already running elsewhere.
+ *
+ * Starting a timer never fails for want of memory: a wait whose deadline
+ * could not be armed would wait for ever, and a ticker would stop.  A timer
+ * the heap has no room for (its array cannot grow) goes on an unsorted
+ * overflow list instead, which is scanned for its earliest; that list is
+ * empty unless memory ran out.
  */
 #include <stdlib.h>
 
@@ -18,8 +24,20 @@ static struct {
 	sli_timer   **heap;  /* heap[0] is the earliest */
 	int           len;
 	int           cap;
-	_Atomic int64_t next; /* heap[0]->when, or INT64_MAX */
+	sli_timer    *ov;    /* the overflow list */
+	_Atomic int64_t next; /* the earliest when, or INT64_MAX */
 } tm = { .next = INT64_MAX };
+
+int sli_timer_heap_max;
+
+/* Set while this thread runs a timer's fn. */
+static __thread bool tm_in_fn;
+
+bool
+sli_timer_in_fn(void)
+{
+	return (tm_in_fn);
+}
 
 static bool
 tm_less(int a, int b)
@@ -75,32 +93,84 @@ tm_remove_at(int i)
 	}
 }
 
+/* The earliest queued timer, or NULL. */
+static sli_timer *
+tm_first(void)
+{
+	sli_timer *first = tm.len ? tm.heap[0] : NULL;
+
+	for (sli_timer *t = tm.ov; t != NULL; t = t->ovnext)
+		if (first == NULL || t->when < first->when)
+			first = t;
+	return (first);
+}
+
 static void
 tm_update_next(void)
 {
-	atomic_store(&tm.next, tm.len ? tm.heap[0]->when : INT64_MAX);
+	sli_timer *first = tm_first();
+
+	atomic_store(&tm.next, first != NULL ? first->when : INT64_MAX);
 }
 
-/* Puts t in the heap (under tm.lock): 0, with *earliest telling whether it
- * is now first, or SL_ENOMEM. */
-static int
+/* Takes the queued t out of the heap or the overflow list. */
+static void
+tm_remove(sli_timer *t)
+{
+	if (t->heapidx >= 0) {
+		tm_remove_at(t->heapidx);
+	} else {
+		if (t->ovprev != NULL)
+			t->ovprev->ovnext = t->ovnext;
+		else
+			tm.ov = t->ovnext;
+		if (t->ovnext != NULL)
+			t->ovnext->ovprev = t->ovprev;
+		t->ovnext = t->ovprev = NULL;
+	}
+	t->heapidx = -1;
+}
+
+/* Makes room for one more timer in the heap; false if it cannot. */
+static bool
+tm_grow(void)
+{
+	int         ncap = tm.cap ? tm.cap * 2 : 64;
+	int         max = sli_timer_heap_max;
+	sli_timer **n;
+
+	if (max > 0 && ncap > max)
+		ncap = max;
+	if (ncap <= tm.cap || (n = realloc(tm.heap,
+	    sizeof(*n) * (size_t) ncap)) == NULL)
+		return (false);
+	tm.heap = n;
+	tm.cap = ncap;
+	return (true);
+}
+
+/* Queues t (under tm.lock), in the heap if it has room or can grow, else
+ * on the overflow list; *earliest tells whether t is now first. */
+static void
 tm_insert(sli_timer *t, bool *earliest)
 {
-	if (tm.len == tm.cap) {
-		int         ncap = tm.cap ? tm.cap * 2 : 64;
-		sli_timer **n = realloc(tm.heap, sizeof(*n) * (size_t) ncap);
-		if (n == NULL)
-			return (SL_ENOMEM);
-		tm.heap = n;
-		tm.cap = ncap;
-	}
+	int64_t before = atomic_load(&tm.next);
+
 	atomic_store(&t->state, SLI_TIMER_QUEUED);
-	t->heapidx = tm.len;
-	tm.heap[tm.len++] = t;
-	tm_up(t->heapidx);
-	*earliest = tm.heap[0] == t;
+	if (tm.len < tm.cap || tm_grow()) {
+		t->heapidx = tm.len;
+		tm.heap[tm.len++] = t;
+		tm_up(t->heapidx);
+	} else {
+		t->heapidx = -2;
+		t->ovprev = NULL;
+		t->ovnext = tm.ov;
+		if (tm.ov != NULL)
+			tm.ov->ovprev = t;
+		tm.ov = t;
+	}
+	*earliest = t->when < before;
 	tm_update_next();
-	return (0);
 }
 
 int
@@ -108,16 +178,28 @@ sli_timer_start(sli_timer *t)
 {
 	int64_t when = t->when; /* t may run and move once in the heap */
 	bool    earliest;
-	int     err;
 
 	if (!atomic_load(&sli_S.running))
 		return (SL_ESTATE);
 	sli_lock(&tm.lock);
 	t->stopreq = false;
-	err = tm_insert(t, &earliest);
+	t->again = false;
+	tm_insert(t, &earliest);
 	sli_unlock(&tm.lock);
-	if (err == 0 && earliest)
+	if (earliest)
 		sli_sched_timer_added(when);
+	return (0);
+}
+
+int
+sli_timer_go(sli_timer *t, void (*fn)(void *), void *arg)
+{
+	int err = sl_go(fn, arg);
+
+	if (err == SL_ENOMEM) {
+		t->when = sl_now() + SLI_TIMER_RETRY_NS;
+		t->again = true;
+	}
 	return (err);
 }
 
@@ -129,8 +211,7 @@ sli_timer_stop(sli_timer *t)
 	sli_lock(&tm.lock);
 	switch (atomic_load(&t->state)) {
 	case SLI_TIMER_QUEUED:
-		tm_remove_at(t->heapidx);
-		t->heapidx = -1;
+		tm_remove(t);
 		atomic_store(&t->state, SLI_TIMER_IDLE);
 		tm_update_next();
 		active = true;
@@ -167,9 +248,9 @@ sli_timers_pending(void)
 
 /*
  * After t's fn returned: a periodic timer not stopped meanwhile goes back
- * in the heap at its next period after now; anything else (or a periodic
- * timer the heap has no room for) becomes idle, and then gets its done
- * callback, which may free it.
+ * in the heap at its next period after now, and a one-shot timer whose fn
+ * asked to run again at its new when; anything else becomes idle, and then
+ * gets its done callback, which may free it.
  */
 static void
 tm_after_run(sli_timer *t)
@@ -179,14 +260,19 @@ tm_after_run(sli_timer *t)
 	int64_t next = 0;
 
 	sli_lock(&tm.lock);
-	if (t->period > 0 && !t->stopreq) {
-		int64_t at = sl_now();
+	if ((t->period > 0 || t->again) && !t->stopreq) {
+		if (t->period > 0) {
+			int64_t at = sl_now();
 
-		t->when += t->period;
-		if (t->when <= at)
-			t->when += ((at - t->when) / t->period + 1) * t->period;
+			t->when += t->period;
+			if (t->when <= at)
+				t->when += ((at - t->when) / t->period + 1) *
+				    t->period;
+		}
+		t->again = false;
 		next = t->when;
-		requeued = tm_insert(t, &earliest) == 0;
+		tm_insert(t, &earliest);
+		requeued = true;
 	}
 	if (!requeued) {
 		done = t->done;
@@ -209,18 +295,20 @@ sli_timers_run(int64_t now)
 		sli_timer *t;
 
 		sli_lock(&tm.lock);
-		if (tm.len == 0 || tm.heap[0]->when > now) {
+		t = tm_first();
+		if (t == NULL || t->when > now) {
 			sli_unlock(&tm.lock);
 			return (ran);
 		}
-		t = tm.heap[0];
-		tm_remove_at(0);
-		t->heapidx = -1;
+		tm_remove(t);
 		atomic_store(&t->state, SLI_TIMER_RUNNING);
+		t->again = false;
 		tm_update_next();
 		sli_unlock(&tm.lock);
 
+		tm_in_fn = true;
 		t->fn(t);
+		tm_in_fn = false;
 		tm_after_run(t);
 		ran = true;
 	}
@@ -232,6 +320,7 @@ void
 sli_timers_reset(void)
 {
 	sli_timer **heap;
+	sli_timer  *ov, *ovdone = NULL;
 	int         ndone = 0;
 
 	sli_lock(&tm.lock);
@@ -244,11 +333,35 @@ sli_timers_reset(void)
 		if (t->done != NULL)
 			heap[ndone++] = t; /* i >= ndone: already visited */
 	}
+	/* The overflow list: those with a done callback are chained anew
+	 * by ovnext, read before done may free them. */
+	ov = tm.ov;
+	while (ov != NULL) {
+		sli_timer *t = ov;
+
+		ov = t->ovnext;
+		t->heapidx = -1;
+		t->ovprev = NULL;
+		t->ovnext = NULL;
+		atomic_store(&t->state, SLI_TIMER_IDLE);
+		if (t->done != NULL) {
+			t->ovnext = ovdone;
+			ovdone = t;
+		}
+	}
+	tm.ov = NULL;
 	tm.heap = NULL;
 	tm.len = tm.cap = 0;
 	tm_update_next();
 	sli_unlock(&tm.lock);
 	for (int i = 0; i < ndone; i++)
 		heap[i]->done(heap[i]);
+	while (ovdone != NULL) {
+		sli_timer *t = ovdone;
+
+		ovdone = t->ovnext;
+		t->ovnext = NULL;
+		t->done(t);
+	}
 	free(heap);
 }

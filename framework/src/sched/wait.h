@@ -52,7 +52,9 @@ typedef struct sli_wait   sli_wait;
 /* A timer in the scheduler's heap.  fn runs on a worker thread (outside
  * any goroutine) and must not block.  A periodic timer (period > 0) goes
  * back in the heap after each run, at its next multiple of period after
- * now (late runs are dropped, not bunched), until stopped. */
+ * now (late runs are dropped, not bunched), until stopped.  A one-shot
+ * timer's fn may instead set when and again, to run once more then
+ * (unless stopped meanwhile). */
 struct sli_timer {
 	int64_t     when;    /* deadline, sl_now() clock */
 	int64_t     period;  /* 0: one-shot */
@@ -62,16 +64,27 @@ struct sli_timer {
 	                         unrun; the timer is then idle and done may
 	                         free it */
 	void       *arg;     /* for fn */
-	int         heapidx; /* index in the heap, -1 if not queued */
+	int         heapidx; /* index in the heap, -1 if not queued, -2 if
+	                         in the overflow list */
+	sli_timer  *ovnext, *ovprev; /* in the overflow list (timer.c) */
 	bool        stopreq; /* stopped while fn ran: do not requeue */
+	bool        again;   /* set by fn: run again at when */
 	atomic_int  state;   /* SLI_TIMER_* */
 };
 
 enum { SLI_TIMER_IDLE = 0, SLI_TIMER_QUEUED, SLI_TIMER_RUNNING };
 
-/* Queues t (which must be idle) to fire at t->when.  SL_ESTATE without a
- * scheduler. */
+/* Queues t (which must be idle) to fire at t->when.  0, or SL_ESTATE
+ * without a scheduler; it never fails for want of memory. */
 int sli_timer_start(sli_timer *t);
+/* True on a thread while it runs a timer's fn: code that may run there
+ * must not stop that timer, nor wait for anything. */
+bool sli_timer_in_fn(void);
+/* From t's fn: starts fn(arg) in a goroutine, and if there is no memory
+ * for one, has t run again SLI_TIMER_RETRY_NS later to try again.
+ * Returns sl_go's result. */
+#define SLI_TIMER_RETRY_NS (1000 * 1000)
+int sli_timer_go(sli_timer *t, void (*fn)(void *), void *arg);
 /* Removes t if queued; if its fn is running on another thread, waits for
  * it to return.  After this, t is idle and fn will not touch it.  True if
  * t was still to fire: queued, or periodic. */
