@@ -1151,6 +1151,27 @@ lk_fatal_refusal(sl_link *l, int code, const char *text)
 	sl_ctx_cancel_cause(l->ctx, code, text);
 }
 
+/* A Refuse from the receiver p, at the hello or after it: the receiver
+ * found something in our stream that sending it again cannot mend (a
+ * mismatch, a message over its limits, a protocol error), so redialing
+ * would loop for ever.  The stage fails, saying why (log, count, cause);
+ * returns the refusal's code, SL_EPROTO if it is not a known error. */
+static int
+lk_on_refuse(sl_link *l, lk_peer *p, const sli_refuse *rf)
+{
+	char t[SLI_FRAME_ERRSZ], text[SLI_FRAME_ERRSZ + 256];
+	int  r = (int) rf->code;
+
+	lk_bytes_str(rf->text, t, sizeof(t));
+	snprintf(text, sizeof(text), "refused by %s: %s", p->url, t);
+	lk_log(l, "%s", text);
+	LK_COUNT(l, ST_REFUSED, 1);
+	if (r <= 0 || r >= SL_ERR_COUNT)
+		r = SL_EPROTO;
+	lk_fatal_refusal(l, r, text);
+	return (r);
+}
+
 /* Hello exchange on a new outgoing connection.  0: established; the code
  * of a refusal, which canceled the stage (fatal: SL_ETYPE, SL_EVERSION,
  * SL_EPROTO, SL_ECLOSED...); other: retry. */
@@ -1193,15 +1214,7 @@ lk_out_handshake(sl_link *l, lk_peer *p, sli_conn *c)
 		return (SL_ECONNSHUT);
 	}
 	if (in->kind_case == SLUICE__LINK__FRAME__KIND_REFUSE) {
-		char t[SLI_FRAME_ERRSZ];
-		lk_bytes_str(in->refuse->text, t, sizeof(t));
-		snprintf(text, sizeof(text), "refused by %s: %s", p->url, t);
-		lk_log(l, "%s", text);
-		LK_COUNT(l, ST_REFUSED, 1);
-		r = (int) in->refuse->code;
-		if (r <= 0 || r >= SL_ERR_COUNT)
-			r = SL_EPROTO;
-		lk_fatal_refusal(l, r, text);
+		r = lk_on_refuse(l, p, in->refuse);
 		sli_frame_free(in);
 		return (r);
 	}
@@ -1303,24 +1316,10 @@ lk_out_read_loop(sl_link *l, lk_peer *p, sli_conn *c)
 			break;
 		case SLUICE__LINK__FRAME__KIND_HEARTBEAT:
 			break;
-		case SLUICE__LINK__FRAME__KIND_REFUSE: {
-			/* The receiver found something in our stream that
-			 * sending it again cannot mend (a message over its
-			 * limits, a protocol error): redialing would loop for
-			 * ever, so the stage fails, saying why. */
-			char t[SLI_FRAME_ERRSZ], text[SLI_FRAME_ERRSZ + 256];
-			lk_bytes_str(f->refuse->text, t, sizeof(t));
-			snprintf(text, sizeof(text), "refused by %s: %s",
-			    p->url, t);
-			lk_log(l, "%s", text);
-			LK_COUNT(l, ST_REFUSED, 1);
-			r = (int) f->refuse->code;
-			if (r <= 0 || r >= SL_ERR_COUNT)
-				r = SL_EPROTO;
-			lk_fatal_refusal(l, r, text);
+		case SLUICE__LINK__FRAME__KIND_REFUSE:
+			r = lk_on_refuse(l, p, f->refuse);
 			sli_frame_free(f);
 			return (r);
-		}
 		default:
 			lk_log(l, "unexpected %s frame from %s",
 			    sli_frame_kind_name(f), c->peer);
