@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -580,6 +581,22 @@ test_sigterm_stops_a_sleeping_stage_at_once(void **state)
 	expect_exit_within(src, EXIT_CANCELED, PT_CANCEL_TIMEOUT_MS);
 }
 
+/* Waits up to ms for the socket of an ipc:// url to exist: its stage has
+ * bound it, so it set up its signal handling before (stage_start). */
+static bool
+wait_ipc_bound(const char *url, int ms)
+{
+	const char *path = url + strlen("ipc://");
+	struct stat sb;
+
+	for (int waited = 0; waited < ms; waited += 10) {
+		if (stat(path, &sb) == 0)
+			return (true);
+		pt_msleep(10);
+	}
+	return (false);
+}
+
 /* A stage that hangs can be asked what it waits on, as in Go: SIGQUIT
  * prints every goroutine, what it waits on and its function, and exits
  * with 2. */
@@ -591,6 +608,10 @@ test_sigquit_dumps_the_goroutines_of_a_stage(void **state)
 	(void) state;
 	sink = pt_spawn("sink", "sluice-sink", "--in", pt_ipc("sink.in"),
 	    "--stage", "sink-q", (char *) NULL);
+	/* Signalled before its handling is up, it would die of SIGQUIT;
+	 * and its goroutines need a moment to park after the bind. */
+	if (!wait_ipc_bound(pt_ipc("sink.in"), PT_CANCEL_TIMEOUT_MS))
+		PT_FAIL("sink did not bind %s", pt_ipc("sink.in"));
 	pt_msleep(pt_settle_ms());
 	PT_CHECK(pt_running(sink));
 	pt_kill(sink, SIGQUIT);
