@@ -4,8 +4,9 @@
  * the Go-style panic, the NULL channel, zero-size and struct elements,
  * deadlines/contexts on send and receive, channels used from plain threads,
  * a many-producer many-consumer stress, cancellation racing with
- * transfers, the batch forms (sl_chan_send_many, sl_chan_recv_many), and
- * Go's prime sieve.
+ * transfers, the batch forms (sl_chan_send_many, sl_chan_recv_many), a
+ * NULL element (refused for a send, discarding for a receive), and Go's
+ * prime sieve.
  */
 #include <pthread.h>
 
@@ -1173,6 +1174,103 @@ test_batch(void **state)
 	slt_run(body_batch, *state);
 }
 
+/* ---- a NULL element ------------------------------------------------------ */
+
+/* Starts fn(b) on ch to move n elements, b fresh. */
+static void
+bat_start(struct bat *b, sl_chan *ch, int n, sl_fn fn)
+{
+	memset(b, 0, sizeof(*b));
+	b->ch = ch;
+	b->n = n;
+	sl_waitgroup_add(&b->wg, 1);
+	SL_CHECK_OK(sl_go(fn, b));
+}
+
+/* Sends from NULL, keeping what the send returned. */
+static void
+bat_send_null(void *arg)
+{
+	struct bat *b = arg;
+
+	b->rv = sl_chan_send(b->ch, NULL);
+	sl_waitgroup_done(&b->wg);
+}
+
+/* A send from NULL on a channel whose elements have a size is refused
+ * with SL_EINVAL before anything moves: there is nothing to copy, and a
+ * sender left waiting would have its receiver read through NULL.  On a
+ * zero-size channel NULL is the usual argument.  A receive into NULL
+ * discards, in the batch form as in the one-element one. */
+static void
+body_null_elem(void *arg)
+{
+	sl_chan   *ch = sl_chan_make(sizeof(int), 4);
+	sl_chan   *sig = sl_chan_make(0, 1);
+	int        v[3] = { 7, 8, 9 }, got = -1;
+	size_t     n = 99;
+	struct bat b;
+
+	(void) arg;
+	SL_CHECK_ERR(sl_chan_trysend(ch, NULL), SL_EINVAL);
+	SL_CHECK_ERR(sl_chan_send(ch, NULL), SL_EINVAL);
+	SL_CHECK_ERR(sl_chan_send_many(ch, NULL, 2, &n, NULL, SL_FOREVER),
+	    SL_EINVAL);
+	SL_CHECK_EQ(n, 0);
+	SL_CHECK_EQ(sl_chan_len(ch), 0);
+	SL_CHECK_OK(sl_chan_send(sig, NULL));
+	SL_CHECK_OK(sl_chan_recv(sig, NULL));
+
+	/* Discarded in a batch: from the ring, then from a full ring with a
+	 * sender waiting for room (or about to), then after a wait for the
+	 * first element. */
+	SL_CHECK_OK(sl_chan_send_many(ch, v, 3, &n, NULL, SL_FOREVER));
+	SL_CHECK_ERR(sl_chan_recv_many(ch, &got, 4, NULL, NULL, SL_FOREVER),
+	    SL_EINVAL);
+	SL_CHECK_EQ(sl_chan_len(ch), 3);
+	SL_CHECK_OK(sl_chan_recv_many(ch, NULL, 2, &n, NULL, SL_FOREVER));
+	SL_CHECK_EQ(n, 2);
+	SL_CHECK_OK(sl_chan_recv(ch, &got));
+	SL_CHECK_EQ(got, 9);
+	SL_CHECK_OK(sl_chan_send_many(ch, v, 3, &n, NULL, SL_FOREVER));
+	bat_start(&b, ch, 3, bat_send_many);
+	while (sl_chan_len(ch) < 4)
+		sl_sleep(SL_MILLISECOND);
+	SL_CHECK_OK(sl_chan_recv_many(ch, NULL, 3, &n, NULL, SL_FOREVER));
+	SL_CHECK_EQ(n, 3);
+	sl_waitgroup_wait(&b.wg);
+	SL_CHECK_OK(b.rv);
+	SL_CHECK_EQ(b.sent, 3);
+	SL_CHECK_OK(sl_chan_recv_many(ch, v, 3, &n, NULL, SL_FOREVER));
+	SL_CHECK_EQ(n, 3);
+	SL_CHECK(v[0] == 0 && v[1] == 1 && v[2] == 2);
+	bat_start(&b, ch, 3, bat_send_many);
+	SL_CHECK_OK(sl_chan_recv_many(ch, NULL, 4, &n, NULL, SL_FOREVER));
+	SL_CHECK_EQ(n, 3);
+	sl_waitgroup_wait(&b.wg);
+	SL_CHECK_EQ(sl_chan_len(ch), 0);
+	sl_chan_release(ch);
+
+	/* Unbuffered: whichever of the two comes first, the sender from
+	 * NULL is refused and the receiver gets nothing. */
+	ch = sl_chan_make(sizeof(int), 0);
+	bat_start(&b, ch, 1, bat_send_null);
+	got = -1;
+	SL_CHECK_ERR(sl_chan_recv_ctx(ch, &got, NULL,
+	    sl_now() + 20 * SL_MILLISECOND), SL_ETIMEDOUT);
+	SL_CHECK_EQ(got, -1);
+	sl_waitgroup_wait(&b.wg);
+	SL_CHECK_ERR(b.rv, SL_EINVAL);
+	sl_chan_release(ch);
+	sl_chan_release(sig);
+}
+
+static void
+test_null_elem(void **state)
+{
+	slt_run(body_null_elem, *state);
+}
+
 /* A batch receive writes nothing past what it returns: here the first
  * element comes from a blocked wait, and the channel is closed before
  * the receiver runs again, so the rest of the batch finds it closed and
@@ -1557,6 +1655,7 @@ main(void)
 		cmocka_unit_test(test_mpmc),
 		cmocka_unit_test(test_batch),
 		cmocka_unit_test(test_batch_bounds),
+		cmocka_unit_test(test_null_elem),
 		cmocka_unit_test(test_batch_mpmc),
 		cmocka_unit_test(test_cancel_race),
 		cmocka_unit_test(test_prime_sieve),

@@ -550,6 +550,26 @@ body_invalid(void *arg)
 	cs[1].op = 7;
 	SL_CHECK_ERR(sl_select(cs, 2, NULL, SL_FOREVER, &chosen), SL_EINVAL);
 	SL_CHECK_ERR(sl_select_try(cs, 2, &chosen), SL_EINVAL);
+
+	/* A send from NULL on an int channel is refused before anything
+	 * moves, whether the receive beside it is ready (ch full) or the
+	 * send itself (ch empty).  On a zero-size channel it is the usual
+	 * case. */
+	SL_CHECK_OK(sl_chan_send(ch, &v));
+	cs[1] = SL_CASE_SEND(ch, NULL);
+	SL_CHECK_ERR(sl_select(cs, 2, NULL, SL_FOREVER, &chosen), SL_EINVAL);
+	SL_CHECK_EQ(chosen, -1);
+	SL_CHECK_EQ(sl_chan_len(ch), 1);
+	SL_CHECK_OK(sl_chan_recv(ch, &v));
+	SL_CHECK_ERR(sl_select(cs, 2, NULL, SL_FOREVER, &chosen), SL_EINVAL);
+	SL_CHECK_EQ(chosen, -1);
+	SL_CHECK_EQ(sl_chan_len(ch), 0);
+	sl_chan *sig = sl_chan_make(0, 1);
+	cs[0] = SL_CASE_SEND(sig, NULL);
+	SL_CHECK_OK(sl_select(cs, 1, NULL, SL_FOREVER, &chosen));
+	SL_CHECK_EQ(chosen, 0);
+	SL_CHECK_EQ(sl_chan_len(sig), 1);
+	sl_chan_release(sig);
 	sl_chan_release(ch);
 }
 

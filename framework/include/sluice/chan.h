@@ -44,7 +44,8 @@ sl_chan *sl_chan_make(size_t elem_size, size_t cap);
 sl_chan *sl_chan_retain(sl_chan *ch);
 void     sl_chan_release(sl_chan *ch); /* NULL is fine */
 
-/* Blocking send: 0, or SL_ECLOSED. */
+/* Blocking send: 0, or SL_ECLOSED; SL_EINVAL (nothing sent) if elem is
+ * NULL and the elements have a size (NULL is fine for elem_size 0). */
 int sl_chan_send(sl_chan *ch, const void *elem);
 /* Blocking receive into elem (may be NULL to discard): 0, or SL_ECLOSED
  * once the channel is closed and drained. */
@@ -70,15 +71,17 @@ int sl_chan_recv_ctx(sl_chan *ch, void *elem, sl_ctx *ctx, int64_t deadline);
  *
  * sl_chan_recv_many waits, as sl_chan_recv_ctx does, for a first element,
  * then takes without waiting whatever more is ready, up to max, into
- * elems[0..*n).  0 with *n >= 1; SL_ECLOSED (*n == 0) once ch is closed
- * and drained; SL_EINVAL if max is 0; or the errors of sl_chan_recv_ctx.
+ * elems[0..*n) (elems NULL discards them, as sl_chan_recv does).  0 with
+ * *n >= 1; SL_ECLOSED (*n == 0) once ch is closed and drained; SL_EINVAL
+ * if max is 0 or n is NULL; or the errors of sl_chan_recv_ctx.
  * Nothing past elems[*n - 1] is written, except that SL_ECLOSED gives
  * elems[0] the zero value, as sl_chan_recv does.
  *
  * sl_chan_send_many sends elems[0..n) in order, waiting for room as
  * sl_chan_send_ctx does; *sent (may be NULL) tells how many went, so on
  * an error (SL_ECLOSED, or those of sl_chan_send_ctx) the caller still
- * owns elems[*sent..n).
+ * owns elems[*sent..n).  SL_EINVAL (nothing sent) if elems is NULL, n > 0
+ * and the elements have a size.
  */
 int sl_chan_recv_many(sl_chan *ch, void *elems, size_t max, size_t *n,
     sl_ctx *ctx, int64_t deadline);
@@ -120,7 +123,9 @@ typedef struct sl_case {
  * random.  A closed channel is ready: the case completes with ok = false.
  * Returns 0; SL_EAGAIN if nothing was ready and the deadline is 0 (Go's
  * default case); SL_ETIMEDOUT at the deadline; sl_ctx_err(ctx) when ctx is
- * done; SL_EINVAL for a bad case.  ctx may be NULL; deadline SL_FOREVER
+ * done; SL_EINVAL for a bad case (an op other than SL_RECV and SL_SEND, or
+ * a send with buf NULL on a channel whose elements have a size), before
+ * anything happens.  ctx may be NULL; deadline SL_FOREVER
  * waits without limit.  With n == 0 and no ctx/deadline it blocks forever.
  */
 int sl_select(sl_case *cases, size_t n, sl_ctx *ctx, int64_t deadline,

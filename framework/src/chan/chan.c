@@ -310,6 +310,8 @@ sl_chan_send_ctx(sl_chan *ch, const void *elem, sl_ctx *ctx, int64_t deadline)
 	bool         ok;
 	int          r;
 
+	if (elem == NULL && sl_chan_elem_size(ch) != 0)
+		return (SL_EINVAL); /* a receiver would copy from NULL */
 	if (ctx != NULL && (r = sl_ctx_err(ctx)) != 0)
 		return (r);
 	if (ch == NULL)
@@ -423,7 +425,8 @@ sli_chan_tryrecv_many(sl_chan *ch, void *elems, size_t max)
 		/* No sender waits for room: one or two block copies out of
 		 * the ring. */
 		n = ch->len < max ? ch->len : max;
-		ch_ring_copy(ch, ch->head, elems, n, false);
+		if (elems != NULL)
+			ch_ring_copy(ch, ch->head, elems, n, false);
 		ch->head += n;
 		if (ch->head >= ch->cap)
 			ch->head -= ch->cap;
@@ -434,8 +437,8 @@ sli_chan_tryrecv_many(sl_chan *ch, void *elems, size_t max)
 	/* Closed and drained ends the batch before the call that would
 	 * hand out a zero value: only elems[0..n) may be written. */
 	while (n < max && !(ch->closed && ch->len == 0) &&
-	    sli_chan_recv_locked(ch, (char *) elems + n * ch->elem_size,
-	    &ok) && ok)
+	    sli_chan_recv_locked(ch, elems != NULL ?
+	    (char *) elems + n * ch->elem_size : NULL, &ok) && ok)
 		n++;
 	sli_unlock(&ch->lock);
 	return (n);
@@ -481,6 +484,8 @@ sl_chan_recv_many(sl_chan *ch, void *elems, size_t max, size_t *n,
 {
 	int r;
 
+	if (n == NULL)
+		return (SL_EINVAL);
 	*n = 0;
 	if (max == 0)
 		return (SL_EINVAL);
@@ -490,8 +495,8 @@ sl_chan_recv_many(sl_chan *ch, void *elems, size_t max, size_t *n,
 		return (0);
 	if ((r = sl_chan_recv_ctx(ch, elems, ctx, deadline)) != 0)
 		return (r);
-	*n = 1 + sli_chan_tryrecv_many(ch, (char *) elems + ch->elem_size,
-	    max - 1);
+	*n = 1 + sli_chan_tryrecv_many(ch, elems != NULL ?
+	    (char *) elems + ch->elem_size : NULL, max - 1);
 	return (0);
 }
 
@@ -503,6 +508,10 @@ sl_chan_send_many(sl_chan *ch, const void *elems, size_t n, size_t *sent,
 	size_t      k = 0;
 	int         r = 0;
 
+	if (elems == NULL && n > 0 && sl_chan_elem_size(ch) != 0) {
+		r = SL_EINVAL;
+		goto out;
+	}
 	if (ctx != NULL && (r = sl_ctx_err(ctx)) != 0)
 		goto out;
 	while (k < n) {

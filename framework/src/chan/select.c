@@ -94,6 +94,10 @@ sel_run(sl_case *cases, size_t n, sl_ctx *ctx, int64_t deadline,
 	for (size_t i = 0; i < n; i++) {
 		if (cases[i].op != SL_RECV && cases[i].op != SL_SEND)
 			return (SL_EINVAL);
+		/* A send needs an element to copy, unless it has no size. */
+		if (cases[i].op == SL_SEND && cases[i].buf == NULL &&
+		    sl_chan_elem_size(cases[i].ch) != 0)
+			return (SL_EINVAL);
 		cases[i].ok = false;
 	}
 	if (ctx != NULL && (r = sl_ctx_err(ctx)) != 0)
