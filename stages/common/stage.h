@@ -105,7 +105,9 @@ typedef struct stage {
 void stage_init(stage *st, const char *prog);
 
 /* Handles common option c (a STAGE_OPT_BASE + i value) with argument
- * arg: 0, or -1 with a message on stderr. */
+ * arg: 0, or -1 with a message on stderr.  A --stage or --type name
+ * must be 1-256 bytes of UTF-8, a --type a protobuf full name: a link
+ * cannot carry any other (it would redial without a word for ever). */
 int stage_common_option(stage *st, int c, const char *arg);
 
 /* Checks that the required common options were given: 0, or -1 with a
@@ -123,8 +125,9 @@ int stage_parse_u64(const char *prog, const char *opt, const char *arg,
 
 /*
  * Splits a comma-separated list of URLs into a malloc'd array of malloc'd
- * strings (free with stage_free_urls).  Empty elements are refused.  0,
- * or -1 after printing "PROG: OPT: ..." to stderr.
+ * strings (free with stage_free_urls).  Empty elements, and one given
+ * twice, are refused.  0, or -1 after printing "PROG: OPT: ..." to
+ * stderr.
  */
 int stage_split_urls(const char *prog, const char *opt, const char *list,
     char ***urls, size_t *n);

@@ -177,6 +177,10 @@ main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
+			if (optarg[0] == '\0') {
+				fprintf(stderr, PROG ": --in: empty URL\n");
+				return (STAGE_EXIT_USAGE);
+			}
 			m.in_url = optarg;
 			break;
 		case 'o':

@@ -124,12 +124,20 @@ teardown(void **state)
 
 /* ---- command lines ------------------------------------------------------ */
 
+/* A stage name one byte over what a link carries (256 bytes), set by
+ * the case below. */
+static char long_name[258];
+
+/* Each bad command line exits 2 at once with one exact line on stderr.
+ * Some of them (a name or type a link cannot carry, a URL given twice)
+ * used to start the stage, which then redialed without a word for ever
+ * or lost records. */
 static void
 test_bad_options_are_refused_with_a_clear_message(void **state)
 {
 	static const struct {
 		const char *prog;   /* program */
-		const char *args[6]; /* arguments */
+		const char *args[8]; /* arguments */
 		const char *err;    /* exact stderr */
 	} cases[] = {
 		{ "sluice-source", { "--out", "ipc:///x", "--n", "abc",
@@ -155,10 +163,33 @@ test_bad_options_are_refused_with_a_clear_message(void **state)
 		  "'2000'\n" },
 		{ "sluice-sink", { "--stage", "k" },
 		  "sluice-sink: --in URL is required\n" },
+		{ "sluice-sink", { "--in", "", "--stage", "k" },
+		  "sluice-sink: --in: empty URL\n" },
+		{ "sluice-map", { "--in", "", "--out", "ipc:///x", "--stage",
+		    "m" },
+		  "sluice-map: --in: empty URL\n" },
+		{ "sluice-source", { "--out", "ipc:///x,ipc:///y,ipc:///x",
+		    "--n", "5", "--stage", "s" },
+		  "sluice-source: --out: URL 'ipc:///x' given twice in "
+		  "'ipc:///x,ipc:///y,ipc:///x'\n" },
+		{ "sluice-source", { "--out", "ipc:///x", "--n", "5",
+		    "--stage", long_name },
+		  "sluice-source: --stage: longer than 256 bytes\n" },
+		{ "sluice-sink", { "--in", "ipc:///x", "--stage", "k\xff" },
+		  "sluice-sink: --stage: not valid UTF-8\n" },
+		{ "sluice-map", { "--in", "ipc:///x", "--out", "ipc:///y",
+		    "--stage", "m", "--type", "no.such type" },
+		  "sluice-map: --type: not a protobuf full name: "
+		  "'no.such type'\n" },
+		{ "sluice-sink", { "--in", "ipc:///x", "--stage", "k",
+		    "--type", "sluice..Record" },
+		  "sluice-sink: --type: not a protobuf full name: "
+		  "'sluice..Record'\n" },
 	};
 	char name[32];
 
 	(void) state;
+	memset(long_name, 'a', sizeof(long_name) - 1);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const char *const *a = cases[i].args;
 		pt_proc           *p;
@@ -166,8 +197,10 @@ test_bad_options_are_refused_with_a_clear_message(void **state)
 
 		snprintf(name, sizeof(name), "case%zu", i);
 		p = pt_spawn(name, cases[i].prog, a[0], a[1], a[2], a[3],
-		    a[4], a[5], (char *) NULL);
-		expect_exit(p, EXIT_USAGE);
+		    a[4], a[5], a[6], a[7], (char *) NULL);
+		/* At once: a stage that started instead would run until
+		 * killed (redialing a peer that is not there). */
+		expect_exit_within(p, EXIT_USAGE, PT_CANCEL_TIMEOUT_MS);
 		err = pt_slurp(p->err);
 		if (strcmp(err, cases[i].err) != 0)
 			PT_FAIL("%s: stderr '%s', expected '%s'", name, err,
