@@ -226,6 +226,10 @@ main(int argc, char **argv)
 	if (stage_common_check(&m.st) != 0 ||
 	    stage_split_urls(PROG, "--out", outs, &m.urls, &m.nurls) != 0)
 		return (STAGE_EXIT_USAGE);
+	if (stage_check_listen(&m.st, m.in_url) != 0) {
+		stage_free_urls(m.urls, m.nurls);
+		return (STAGE_EXIT_FAIL);
+	}
 	if (stage_start(&m.st) != 0) {
 		stage_free_urls(m.urls, m.nurls);
 		return (STAGE_EXIT_FAIL);

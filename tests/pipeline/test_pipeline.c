@@ -209,6 +209,49 @@ test_bad_options_are_refused_with_a_clear_message(void **state)
 	}
 }
 
+/* A file at the ipc:// path of an input is left alone: NNG's listener
+ * unlinks whatever it finds there that takes no connections (to clear a
+ * stale socket), so a sink or map told to listen on a user's file used
+ * to delete it, and then ran as if nothing had happened. */
+static void
+test_an_input_never_deletes_a_file_at_its_ipc_path(void **state)
+{
+	static const char *const urls[] = { "ipc://", "UNIX://" };
+	char path[512], want[1024], *err, *data;
+	FILE *f;
+
+	(void) state;
+	snprintf(path, sizeof(path), "%s/data.txt", pt_dir());
+	PT_CHECK((f = fopen(path, "w")) != NULL);
+	fputs("precious\n", f);
+	fclose(f);
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		char     url[600];
+		pt_proc *p;
+
+		snprintf(url, sizeof(url), "%s%s", urls[i], path);
+		p = i == 0 ?
+		    pt_spawn("sink", "sluice-sink", "--in", url, "--stage",
+		    "k", (char *) NULL) :
+		    pt_spawn("map", "sluice-map", "--in", url, "--out",
+		    pt_ipc("sink.in"), "--stage", "m", (char *) NULL);
+		expect_exit_within(p, EXIT_FAIL, PT_CANCEL_TIMEOUT_MS);
+		snprintf(want, sizeof(want), "%s[%s]: input: '%s' is not a "
+		    "socket: listening there would delete it\n",
+		    i == 0 ? "sluice-sink" : "sluice-map", i == 0 ? "k" : "m",
+		    path);
+		err = pt_slurp(p->err);
+		if (strcmp(err, want) != 0)
+			PT_FAIL("%s: stderr '%s', expected '%s'", p->name, err,
+			    want);
+		free(err);
+		data = pt_slurp(path);
+		if (strcmp(data, "precious\n") != 0)
+			PT_FAIL("%s: %s now holds '%s'", p->name, path, data);
+		free(data);
+	}
+}
+
 /* ---- SLUICE_CPUS ---------------------------------------------------------- */
 
 /* How many threads pid has, and how many of them may run on exactly the
@@ -1002,6 +1045,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(test_bad_options_are_refused_with_a_clear_message),
+		T(test_an_input_never_deletes_a_file_at_its_ipc_path),
 		T(test_chain_of_three_delivers_every_record_once),
 		T(test_sluice_cpus_binds_every_thread_of_each_stage),
 		T(test_close_delivers_everything_sent_before_it),
