@@ -2375,6 +2375,66 @@ test_limits_out_of_range_are_refused(void **state)
 	lt_err_restore();
 }
 
+/* Names a hello cannot carry are refused when the link is made: before,
+ * the link started, could not encode its hello, and redialed without a
+ * word for ever.  sl_link_opts_check says the same without a scheduler. */
+static void
+body_bad_names(void *unused)
+{
+	char          url[300], longname[300];
+	sl_link      *l = NULL;
+	sl_link_opts  o = lt_opts("src", "out", "test.Long");
+	const char   *urls[1] = { url };
+
+	(void) unused;
+	lt_url(url, sizeof(url), "badnames");
+	memset(longname, 'a', 257);
+	longname[257] = '\0';
+	o.stage = longname;
+	SL_CHECK_ERR(sl_link_output(urls, 1, &o, NULL, &l), SL_EINVAL);
+	SL_CHECK(lt_err_wait("sluice: link: stage name of 257 bytes exceeds "
+	    "the limit of 256"));
+	o.stage = "src";
+	o.port = "o\xffut";
+	SL_CHECK_ERR(sl_link_input(url, &o, NULL, &l), SL_EINVAL);
+	SL_CHECK(lt_err_wait("sluice: link: port name is not valid UTF-8 "
+	    "(byte 0xff at offset 1)"));
+	o.port = "out";
+	o.type = "test..Long";
+	SL_CHECK_ERR(sl_link_output(urls, 1, &o, NULL, &l), SL_EINVAL);
+	SL_CHECK(lt_err_wait("sluice: link: payload type 'test..Long' is not "
+	    "a protobuf full name"));
+	SL_CHECK(l == NULL);
+	/* 256 bytes, and a type with a digit after its first letter: fine. */
+	longname[256] = '\0';
+	o.stage = longname;
+	o.type = "test.Long2";
+	SL_CHECK_OK(sl_link_input(url, &o, NULL, &l));
+	sl_link_free(l);
+}
+
+static void
+test_names_a_hello_cannot_carry_are_refused(void **state)
+{
+	sl_link_opts o = lt_opts("src", "out", "9test.Long");
+	char         why[400];
+
+	(void) state;
+	assert_int_equal(sl_link_opts_check(&o, why, sizeof(why)), SL_EINVAL);
+	assert_string_equal(why, "link: payload type '9test.Long' is not a "
+	    "protobuf full name");
+	o.type = "";
+	assert_int_equal(sl_link_opts_check(&o, why, sizeof(why)), SL_EINVAL);
+	assert_string_equal(why, "link: options need stage, port and payload "
+	    "type names");
+	assert_int_equal(sl_link_opts_check(NULL, NULL, 0), SL_EINVAL);
+	o.type = "test.Long";
+	assert_int_equal(sl_link_opts_check(&o, NULL, 0), 0);
+	lt_err_capture();
+	slt_run(body_bad_names, NULL);
+	lt_err_restore();
+}
+
 int
 main(void)
 {
@@ -2406,6 +2466,7 @@ main(void)
 		cmocka_unit_test(
 		    test_a_message_over_the_inputs_limit_fails_the_sender),
 		cmocka_unit_test(test_limits_out_of_range_are_refused),
+		cmocka_unit_test(test_names_a_hello_cannot_carry_are_refused),
 		cmocka_unit_test(
 		    test_a_resumed_connection_delivers_after_the_old_one),
 		cmocka_unit_test(

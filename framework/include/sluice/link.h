@@ -159,6 +159,15 @@ typedef struct sl_link_opts {
 } sl_link_opts;
 
 /*
+ * Checks opts as sl_link_input and sl_link_output do, without a scheduler
+ * (for a command line, before sl_main): the three names set, each at most
+ * 256 bytes of UTF-8 without NUL, the type a protobuf full name
+ * ("pkg.Msg"), the limits in range.  0, or SL_EINVAL with a line saying
+ * why in err (errsz bytes; err may be NULL).
+ */
+int sl_link_opts_check(const sl_link_opts *opts, char *err, size_t errsz);
+
+/*
  * An input port listening on url.  ctx is the stage's context: the link
  * cancels it when an upstream cancels, and tells upstreams when it is
  * canceled.  Returns 0 and *out, or SL_EINVAL (bad url/options, with a

@@ -199,6 +199,30 @@ fr_is_full_name(ProtobufCBinaryData b)
 
 /* ---- checks ----------------------------------------------------------- */
 
+int
+sli_frame_check_names(const char *stage, const char *port, const char *type,
+    char *err, size_t errsz)
+{
+	static const char *const field[3] = { "stage name", "port name",
+	    "payload type" };
+	const char *name[3] = { stage, port, type };
+	ProtobufCBinaryData b[3];
+	char q[FR_QUOTE_SZ];
+
+	for (int i = 0; i < 3; i++) {
+		b[i].data = (uint8_t *) (uintptr_t) name[i];
+		b[i].len = strlen(name[i]);
+		if (fr_check_text("link", field[i], b[i], SLI_NAME_MAX_DEFAULT,
+		    false, err, errsz) != 0)
+			return (SL_EINVAL);
+	}
+	if (!fr_is_full_name(b[2]))
+		return (fr_fail(err, errsz, SL_EINVAL,
+		    "link: payload type '%s' is not a protobuf full name",
+		    fr_quote(q, b[2])));
+	return (0);
+}
+
 static int
 fr_check_hello(const sli_hello *h, const sli_frame_limits *lim, char *err,
     size_t errsz)

@@ -115,6 +115,12 @@ int sli_frame_check(const sli_frame *f, const sli_frame_limits *lim,
 /* The encoded size of f, in bytes. */
 size_t sli_frame_size(const sli_frame *f);
 
+/* Checks the names a link puts in its hello (NUL-terminated) as a peer
+ * with the default limits checks them: 0, or SL_EINVAL with err saying
+ * why. */
+int sli_frame_check_names(const char *stage, const char *port,
+    const char *type, char *err, size_t errsz);
+
 /*
  * Checks f, then packs it into buf[0..cap) and stores its size in *lenp.
  * Returns 0; an error of sli_frame_check; SL_ETOOBIG if the encoding

@@ -2380,31 +2380,55 @@ lk_chan_cap(const sl_link *l)
 	return (n > 0 ? n : 1);
 }
 
-static int
-lk_new(bool output, const sl_link_opts *o, sl_ctx *ctx, sl_link **out)
+int
+sl_link_opts_check(const sl_link_opts *o, char *err, size_t errsz)
 {
-	sl_link *l;
+	char none[1];
+	int  rv;
 
-	*out = NULL;
+	if (err == NULL || errsz == 0) {
+		err = none;
+		errsz = sizeof(none);
+	}
 	if (o == NULL || o->stage == NULL || o->port == NULL ||
 	    o->type == NULL || *o->stage == '\0' || *o->port == '\0' ||
 	    *o->type == '\0') {
-		fprintf(stderr, "sluice: link: options need stage, port and "
-		    "payload type names\n");
+		snprintf(err, errsz, "link: options need stage, port and "
+		    "payload type names");
 		return (SL_EINVAL);
 	}
+	/* What the peer's hello check would refuse: the link could not
+	 * even say hello, and would redial for ever. */
+	if ((rv = sli_frame_check_names(o->stage, o->port, o->type, err,
+	    errsz)) != 0)
+		return (rv);
 	/* A frame holds twice max_payload, and its length is announced
 	 * and framed in 32 bits; the window sizes rings and channels. */
 	if (o->max_payload > SL_LINK_PAYLOAD_MAX ||
 	    o->window_msgs > SL_LINK_WINDOW_MAX) {
-		fprintf(stderr, "sluice: link (stage '%s' port '%s'): %s of "
-		    "%zu is over the limit of %zu\n", o->stage, o->port,
+		snprintf(err, errsz, "link (stage '%s' port '%s'): %s of %zu "
+		    "is over the limit of %zu", o->stage, o->port,
 		    o->max_payload > SL_LINK_PAYLOAD_MAX ? "max_payload" :
 		    "window_msgs", o->max_payload > SL_LINK_PAYLOAD_MAX ?
 		    o->max_payload : (size_t) o->window_msgs,
 		    o->max_payload > SL_LINK_PAYLOAD_MAX ?
 		    (size_t) SL_LINK_PAYLOAD_MAX : (size_t) SL_LINK_WINDOW_MAX);
 		return (SL_EINVAL);
+	}
+	return (0);
+}
+
+static int
+lk_new(bool output, const sl_link_opts *o, sl_ctx *ctx, sl_link **out)
+{
+	sl_link *l;
+	char     why[800];
+	int      rv;
+
+	*out = NULL;
+	if ((rv = sl_link_opts_check(o, why, sizeof(why))) != 0) {
+		fprintf(stderr, "sluice: %s\n", why);
+		return (rv);
 	}
 	if (sl_goid() == 0) {
 		fprintf(stderr, "sluice: link: must be created from a "
