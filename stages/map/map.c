@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "../common/stage.h"
@@ -226,6 +227,15 @@ main(int argc, char **argv)
 	if (stage_common_check(&m.st) != 0 ||
 	    stage_split_urls(PROG, "--out", outs, &m.urls, &m.nurls) != 0)
 		return (STAGE_EXIT_USAGE);
+	/* Its own results would come back to it, round and round. */
+	for (size_t i = 0; i < m.nurls; i++) {
+		if (strcmp(m.urls[i], m.in_url) == 0) {
+			fprintf(stderr, PROG ": --out: URL '%s' is also its "
+			    "--in\n", m.in_url);
+			stage_free_urls(m.urls, m.nurls);
+			return (STAGE_EXIT_USAGE);
+		}
+	}
 	if (stage_check_listen(&m.st, m.in_url) != 0) {
 		stage_free_urls(m.urls, m.nurls);
 		return (STAGE_EXIT_FAIL);

@@ -129,9 +129,9 @@ teardown(void **state)
 static char long_name[258];
 
 /* Each bad command line exits 2 at once with one exact line on stderr.
- * Some of them (a name or type a link cannot carry, a URL given twice)
- * used to start the stage, which then redialed without a word for ever
- * or lost records. */
+ * Some of them (a name or type a link cannot carry, a URL given twice,
+ * a map sending to its own input) used to start the stage, which then
+ * redialed without a word for ever, looped for ever or lost records. */
 static void
 test_bad_options_are_refused_with_a_clear_message(void **state)
 {
@@ -181,6 +181,10 @@ test_bad_options_are_refused_with_a_clear_message(void **state)
 		    "--stage", "m", "--type", "no.such type" },
 		  "sluice-map: --type: not a protobuf full name: "
 		  "'no.such type'\n" },
+		{ "sluice-map", { "--in", "ipc:///nonexistent/m", "--out",
+		    "ipc:///y,ipc:///nonexistent/m", "--stage", "m" },
+		  "sluice-map: --out: URL 'ipc:///nonexistent/m' is also "
+		  "its --in\n" },
 		{ "sluice-sink", { "--in", "ipc:///x", "--stage", "k",
 		    "--type", "sluice..Record" },
 		  "sluice-sink: --type: not a protobuf full name: "
