@@ -39,18 +39,6 @@ static pthread_mutex_t  stage_mu = PTHREAD_MUTEX_INITIALIZER;
 static bool             stage_live;    /* the main goroutine runs */
 static const char      *stage_pending; /* cause of a deferred signal */
 
-/*
- * The longest stage or type name a link carries.  A link whose own name
- * is longer (or not UTF-8, or a type that is not a protobuf full name)
- * cannot even encode its hello, and redials without a word for ever:
- * such names are refused on the command line instead.
- */
-#define STAGE_NAME_MAX 256
-
-/* Characters of a protobuf identifier (the first one not a digit). */
-#define STAGE_IDENT_CHARS                                                    \
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_0123456789"
-
 /* Bytes the record bodies are cut from. */
 static const uint8_t stage_body[STAGE_MAX_BODY] = { 0 };
 
@@ -62,99 +50,22 @@ stage_init(stage *st, const char *prog)
 	st->type = STAGE_RECORD_TYPE;
 }
 
-/* true if s is well-formed UTF-8 (no overlong forms, surrogates or
- * code points above U+10FFFF), as the link's peers require of names. */
-static bool
-stage_utf8_ok(const char *str)
-{
-	const unsigned char *s = (const unsigned char *) str;
-
-	while (*s != '\0') {
-		uint32_t cp, min;
-		int      more;
-
-		if (*s < 0x80) {
-			s++;
-			continue;
-		}
-		if ((*s & 0xe0) == 0xc0) {
-			more = 1;
-			cp = *s & 0x1f;
-			min = 0x80;
-		} else if ((*s & 0xf0) == 0xe0) {
-			more = 2;
-			cp = *s & 0x0f;
-			min = 0x800;
-		} else if ((*s & 0xf8) == 0xf0) {
-			more = 3;
-			cp = *s & 0x07;
-			min = 0x10000;
-		} else {
-			return (false);
-		}
-		/* A continuation byte is never NUL: the end stops this. */
-		for (int k = 1; k <= more; k++) {
-			if ((s[k] & 0xc0) != 0x80)
-				return (false);
-			cp = cp << 6 | (s[k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return (false);
-		s += more + 1;
-	}
-	return (true);
-}
-
-/* true if s is a protobuf full name: identifiers joined by dots. */
-static bool
-stage_full_name_ok(const char *s)
-{
-	for (;;) {
-		size_t n = strspn(s, STAGE_IDENT_CHARS);
-
-		if (n == 0 || (*s >= '0' && *s <= '9'))
-			return (false);
-		s += n;
-		if (*s == '\0')
-			return (true);
-		if (*s++ != '.')
-			return (false);
-	}
-}
-
-/* Checks the name arg of option opt (--stage, or --type if type): 0, or
- * -1 after printing why a link could not carry it. */
-static int
-stage_check_name(const char *prog, const char *opt, const char *arg,
-    bool type)
-{
-	if (arg[0] == '\0')
-		fprintf(stderr, "%s: %s: empty name\n", prog, opt);
-	else if (strlen(arg) > STAGE_NAME_MAX)
-		fprintf(stderr, "%s: %s: longer than %d bytes\n", prog, opt,
-		    STAGE_NAME_MAX);
-	else if (!stage_utf8_ok(arg))
-		fprintf(stderr, "%s: %s: not valid UTF-8\n", prog, opt);
-	else if (type && !stage_full_name_ok(arg))
-		fprintf(stderr, "%s: %s: not a protobuf full name: '%s'\n",
-		    prog, opt, arg);
-	else
-		return (0);
-	return (-1);
-}
-
 int
 stage_common_option(stage *st, int c, const char *arg)
 {
 	switch (c - STAGE_OPT_BASE) {
 	case 0:
-		if (stage_check_name(st->prog, "--stage", arg, false) != 0)
+		if (arg[0] == '\0') {
+			fprintf(stderr, "%s: --stage: empty name\n", st->prog);
 			return (-1);
+		}
 		st->name = arg;
 		return (0);
 	case 1:
-		if (stage_check_name(st->prog, "--type", arg, true) != 0)
+		if (arg[0] == '\0') {
+			fprintf(stderr, "%s: --type: empty name\n", st->prog);
 			return (-1);
+		}
 		st->type = arg;
 		return (0);
 	case 2:
@@ -187,8 +98,18 @@ stage_common_option(stage *st, int c, const char *arg)
 int
 stage_common_check(const stage *st)
 {
+	sl_link_opts o;
+	char         why[800];
+
 	if (st->name == NULL) {
 		fprintf(stderr, "%s: --stage NAME is required\n", st->prog);
+		return (-1);
+	}
+	/* A name a link cannot carry would fail the stage's links only
+	 * once it runs: say so now, as the bad command line it is. */
+	stage_link_opts(st, "in", &o);
+	if (sl_link_opts_check(&o, why, sizeof(why)) != 0) {
+		fprintf(stderr, "%s: %s\n", st->prog, why);
 		return (-1);
 	}
 	return (0);

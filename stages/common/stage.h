@@ -105,12 +105,12 @@ typedef struct stage {
 void stage_init(stage *st, const char *prog);
 
 /* Handles common option c (a STAGE_OPT_BASE + i value) with argument
- * arg: 0, or -1 with a message on stderr.  A --stage or --type name
- * must be 1-256 bytes of UTF-8, a --type a protobuf full name: a link
- * cannot carry any other (it would redial without a word for ever). */
+ * arg: 0, or -1 with a message on stderr. */
 int stage_common_option(stage *st, int c, const char *arg);
 
-/* Checks that the required common options were given: 0, or -1 with a
+/* Checks that the required common options were given, and that a link
+ * can carry the --stage and --type names (sl_link_opts_check: at most
+ * 256 bytes of UTF-8, the type a protobuf full name): 0, or -1 with a
  * message on stderr. */
 int stage_common_check(const stage *st);
 

@@ -174,21 +174,23 @@ test_bad_options_are_refused_with_a_clear_message(void **state)
 		  "'ipc:///x,ipc:///y,ipc:///x'\n" },
 		{ "sluice-source", { "--out", "ipc:///x", "--n", "5",
 		    "--stage", long_name },
-		  "sluice-source: --stage: longer than 256 bytes\n" },
+		  "sluice-source: link: stage name of 257 bytes exceeds the "
+		  "limit of 256\n" },
 		{ "sluice-sink", { "--in", "ipc:///x", "--stage", "k\xff" },
-		  "sluice-sink: --stage: not valid UTF-8\n" },
+		  "sluice-sink: link: stage name is not valid UTF-8 (byte "
+		  "0xff at offset 1)\n" },
 		{ "sluice-map", { "--in", "ipc:///x", "--out", "ipc:///y",
 		    "--stage", "m", "--type", "no.such type" },
-		  "sluice-map: --type: not a protobuf full name: "
-		  "'no.such type'\n" },
+		  "sluice-map: link: payload type 'no.such type' is not a "
+		  "protobuf full name\n" },
 		{ "sluice-map", { "--in", "ipc:///nonexistent/m", "--out",
 		    "ipc:///y,ipc:///nonexistent/m", "--stage", "m" },
 		  "sluice-map: --out: URL 'ipc:///nonexistent/m' is also "
 		  "its --in\n" },
 		{ "sluice-sink", { "--in", "ipc:///x", "--stage", "k",
 		    "--type", "sluice..Record" },
-		  "sluice-sink: --type: not a protobuf full name: "
-		  "'sluice..Record'\n" },
+		  "sluice-sink: link: payload type 'sluice..Record' is not a "
+		  "protobuf full name\n" },
 	};
 	char name[32];
 
