@@ -1,8 +1,9 @@
 /*
  * test_chan.c — channels: unbuffered rendezvous, buffered FIFO, len/cap,
  * close and drain, close waking blocked parties, closed-channel errors and
- * the Go-style panic, the NULL channel, zero-size and struct elements,
- * deadlines/contexts on send and receive, channels used from plain threads,
+ * the Go-style panic, the abort of a release under a blocked thread, the
+ * NULL channel, zero-size and struct elements, deadlines/contexts on send
+ * and receive, channels used from plain threads,
  * a many-producer many-consumer stress, cancellation racing with
  * transfers, the batch forms (sl_chan_send_many, sl_chan_recv_many), a
  * NULL element (refused for a send, discarding for a receive), and Go's
@@ -11,6 +12,8 @@
 #include <pthread.h>
 
 #include "sltest.h"
+#include "chan/chan.h"
+#include "core/lock.h"
 
 /* ---- unbuffered rendezvous ---------------------------------------------- */
 
@@ -517,6 +520,70 @@ test_panic_env(void **state)
 	slt_run(panic_env_body, NULL);
 	unsetenv("SLUICE_PANIC");
 	slt_run(panic_env_body, NULL);
+}
+
+/* ---- freeing a channel under a blocked thread ---------------------------- */
+
+struct lone {
+	sl_chan *ch;
+	int      rv;
+};
+
+/* A plain thread's receive that gives up after a while. */
+static void *
+lone_recv(void *arg)
+{
+	struct lone *l = arg;
+	int v;
+
+	l->rv = sl_chan_recv_ctx(l->ch, &v, NULL,
+	    sl_now() + 200 * SL_MILLISECOND);
+	return (NULL);
+}
+
+/* In the child, with no sl_main: releases the last reference while a
+ * plain thread is blocked in a receive, which must abort. */
+static void
+release_blocked_child(void *arg)
+{
+	struct lone l = { .ch = sl_chan_make(sizeof(int), 0), .rv = -1 };
+	pthread_t th;
+	bool queued = false;
+
+	(void) arg;
+	alarm(10); /* a thread spinning on the freed lock fails, not hangs */
+	if (pthread_create(&th, NULL, lone_recv, &l) != 0)
+		_exit(4);
+	while (!queued) {
+		usleep(1000);
+		sli_lock(&l.ch->lock);
+		queued = l.ch->recvq.head != NULL;
+		sli_unlock(&l.ch->lock);
+	}
+	sl_chan_release(l.ch); /* aborts */
+	(void) pthread_join(th, NULL);
+	fprintf(stderr, "release returned; the receive returned %s\n",
+	    sl_errname(l.rv));
+}
+
+/* The header's promise that releasing the last reference under a blocked
+ * party aborts holds for a plain thread too, with no sl_main running (a
+ * thread, unlike an abandoned goroutine, comes back to the channel). */
+static void
+test_release_under_blocked_thread(void **state)
+{
+	slt_child res;
+	char sbuf[128];
+
+	(void) state;
+	assert_int_equal(slt_fork(release_blocked_child, NULL, &res), 0);
+	if (!WIFSIGNALED(res.status) || WTERMSIG(res.status) != SIGABRT ||
+	    strstr(res.err, "freed while goroutines or threads are "
+	    "blocked on it") == NULL) {
+		print_message("child %s; stderr:\n%s\n",
+		    slt_status_str(res.status, sbuf, sizeof(sbuf)), res.err);
+		fail_msg("expected an abort: channel freed under a thread");
+	}
 }
 
 /* ---- NULL channel ------------------------------------------------------ */
@@ -1647,6 +1714,7 @@ main(void)
 		cmocka_unit_test(test_panic_send_on_closed),
 		cmocka_unit_test(test_panic_close_of_closed),
 		cmocka_unit_test(test_panic_env),
+		cmocka_unit_test(test_release_under_blocked_thread),
 		cmocka_unit_test(test_nil_channel),
 		cmocka_unit_test(test_zero_size),
 		cmocka_unit_test(test_struct_by_value),

@@ -8,8 +8,8 @@
  * Ownership: sl_chan_make returns a channel with one reference.  Every
  * party that may still use it after the creator lets go takes one with
  * sl_chan_retain; each sl_chan_release drops one; the last one frees it.
- * Releasing the last reference while a goroutine is blocked on the channel
- * is a bug and aborts with a message.
+ * Releasing the last reference while a goroutine or a plain thread is
+ * blocked on the channel is a bug and aborts with a message.
  *
  * Closing: after sl_chan_close, receivers drain the buffer, then every
  * receive returns SL_ECLOSED at once (Go's ok == false).  Sending on, or

@@ -156,6 +156,18 @@ sl_chan_retain(sl_chan *ch)
 	return (ch);
 }
 
+/* Whether a plain thread waits in q.  Its entry stays queued until it
+ * returns, so freeing the channel under it is as fatal as under a
+ * goroutine, with or without sl_main. */
+static bool
+ch_thread_waits(const sli_chq *q)
+{
+	for (const sli_chwaiter *e = q->head; e != NULL; e = e->next)
+		if (e->wait->g == NULL)
+			return (true);
+	return (false);
+}
+
 void
 sl_chan_release(sl_chan *ch)
 {
@@ -164,10 +176,12 @@ sl_chan_release(sl_chan *ch)
 		return;
 	sli_lock(&ch->lock);
 	if (ch->recvq.head != NULL || ch->sendq.head != NULL) {
-		/* Abandoned goroutines of a finished sl_main are fine. */
-		if (atomic_load(&sli_S.running))
-			sli_fatal("channel %p freed while goroutines are "
-			    "blocked on it", (void *) ch);
+		/* Abandoned goroutines of a finished sl_main are fine (their
+		 * stacks are kept, so their entries can still be read). */
+		if (atomic_load(&sli_S.running) ||
+		    ch_thread_waits(&ch->recvq) || ch_thread_waits(&ch->sendq))
+			sli_fatal("channel %p freed while goroutines or "
+			    "threads are blocked on it", (void *) ch);
 	}
 	sli_unlock(&ch->lock);
 	free(ch);
