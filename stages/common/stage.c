@@ -12,8 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 
 #include "sluice/example.pb-c.h"
 #include "sluice/pb.h"
@@ -203,27 +201,6 @@ stage_split_urls(const char *prog, const char *opt, const char *list,
 nomem:
 	fprintf(stderr, "%s: %s: out of memory\n", prog, opt);
 	stage_free_urls(v, k);
-	return (-1);
-}
-
-int
-stage_check_listen(const stage *st, const char *url)
-{
-	static const char *const schemes[] = { "ipc://", "unix://" };
-	const char              *path = NULL;
-	struct stat              sb;
-
-	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
-		if (strncasecmp(url, schemes[i], strlen(schemes[i])) == 0)
-			path = url + strlen(schemes[i]);
-	}
-	/* Nothing there, a socket, or what NNG cannot unlink (a directory,
-	 * a path it cannot see): NNG's own error says what is wrong. */
-	if (path == NULL || lstat(path, &sb) != 0 || S_ISSOCK(sb.st_mode) ||
-	    S_ISDIR(sb.st_mode))
-		return (0);
-	fprintf(stderr, "%s[%s]: input: '%s' is not a socket: listening "
-	    "there would delete it\n", st->prog, st->name, path);
 	return (-1);
 }
 

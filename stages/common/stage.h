@@ -133,16 +133,6 @@ int stage_split_urls(const char *prog, const char *opt, const char *list,
     char ***urls, size_t *n);
 void stage_free_urls(char **urls, size_t n);
 
-/*
- * Checks that listening on url harms nothing.  NNG's ipc listener
- * unlinks whatever is at its path when nothing accepts connections
- * there (to clear a stale socket), a user's file included: an ipc://
- * (or unix://) path that names anything but a socket is refused.  0, or
- * -1 after printing "PROG[STAGE]: input: 'PATH' is not a socket: ..."
- * to stderr.  Call it before sl_link_input.
- */
-int stage_check_listen(const stage *st, const char *url);
-
 /* Link options for port (e.g. "in", "out") from the common options. */
 void stage_link_opts(const stage *st, const char *port, sl_link_opts *o);
 

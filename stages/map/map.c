@@ -236,10 +236,6 @@ main(int argc, char **argv)
 			return (STAGE_EXIT_USAGE);
 		}
 	}
-	if (stage_check_listen(&m.st, m.in_url) != 0) {
-		stage_free_urls(m.urls, m.nurls);
-		return (STAGE_EXIT_FAIL);
-	}
 	if (stage_start(&m.st) != 0) {
 		stage_free_urls(m.urls, m.nurls);
 		return (STAGE_EXIT_FAIL);

@@ -388,8 +388,6 @@ main(int argc, char **argv)
 	}
 	if (stage_common_check(&s.st) != 0)
 		return (STAGE_EXIT_USAGE);
-	if (stage_check_listen(&s.st, s.in_url) != 0)
-		return (STAGE_EXIT_FAIL);
 	if (s.timing && (s.hist = calloc(SINK_BUCKETS,
 	    sizeof(*s.hist))) == NULL) {
 		fprintf(stderr, PROG ": out of memory\n");

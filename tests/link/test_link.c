@@ -2435,6 +2435,60 @@ test_names_a_hello_cannot_carry_are_refused(void **state)
 	lt_err_restore();
 }
 
+/* An input never deletes a file at its ipc path (NNG's listener removes
+ * what is there when a connect is refused, as a regular file refuses it),
+ * and an output refuses a url given twice (the input would take the
+ * second for the first reconnecting, and mix their streams up). */
+static void
+body_unsafe_urls(void *unused)
+{
+	char          path[300], url[320], want[700], a[300], b[300];
+	sl_link      *l = NULL;
+	sl_link_opts  o = lt_opts("snk", "in", "test.Long");
+	const char   *urls[3] = { a, b, a };
+	FILE         *f;
+	char          got[16] = "";
+
+	(void) unused;
+	snprintf(path, sizeof(path), "%s/data.txt", lt_dir);
+	SL_CHECK((f = fopen(path, "w")) != NULL);
+	fputs("precious\n", f);
+	fclose(f);
+	snprintf(url, sizeof(url), "ipc://%s", path);
+	SL_CHECK_ERR(sl_link_input(url, &o, NULL, &l), SL_EINVAL);
+	snprintf(want, sizeof(want), "sluice: link in (stage 'snk' port 'in'): "
+	    "cannot listen on '%s': not a socket, and listening there would "
+	    "delete it", url);
+	SL_CHECK(lt_err_wait(want));
+	snprintf(url, sizeof(url), "UNIX://%s", path);
+	SL_CHECK_ERR(sl_link_input(url, &o, NULL, &l), SL_EINVAL);
+	SL_CHECK(l == NULL);
+	SL_CHECK((f = fopen(path, "r")) != NULL);
+	SL_CHECK(fgets(got, sizeof(got), f) != NULL);
+	fclose(f);
+	SL_CHECK(strcmp(got, "precious\n") == 0);
+
+	lt_url(a, sizeof(a), "twice-a");
+	lt_url(b, sizeof(b), "twice-b");
+	o = lt_opts("src", "out", "test.Long");
+	SL_CHECK_ERR(sl_link_output(urls, 3, &o, NULL, &l), SL_EINVAL);
+	snprintf(want, sizeof(want), "sluice: link out (stage 'src' port "
+	    "'out'): url '%s' given twice", a);
+	SL_CHECK(lt_err_wait(want));
+	SL_CHECK(l == NULL);
+	SL_CHECK_OK(sl_link_output(urls, 2, &o, NULL, &l));
+	sl_link_free(l);
+}
+
+static void
+test_unsafe_urls_are_refused(void **state)
+{
+	(void) state;
+	lt_err_capture();
+	slt_run(body_unsafe_urls, NULL);
+	lt_err_restore();
+}
+
 int
 main(void)
 {
@@ -2467,6 +2521,7 @@ main(void)
 		    test_a_message_over_the_inputs_limit_fails_the_sender),
 		cmocka_unit_test(test_limits_out_of_range_are_refused),
 		cmocka_unit_test(test_names_a_hello_cannot_carry_are_refused),
+		cmocka_unit_test(test_unsafe_urls_are_refused),
 		cmocka_unit_test(
 		    test_a_resumed_connection_delivers_after_the_old_one),
 		cmocka_unit_test(

@@ -31,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <nng/nng.h>
 #include <nng/supplemental/tls/tls.h>
 
@@ -2521,6 +2523,29 @@ lk_start_common(sl_link *l)
 	return (lk_go(l, lk_ticker, l));
 }
 
+/*
+ * False if url is an ipc:// (or unix://) path that holds something other
+ * than a socket or a directory: NNG's listener removes what is at its
+ * path when a connect there is refused (as it is by a regular file), so
+ * it would delete the user's file.  A stale socket of a killed stage is
+ * fine (NNG replaces it); the rest NNG's own error describes.
+ */
+static bool
+lk_ipc_path_ok(const char *url)
+{
+	static const char *const schemes[] = { "ipc://", "unix://" };
+	struct stat sb;
+
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		size_t n = strlen(schemes[i]);
+
+		if (strncasecmp(url, schemes[i], n) == 0)
+			return (lstat(url + n, &sb) != 0 ||
+			    S_ISSOCK(sb.st_mode) || S_ISDIR(sb.st_mode));
+	}
+	return (true);
+}
+
 int
 sl_link_input(const char *url, const sl_link_opts *opts, sl_ctx *ctx,
     sl_link **out)
@@ -2535,6 +2560,12 @@ sl_link_input(const char *url, const sl_link_opts *opts, sl_ctx *ctx,
 	if ((r = lk_new(false, opts, ctx, &l)) != 0)
 		return (r);
 	l->url = strdup(url);
+	if (!lk_ipc_path_ok(url)) {
+		lk_log(l, "cannot listen on '%s': not a socket, and listening "
+		    "there would delete it", url);
+		sl_link_free(l);
+		return (SL_EINVAL);
+	}
 	if ((rv = nng_stream_listener_alloc(&l->lst, url)) != 0) {
 		lk_log(l, "cannot listen on '%s': %s", url, nng_strerror(rv));
 		sl_link_free(l);
@@ -2606,6 +2637,16 @@ sl_link_output(const char *const *urls, size_t n, const sl_link_opts *opts,
 	l->npeers = n;
 	for (size_t i = 0; i < n; i++) {
 		lk_peer *p = &l->peers[i];
+
+		/* The input would take the second for the first one
+		 * reconnecting: their streams would be mixed up. */
+		for (size_t j = 0; j < i && urls[i] != NULL; j++) {
+			if (urls[j] != NULL && strcmp(urls[j], urls[i]) == 0) {
+				lk_log(l, "url '%s' given twice", urls[i]);
+				sl_link_free(l);
+				return (SL_EINVAL);
+			}
+		}
 		p->link = l;
 		p->cap = l->o.window_msgs;
 		p->mask = lk_ring_mask(p->cap);
