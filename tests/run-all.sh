@@ -4,8 +4,9 @@
 # Configurations, each in its own build directory beside the source:
 #
 #   plain     build-test        -Dwerror=true, then `meson test`
-#   asan      build-test-asan   -Db_sanitize=address,undefined, `meson test`
-#   tsan      build-test-tsan   -Db_sanitize=thread, `meson test`
+#   asan      build-test-asan   -Db_sanitize=address,undefined -Dwerror=true,
+#                               `meson test`
+#   tsan      build-test-tsan   -Db_sanitize=thread -Dwerror=true, `meson test`
 #                               (under `setarch -R` when the kernel needs it)
 #   valgrind  build-test        `meson test --setup=valgrind` (memcheck, the stage
 #                               processes of tests/pipeline too)
@@ -220,14 +221,14 @@ config_plain() {
 config_asan() {
 	banner "configuration: asan ($B-asan, -Db_sanitize=address,undefined)"
 	build asan "$B-asan" -Db_sanitize=address,undefined \
-	    -Db_lundef=false -Dbench=false || return 0
+	    -Db_lundef=false -Dbench=false -Dwerror=true || return 0
 	run_tests asan "$B-asan" testlog.json --
 }
 
 config_tsan() {
 	banner "configuration: tsan ($B-tsan, -Db_sanitize=thread)"
 	build tsan "$B-tsan" -Db_sanitize=thread -Db_lundef=false \
-	    -Dbench=false || return 0
+	    -Dbench=false -Dwerror=true || return 0
 	local w
 	w=$(tsan_wrapper)
 	if [ -n "$w" ]; then

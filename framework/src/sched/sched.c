@@ -49,6 +49,20 @@
 #include "sched/sched.h"
 #include "sluice/error.h"
 
+/*
+ * The store-load fence between publishing something (work, or a worker's
+ * idleness) and looking for the other side's: either side sees the
+ * other's.  TSan does not model fences (GCC warns, and TSan could miss
+ * the order), so under it a seq_cst read-modify-write of one shared word
+ * does the same: of two such, the later synchronizes with the earlier.
+ */
+#ifdef SLI_TSAN
+static atomic_int sch_fence_word;
+#define SCH_FENCE() ((void) atomic_fetch_add(&sch_fence_word, 0))
+#else
+#define SCH_FENCE() atomic_thread_fence(memory_order_seq_cst)
+#endif
+
 sli_sched sli_S;
 
 #define SLI_STEAL_TRACK 64 /* workers whose progress a thief watches */
@@ -569,7 +583,7 @@ sch_wakep(void)
 {
 	int zero = 0;
 
-	atomic_thread_fence(memory_order_seq_cst);
+	SCH_FENCE();
 	if (atomic_load_explicit(&sli_S.nidle, memory_order_relaxed) == 0)
 		return;
 	if (!atomic_compare_exchange_strong(&sli_S.nspinning, &zero, 1))
@@ -1216,7 +1230,7 @@ sch_find_runnable(sli_worker *w)
 
 		/* Pairs with the fence in sch_wakep: either the pusher sees
 		 * us idle, or we see its work here. */
-		atomic_thread_fence(memory_order_seq_cst);
+		SCH_FENCE();
 		if (sch_any_work(false)) {
 			pthread_mutex_lock(&sli_S.lock);
 			sch_unidle_locked(w);
