@@ -242,6 +242,9 @@ typedef struct sl_link_stats {
 	uint64_t refused;       /* connections refused (type, version, an
 	                           input whose stream already ended) */
 	uint64_t connects;      /* connections made or accepted */
+	uint64_t hellos;        /* of those, the ones through the hello
+	                           exchange: ready to carry messages (on an
+	                           output, its replica takes work from then) */
 	uint64_t drops;         /* connections dropped */
 	uint64_t reassigned;    /* output: messages of a replica that stayed
 	                           away, given to the other replicas */

@@ -108,7 +108,7 @@ struct lk_session {
 
 /* Counters (sl_link_stats). */
 enum { ST_MSGS, ST_BYTES, ST_BATCHES, ST_RESENT, ST_DUPSEQ, ST_DUPLIN,
-	ST_BAD, ST_REFUSED, ST_CONNECTS, ST_DROPS, ST_REASSIGNED,
+	ST_BAD, ST_REFUSED, ST_CONNECTS, ST_HELLOS, ST_DROPS, ST_REASSIGNED,
 	ST_DEDUP_FORGOT, ST_NCOUNTERS };
 
 /* The lineage seqs seen from one source (dedup, see link/seen.h). */
@@ -1122,6 +1122,7 @@ lk_established(sl_link *l, sli_conn *c)
 	atomic_store(&c->write_timeout_ms,
 	    (int) (l->o.peer_timeout / SL_MILLISECOND));
 	atomic_store(&c->hello, true);
+	LK_COUNT(l, ST_HELLOS, 1);
 }
 
 /* Reads the first frame that is not a heartbeat: the peer's ticker may
@@ -2743,6 +2744,7 @@ sl_link_get_stats(sl_link *l, sl_link_stats *st)
 	st->bad_frames = atomic_load(&l->st[ST_BAD]);
 	st->refused = atomic_load(&l->st[ST_REFUSED]);
 	st->connects = atomic_load(&l->st[ST_CONNECTS]);
+	st->hellos = atomic_load(&l->st[ST_HELLOS]);
 	st->drops = atomic_load(&l->st[ST_DROPS]);
 	st->reassigned = atomic_load(&l->st[ST_REASSIGNED]);
 	st->dedup_forgotten = atomic_load(&l->st[ST_DEDUP_FORGOT]);
