@@ -13,9 +13,18 @@
 # Usage: deploy/example-pipeline.sh [N] [BUILD_DIR]   (default 1000000, build)
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
 N=${1:-1000000}
-STAGES=${2:-build}/stages
+# BUILD_DIR is taken from where the script is called; the default, build,
+# from the top of the repository.
+BUILD=build
+if [ -n "${2:-}" ]; then
+	if ! BUILD=$(cd "$2" 2>/dev/null && pwd); then
+		echo "example-pipeline: build directory '$2' not found" >&2
+		exit 2
+	fi
+fi
+cd "$(dirname "$0")/.."
+STAGES=$BUILD/stages
 for s in sluice-source sluice-map sluice-sink; do
 	if [ ! -x "$STAGES/$s" ]; then
 		echo "example-pipeline: $STAGES/$s not found (build first:" \

@@ -258,6 +258,61 @@ test_an_input_never_deletes_a_file_at_its_ipc_path(void **state)
 	}
 }
 
+/* ---- deploy/example-pipeline.sh ------------------------------------------ */
+
+/* Runs the example pipeline script on n records from the test's scratch
+ * directory, with build_arg as its BUILD_DIR; its exit code, and its
+ * output (both streams) in out. */
+static int
+run_example(const char *n, const char *build_arg, char *out, size_t outsz)
+{
+	const char *src = getenv("SLUICE_SOURCE_DIR");
+	char        cmd[2048];
+	size_t      len = 0, k;
+	FILE       *f;
+	int         st;
+
+	snprintf(cmd, sizeof(cmd), "cd '%s' && '%s/deploy/example-pipeline.sh' "
+	    "'%s' '%s' 2>&1", pt_dir(), src, n, build_arg);
+	PT_CHECK((f = popen(cmd, "r")) != NULL);
+	while (len + 1 < outsz &&
+	    (k = fread(out + len, 1, outsz - 1 - len, f)) > 0)
+		len += k;
+	out[len] = '\0';
+	st = pclose(f);
+	return (WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+/* The script of the README's first command takes its BUILD_DIR from
+ * where it is called (it used to take it from the top of the repository,
+ * so a relative one was not found), and says so when there is none. */
+static void
+test_example_pipeline_takes_its_build_dir_from_the_caller(void **state)
+{
+	const char *stages = getenv("SLUICE_STAGE_DIR");
+	char        build[512], link[600], out[8192], *slash;
+	int         rc;
+
+	(void) state;
+	if (stages == NULL || getenv("SLUICE_SOURCE_DIR") == NULL)
+		skip(); /* run by hand, not by meson test */
+	/* "bld" in the scratch directory is the build directory, the
+	 * parent of its stages/. */
+	snprintf(build, sizeof(build), "%s", stages);
+	PT_CHECK((slash = strrchr(build, '/')) != NULL);
+	*slash = '\0';
+	snprintf(link, sizeof(link), "%s/bld", pt_dir());
+	PT_CHECK(symlink(build, link) == 0);
+	rc = run_example("300", "bld", out, sizeof(out));
+	if (rc != 0 || strstr(out, "example-pipeline: ok\n") == NULL)
+		PT_FAIL("exit %d, output:\n%s", rc, out);
+	rc = run_example("300", "no-such-dir", out, sizeof(out));
+	PT_CHECK_EQ(rc, 2);
+	if (strcmp(out, "example-pipeline: build directory 'no-such-dir' "
+	    "not found\n") != 0)
+		PT_FAIL("output:\n%s", out);
+}
+
 /* ---- SLUICE_CPUS ---------------------------------------------------------- */
 
 /* How many threads pid has, and how many of them may run on exactly the
@@ -1052,6 +1107,7 @@ main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(test_bad_options_are_refused_with_a_clear_message),
 		T(test_an_input_never_deletes_a_file_at_its_ipc_path),
+		T(test_example_pipeline_takes_its_build_dir_from_the_caller),
 		T(test_chain_of_three_delivers_every_record_once),
 		T(test_sluice_cpus_binds_every_thread_of_each_stage),
 		T(test_close_delivers_everything_sent_before_it),
