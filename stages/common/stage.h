@@ -75,7 +75,10 @@ typedef struct stage {
 	{ "reassign-after", required_argument, NULL, STAGE_OPT_BASE + 7 },  \
 	{ "window", required_argument, NULL, STAGE_OPT_BASE + 8 }
 #define STAGE_COMMON_USAGE                                                   \
-	"  --stage NAME            this stage's name (required)\n"            \
+	"  --stage NAME            this stage's name (required; replicas\n"    \
+	"                          need distinct ones: an input takes a\n"    \
+	"                          second sender of one name for the first\n" \
+	"                          restarted)\n"                               \
 	"  --type NAME             payload type (default " STAGE_RECORD_TYPE  \
 	")\n"                                                                  \
 	"  --tls-cert/--tls-key F  certificate and key of tls+tcp listeners\n" \
