@@ -1331,6 +1331,22 @@ sch_write_u64(unsigned long long v)
 	sch_write_str(p);
 }
 
+static void
+sch_write_hex(unsigned long long v)
+{
+	char  buf[24];
+	char *p = buf + sizeof(buf);
+
+	*--p = '\0';
+	do {
+		*--p = "0123456789abcdef"[v % 16];
+		v /= 16;
+	} while (v != 0);
+	*--p = 'x';
+	*--p = '0';
+	sch_write_str(p);
+}
+
 /* The stack pointer of the interrupted code. */
 static char *
 sch_fault_sp(void *uc)
@@ -1399,6 +1415,24 @@ sch_fault(int sig, siginfo_t *si, void *uc)
 	} else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
 		old->sa_handler(sig);
 		return;
+	}
+	/* Nobody else handles it: say what and where, as Go's runtime
+	 * does, before the default action kills the process.  In a
+	 * goroutine the kernel's own report would name only the thread. */
+	if (si->si_code > 0) { /* from the kernel, not kill(2) */
+		sli_worker *w = sli_self();
+
+		sch_write_str("sluice: fatal error: ");
+		sch_write_str(sig == SIGSEGV ? "SIGSEGV: invalid memory access"
+		    : "SIGBUS: bus error");
+		sch_write_str(" at address ");
+		sch_write_hex((unsigned long long) (uintptr_t) si->si_addr);
+		if (w != NULL && w->cur != NULL) {
+			sch_write_str(" in goroutine ");
+			sch_write_u64(w->cur->id);
+		}
+		sch_write_str(sig == SIGSEGV && (uintptr_t) si->si_addr <
+		    4096 ? " (a NULL pointer)\n" : "\n");
 	}
 	signal(sig, SIG_DFL);
 }
