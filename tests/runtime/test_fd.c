@@ -10,8 +10,9 @@
  * waiting on their own pipes each get exactly their byte; a regular file
  * is always ready; plain threads wait too and are released when sl_main
  * ends; a goroutine waiting on a descriptor is not a deadlock; the dump
- * names the descriptor, also while waits come and go; bad input gets its
- * error.
+ * names the descriptor, also while waits come and go; a number reused
+ * after a plain close(2), even with a waiter of the old file still
+ * queued, is watched for the new file; bad input gets its error.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -897,6 +898,54 @@ test_number_reused(void **state)
 	slt_run_procs(1, body_reused, NULL);
 }
 
+/* A goroutine still waits on a number closed with plain close(2) (it
+ * waits for its deadline, as fd.h says) when the number is reused: a
+ * wait on the new file still sees the new file's data at once. */
+static void
+reused_old_waiter(void *arg)
+{
+	int rv = sl_fd_wait((int) (intptr_t) arg, SL_FD_READ, NULL,
+	    sl_now() + SL_SECOND);
+
+	SL_CHECK(rv == 0 || rv == SL_ETIMEDOUT);
+}
+
+static void
+body_reused_live(void *arg)
+{
+	int a[2], b[2];
+	char c = 0;
+	int64_t t0;
+
+	(void) arg;
+	nb_pipe(a);
+	SL_CHECK_OK(sl_go(reused_old_waiter, (void *) (intptr_t) a[0]));
+	/* One worker: it runs when this one parks, and queues (arms). */
+	sl_sleep(20 * SL_MILLISECOND);
+	close(a[0]); /* plain close: epoll forgets the file */
+	close(a[1]);
+	nb_pipe(b);
+	SL_CHECK_EQ(b[0], a[0]);
+	SL_CHECK(write(b[1], "n", 1) == 1);
+	t0 = sl_now();
+	SL_CHECK_OK(sl_fd_wait(b[0], SL_FD_READ, NULL,
+	    sl_now() + 5 * SL_SECOND));
+	SL_CHECK(sl_now() - t0 < 500 * SL_MILLISECOND);
+	SL_CHECK(read(b[0], &c, 1) == 1);
+	SL_CHECK_EQ(c, 'n');
+	while (sl_numgoroutine() > 1)
+		sl_sleep(SL_MILLISECOND);
+	close(b[0]);
+	close(b[1]);
+}
+
+static void
+test_number_reused_while_waited(void **state)
+{
+	(void) state;
+	slt_run_procs(1, body_reused_live, NULL);
+}
+
 /* ---- a TCP echo server: a goroutine per connection ----------------------- */
 
 #define ECHO_CLIENTS 200
@@ -1118,6 +1167,7 @@ main(void)
 		cmocka_unit_test(test_not_deadlock),
 		cmocka_unit_test(test_dump_while_waits_churn),
 		cmocka_unit_test(test_number_reused),
+		cmocka_unit_test(test_number_reused_while_waited),
 		cmocka_unit_test(test_tcp_echo),
 		cmocka_unit_test(test_bad_input),
 	};

@@ -17,20 +17,22 @@
  *	readers, writers	queues of waiting goroutines and threads
  *	armed			the epoll events enabled for them, or 0
  *
- * Registrations are level-triggered and one-shot: the first waiter of a
- * direction arms the descriptor for the union of what its waiters want
- * (EPOLL_CTL_MOD, or ADD the first time), later waiters find it armed and
- * make no system call, and an event disarms it.  The poller wakes every
- * waiter of the ready direction and re-arms for those of the other.
+ * Registrations are level-triggered and one-shot: each waiter arms the
+ * descriptor for the union of what its waiters want (EPOLL_CTL_MOD, or
+ * ADD the first time), and an event disarms it.  A waiter that finds it
+ * armed arms it again all the same: the armed file may have been closed
+ * with close(2) under an earlier waiter, and the number reused for a file
+ * epoll has never seen.  The poller wakes every waiter of the ready
+ * direction and re-arms for those of the other.
  * Level-triggered arming reports a descriptor that is already ready at
  * once, so a wait never misses readiness that came before it; a waiter
  * woken for nothing (another took the data) just waits again.
  *
  * When the last waiter leaves without an event (deadline, context),
  * armed drops to 0 although the kernel may still hold the one-shot: the
- * event then finds nobody, and the next waiter arms again.  Keeping
- * armed at 0 whenever nobody waits is what makes a descriptor number
- * reused after a plain close(2) safe: the next wait re-registers it.
+ * event then finds nobody, and the next waiter arms again.  As every
+ * waiter arms, a descriptor number reused after a plain close(2) is
+ * registered again by the next wait on it (MOD finds no entry: ADD).
  *
  * The record's spinlock is held across epoll_ctl (and close in
  * sl_fd_close), so the kernel's registration always matches armed.  Only
@@ -154,7 +156,11 @@ pl_arm(int fd, pl_fd *p)
 		want |= PL_IN;
 	if (p->writers.head != NULL)
 		want |= PL_OUT;
-	if ((want & ~p->armed) == 0)
+	/* Armed already is no reason to skip the call: the file armed may
+	 * be gone, closed with close(2) under a waiter that is still
+	 * queued, and this waiter's file a new one under the same number,
+	 * which epoll has never seen. */
+	if (want == 0)
 		return (0);
 	memset(&ev, 0, sizeof(ev));
 	ev.events = want | EPOLLONESHOT;
