@@ -9,11 +9,14 @@
  * (default: the process dies of it; ignored; a handler of the program's);
  * the end of sl_main drops every registration; sl_signal_ctx cancels its
  * context with the signal's name as the cause, and its stop restores the
- * default; a goroutine waiting for a signal is not reported as a
- * deadlock; bursts from several threads while goroutines switch leave
- * the process running; bad input gets SL_EINVAL and registers nothing,
- * and a call with no scheduler gets SL_ESTATE.
+ * default, and a signal leaves alone the contexts registered after it
+ * came (also while the reader cancels the earlier ones); a goroutine
+ * waiting for a signal is not reported as a deadlock; bursts from
+ * several threads while goroutines switch leave the process running;
+ * bad input gets SL_EINVAL and registers nothing, and a call with no
+ * scheduler gets SL_ESTATE.
  */
+#include <dlfcn.h>
 #include <pthread.h>
 
 #include "sltest.h"
@@ -394,6 +397,86 @@ test_ctx(void **state)
 	slt_run_procs(2, body_ctx, NULL);
 }
 
+/* ---- a signal is not for contexts registered after it ------------------ */
+
+/*
+ * The reader cancels the contexts a signal is for 16 at a time, with the
+ * registry unlocked; sg_name, which it calls there, asks sigabbrev_np.
+ * This program's sigabbrev_np (libsluice is linked statically, so the
+ * runtime calls it) holds the first such call, when late_hold is set,
+ * until late_go says a new context has been registered meanwhile.
+ */
+static atomic_int late_hold; /* 1: hold the next call; 2: held */
+static atomic_int late_go;
+
+const char *
+sigabbrev_np(int sig)
+{
+	static const char *(*real)(int);
+	int expect = 1;
+
+	if (atomic_compare_exchange_strong(&late_hold, &expect, 2))
+		while (!atomic_load(&late_go))
+			usleep(1000);
+	if (real == NULL) { /* ISO C has no cast from void * to this */
+		void *sym = dlsym(RTLD_NEXT, "sigabbrev_np");
+
+		memcpy(&real, &sym, sizeof(real));
+	}
+	return (real != NULL ? real(sig) : NULL);
+}
+
+#define LATE_EARLY 16 /* one batch of the reader's, exactly */
+
+static void
+body_late_ctx(void *arg)
+{
+	sl_ctx  *early[LATE_EARLY], *late;
+	sl_chan *witness = sl_chan_make(sizeof(int), 1);
+
+	(void) arg;
+	for (int i = 0; i < LATE_EARLY; i++)
+		SL_CHECK_OK(sl_signal_ctx(sl_ctx_background(), usr1, 1,
+		    &early[i]));
+	SL_CHECK_OK(sl_signal_notify(witness, usr2, 1));
+	atomic_store(&late_hold, 1);
+	SL_CHECK_OK(kill(getpid(), SIGUSR1));
+	while (atomic_load(&late_hold) != 2)
+		sl_sleep(SL_MILLISECOND);
+	/* The reader is canceling the early ones: SIGUSR1 came before this
+	 * registration, so it must leave this context alone. */
+	SL_CHECK_OK(sl_signal_ctx(sl_ctx_background(), usr1, 1, &late));
+	atomic_store(&late_go, 1);
+	for (int i = 0; i < LATE_EARLY; i++)
+		SL_CHECK_ERR(sl_chan_recv_ctx(sl_ctx_done(early[i]), NULL,
+		    NULL, sl_now() + 5 * SL_SECOND), SL_ECLOSED);
+	/* The reader is done with SIGUSR1 once it relays a later signal. */
+	SL_CHECK_OK(kill(getpid(), SIGUSR2));
+	SL_CHECK_EQ(recv_sig(witness), SIGUSR2);
+	SL_CHECK_EQ(sl_ctx_err(late), 0);
+	/* A signal that comes after it is for it too. */
+	SL_CHECK_OK(kill(getpid(), SIGUSR1));
+	SL_CHECK_ERR(sl_chan_recv_ctx(sl_ctx_done(late), NULL, NULL,
+	    sl_now() + 5 * SL_SECOND), SL_ECLOSED);
+	for (int i = 0; i < LATE_EARLY; i++) {
+		sl_signal_stop_ctx(early[i]);
+		sl_ctx_release(early[i]);
+	}
+	sl_signal_stop_ctx(late);
+	sl_ctx_release(late);
+	sl_signal_stop(witness);
+	sl_chan_release(witness);
+	atomic_store(&late_hold, 0);
+	atomic_store(&late_go, 0);
+}
+
+static void
+test_late_ctx(void **state)
+{
+	(void) state;
+	slt_run_procs(2, body_late_ctx, NULL);
+}
+
 /* ---- waiting for a signal is not a deadlock ---------------------------- */
 
 static void *
@@ -574,6 +657,7 @@ main(void)
 		cmocka_unit_test(test_restore),
 		cmocka_unit_test(test_end_of_main),
 		cmocka_unit_test(test_ctx),
+		cmocka_unit_test(test_late_ctx),
 		cmocka_unit_test(test_not_deadlock),
 		cmocka_unit_test(test_burst),
 		cmocka_unit_test(test_bad_input),

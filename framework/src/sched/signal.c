@@ -71,6 +71,8 @@ struct sg_entry {
 	sl_chan  *ch;    /* a reference of ours, or NULL ... */
 	sl_ctx   *ctx;   /* ... and then this one */
 	uint64_t  mask;  /* bit s-1 for signal s */
+	uint64_t  seq;   /* when it was made (sg.seq): a delivery that began
+	                    before is not for it */
 	bool      fired; /* ctx: canceled by a signal already */
 };
 
@@ -80,6 +82,7 @@ static struct {
 	bool             live;       /* an sl_main runs */
 	int              delivering; /* deliveries in flight */
 	sg_entry        *entries;
+	uint64_t         seq;        /* entries made so far */
 	int              wants[SG_NSIG]; /* registrations of each signal */
 	struct sigaction saved[SG_NSIG]; /* the dispositions ours replaced */
 	pid_t            pid;        /* the process rfd was made in */
@@ -170,7 +173,7 @@ sg_name(int sig, char *buf, size_t len)
 static void
 sg_deliver(void)
 {
-	uint64_t got = 0;
+	uint64_t got = 0, upto;
 	sl_ctx  *cancel[SG_BATCH];
 	int      cancel_sig[SG_BATCH];
 	int      n;
@@ -181,6 +184,10 @@ sg_deliver(void)
 	if (!sg.live || got == 0)
 		return;
 	sg.delivering++;
+	/* The contexts are canceled with the lock dropped, so entries made
+	 * meanwhile may be in the list when it is walked again: the signals
+	 * in got came before them. */
+	upto = sg.seq;
 	for (sg_entry *e = sg.entries; e != NULL; e = e->next) {
 		if (e->ch == NULL || (e->mask & got) == 0)
 			continue;
@@ -192,7 +199,7 @@ sg_deliver(void)
 		n = 0;
 		for (sg_entry *e = sg.entries; e != NULL && n < SG_BATCH;
 		    e = e->next) {
-			if (e->ctx == NULL || e->fired ||
+			if (e->ctx == NULL || e->fired || e->seq > upto ||
 			    (e->mask & got) == 0)
 				continue;
 			e->fired = true;
@@ -379,6 +386,7 @@ sg_register(sl_chan *ch, sl_ctx *ctx, uint64_t mask)
 	if (rv == 0 && e == NULL && (e = calloc(1, sizeof(*e))) != NULL) {
 		e->ch = ch != NULL ? sl_chan_retain(ch) : NULL;
 		e->ctx = ctx != NULL ? sl_ctx_retain(ctx) : NULL;
+		e->seq = ++sg.seq;
 		e->next = sg.entries;
 		sg.entries = e;
 		atomic_fetch_add(&sli_signal_regs, 1);
