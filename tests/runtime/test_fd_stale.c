@@ -1,5 +1,6 @@
 /*
- * test_fd_stale.c — sl_fd_wait does not report readiness that is gone.
+ * test_fd_stale.c — sl_fd_wait does not report readiness that is gone,
+ * and a call under way when sl_fd_close closes its descriptor says so.
  *
  * The poller takes events from epoll and then wakes the waiters; the OS
  * may preempt it in between.  If meanwhile the only reader took the data
@@ -10,6 +11,11 @@
  * is linked statically, so the runtime calls these), which hold the
  * event of the watched pipe for HOLD_MS once.  Its own binary: nothing
  * else should run with a poller that stalls.
+ *
+ * Likewise its own read(2) holds an sl_read between its EAGAIN and its
+ * wait while another goroutine closes the descriptor with sl_fd_close and
+ * gives the number to another pipe: the call says SL_ECLOSED and takes
+ * nothing from that pipe.
  */
 #include <pthread.h>
 #include <sys/epoll.h>
@@ -120,11 +126,95 @@ test_stale_event_does_not_wake(void **state)
 	slt_run_procs(2, body_stale, NULL);
 }
 
+/* ---- sl_fd_close between a read's EAGAIN and its wait ------------------ */
+
+/*
+ * This program's read(2) (the runtime's too) holds, once, a read of
+ * closing_fd that would block, between its EAGAIN and sl_read's wait,
+ * until closing says the descriptor was closed with sl_fd_close and its
+ * number given to another pipe with a byte in it.
+ */
+static atomic_int closing_fd = -1;
+static atomic_int closing;    /* 1: hold the next EAGAIN; 2: held; 3: go */
+
+ssize_t
+read(int fd, void *buf, size_t len)
+{
+	ssize_t n = syscall(SYS_read, fd, buf, len);
+	int     expect = 1, e = errno;
+
+	if (n < 0 && e == EAGAIN && fd == atomic_load(&closing_fd) &&
+	    atomic_compare_exchange_strong(&closing, &expect, 2)) {
+		while (atomic_load(&closing) != 3)
+			usleep(1000);
+		errno = e;
+	}
+	return (n);
+}
+
+static void
+closer(void *arg)
+{
+	int *p = arg;
+	int  q[2];
+
+	while (atomic_load(&closing) != 2)
+		sl_sleep(SL_MILLISECOND);
+	SL_CHECK_OK(sl_fd_close(p[0]));
+	/* The number is another pipe's now, with a byte in it. */
+	SL_ASSERT_OK(pipe2(q, O_NONBLOCK));
+	if (q[0] != p[0]) { /* it may have had it already */
+		SL_CHECK_EQ(dup2(q[0], p[0]), p[0]);
+		close(q[0]);
+	}
+	SL_CHECK_EQ(write(q[1], "z", 1), 1);
+	p[1] = q[1]; /* the old write end is left to the caller */
+	atomic_store(&closing, 3);
+}
+
+static void
+body_close_in_flight(void *arg)
+{
+	int    p[2], old_w;
+	char   c = 0;
+	size_t n = 1;
+
+	(void) arg;
+	SL_ASSERT_OK(pipe2(p, O_NONBLOCK));
+	old_w = p[1];
+	atomic_store(&closing_fd, p[0]);
+	atomic_store(&closing, 1);
+	SL_CHECK_OK(sl_go(closer, p));
+	/* Closed while the call was under way: "use of closed file", and
+	 * nothing taken from the file that has the number now. */
+	SL_CHECK_ERR(sl_read(p[0], &c, 1, &n, NULL,
+	    sl_now() + 2 * SL_SECOND), SL_ECLOSED);
+	SL_CHECK_EQ(n, 0);
+	SL_CHECK_EQ(atomic_load(&closing), 3);
+	SL_CHECK_EQ(read(p[0], &c, 1), 1);
+	SL_CHECK_EQ(c, 'z');
+	while (sl_numgoroutine() > 1)
+		sl_sleep(SL_MILLISECOND);
+	atomic_store(&closing_fd, -1);
+	close(p[0]);
+	close(p[1]);
+	close(old_w);
+}
+
+/* Two workers: one is held in read(2) while the other closes. */
+static void
+test_close_while_call_in_flight(void **state)
+{
+	(void) state;
+	slt_run_procs(2, body_close_in_flight, NULL);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stale_event_does_not_wake),
+		cmocka_unit_test(test_close_while_call_in_flight),
 	};
 
 	slt_filter();

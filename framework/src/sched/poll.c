@@ -16,6 +16,7 @@
  *
  *	readers, writers	queues of waiting goroutines and threads
  *	armed			the epoll events enabled for them, or 0
+ *	closes			sl_fd_close calls on the number so far
  *
  * Registrations are level-triggered and one-shot: each waiter arms the
  * descriptor for the union of what its waiters want (EPOLL_CTL_MOD, or
@@ -33,6 +34,11 @@
  * event then finds nobody, and the next waiter arms again.  As every
  * waiter arms, a descriptor number reused after a plain close(2) is
  * registered again by the next wait on it (MOD finds no entry: ADD).
+ *
+ * A call counts the sl_fd_close calls of its descriptor (closes) as it
+ * begins; one that finds the count changed when it comes to wait, or
+ * its descriptor gone, says SL_ECLOSED rather than wait on (or report
+ * EBADF for) a number that may be another file's by then.
  *
  * The record's spinlock is held across epoll_ctl (and close in
  * sl_fd_close), so the kernel's registration always matches armed.  Only
@@ -89,6 +95,9 @@ typedef struct pl_fd {
 	struct sli_waitq writers;
 	uint32_t         armed; /* events enabled in epoll for the waiters */
 	bool             added; /* in the epoll set, as far as we know */
+	atomic_uint      closes; /* sl_fd_close calls so far (changed under
+	                            lock): a call that saw another count
+	                            began before the descriptor was closed */
 	char             why[3][26]; /* wait reasons for dumps, per events-1:
 	                               "fd 7 read"; written once, under lock,
 	                               so a dump never reads a torn one */
@@ -480,7 +489,7 @@ pl_leave(pl_fd *p, sli_waiter *er, sli_waiter *ew)
  * anyway; sl_fd_wait checks.
  */
 static int
-pl_wait(int fd, int events, sl_ctx *ctx, int64_t deadline)
+pl_wait(int fd, int events, sl_ctx *ctx, int64_t deadline, unsigned closes)
 {
 	sli_wait   w;
 	sli_waiter er = { 0 }, ew = { 0 };
@@ -512,6 +521,12 @@ pl_wait(int fd, int events, sl_ctx *ctx, int64_t deadline)
 	if (!atomic_load(&pl.on)) { /* sl_main is ending */
 		sli_unlock(&p->lock);
 		return (SL_ESTATE);
+	}
+	if (atomic_load_explicit(&p->closes, memory_order_relaxed) != closes) {
+		/* sl_fd_close came before this waiter could queue: the
+		 * number may be another file's already. */
+		sli_unlock(&p->lock);
+		return (SL_ECLOSED);
 	}
 	why = p->why[events - 1];
 	if (why[0] == '\0')
@@ -570,32 +585,52 @@ pl_ready_now(int fd, int events)
 	return (poll(&pfd, 1, 0) != 0);
 }
 
-int
-sl_fd_wait(int fd, int events, sl_ctx *ctx, int64_t deadline)
+/* The count of sl_fd_close calls on fd, taken as a call begins. */
+static unsigned
+pl_closes(int fd)
+{
+	pl_fd *p = pl_get(fd, false);
+
+	return (p != NULL ? atomic_load(&p->closes) : 0);
+}
+
+/* sl_fd_wait for a call that began when fd had seen closes closes. */
+static int
+pl_fd_wait(int fd, int events, sl_ctx *ctx, int64_t deadline,
+    unsigned closes)
 {
 	int rv;
 
-	while ((rv = pl_wait(fd, events, ctx, deadline)) == 0 &&
+	while ((rv = pl_wait(fd, events, ctx, deadline, closes)) == 0 &&
 	    !pl_ready_now(fd, events))
 		; /* a stale event: wait again */
 	return (rv);
 }
 
+int
+sl_fd_wait(int fd, int events, sl_ctx *ctx, int64_t deadline)
+{
+	return (pl_fd_wait(fd, events, ctx, deadline, pl_closes(fd)));
+}
+
 /* errno, where the goroutine may have parked since it took &errno. */
 #define ERRNO (*sli_errno())
 
-/* A call on fd failed with errno: 0 to try it again (interrupted, or fd
- * ready after it would have blocked), else what to return. */
+/* A call on fd, begun when fd had seen closes closes, failed with errno:
+ * 0 to try it again (interrupted, or fd ready after it would have
+ * blocked), else what to return. */
 static int
-pl_again(int fd, int events, sl_ctx *ctx, int64_t deadline)
+pl_again(int fd, int events, sl_ctx *ctx, int64_t deadline, unsigned closes)
 {
 	int e = ERRNO;
 
 	if (e == EINTR)
 		return (0);
+	if (e == EBADF && pl_closes(fd) != closes)
+		return (SL_ECLOSED); /* sl_fd_close came meanwhile */
 	if (e != EAGAIN && e != EWOULDBLOCK)
 		return (e == EBADF ? SL_EBADF : SL_ESYSTEM);
-	return (pl_wait(fd, events, ctx, deadline));
+	return (pl_wait(fd, events, ctx, deadline, closes));
 }
 
 int
@@ -603,6 +638,8 @@ sl_read(int fd, void *buf, size_t len, size_t *n, sl_ctx *ctx,
     int64_t deadline)
 {
 	int rv;
+
+	unsigned closes = pl_closes(fd);
 
 	if (n == NULL || (buf == NULL && len > 0))
 		return (SL_EINVAL);
@@ -616,7 +653,8 @@ sl_read(int fd, void *buf, size_t len, size_t *n, sl_ctx *ctx,
 			*n = (size_t) got;
 			return (0);
 		}
-		if ((rv = pl_again(fd, SL_FD_READ, ctx, deadline)) != 0)
+		if ((rv = pl_again(fd, SL_FD_READ, ctx, deadline,
+		    closes)) != 0)
 			return (rv);
 	}
 }
@@ -627,6 +665,7 @@ sl_write(int fd, const void *buf, size_t len, size_t *n, sl_ctx *ctx,
 {
 	const char *p = buf;
 	size_t      done = 0;
+	unsigned    closes = pl_closes(fd);
 	int         rv;
 
 	if (n != NULL)
@@ -640,7 +679,8 @@ sl_write(int fd, const void *buf, size_t len, size_t *n, sl_ctx *ctx,
 
 		if (put >= 0)
 			done += (size_t) put;
-		else if ((rv = pl_again(fd, SL_FD_WRITE, ctx, deadline)) != 0)
+		else if ((rv = pl_again(fd, SL_FD_WRITE, ctx, deadline,
+		    closes)) != 0)
 			break;
 	}
 	if (n != NULL)
@@ -651,7 +691,8 @@ sl_write(int fd, const void *buf, size_t len, size_t *n, sl_ctx *ctx,
 int
 sl_accept(int lfd, int *fd, sl_ctx *ctx, int64_t deadline)
 {
-	int rv;
+	unsigned closes = pl_closes(lfd);
+	int      rv;
 
 	if (fd == NULL)
 		return (SL_EINVAL);
@@ -666,7 +707,8 @@ sl_accept(int lfd, int *fd, sl_ctx *ctx, int64_t deadline)
 			return (0);
 		}
 		if (ERRNO != ECONNABORTED &&
-		    (rv = pl_again(lfd, SL_FD_READ, ctx, deadline)) != 0)
+		    (rv = pl_again(lfd, SL_FD_READ, ctx, deadline,
+		    closes)) != 0)
 			return (rv);
 	}
 }
@@ -676,7 +718,8 @@ sl_connect(int fd, const struct sockaddr *addr, socklen_t len,
     sl_ctx *ctx, int64_t deadline)
 {
 	socklen_t elen = sizeof(int);
-	int rv, err = 0;
+	unsigned  closes = pl_closes(fd);
+	int       rv, err = 0;
 
 	if (addr == NULL)
 		return (SL_EINVAL);
@@ -687,7 +730,7 @@ sl_connect(int fd, const struct sockaddr *addr, socklen_t len,
 	/* Interrupted, the handshake goes on all the same. */
 	if ((err = ERRNO) != EINPROGRESS && err != EINTR)
 		goto failed;
-	if ((rv = sl_fd_wait(fd, SL_FD_WRITE, ctx, deadline)) != 0)
+	if ((rv = pl_fd_wait(fd, SL_FD_WRITE, ctx, deadline, closes)) != 0)
 		return (rv);
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
 		err = ERRNO;
@@ -704,13 +747,14 @@ int
 sl_fd_close(int fd)
 {
 	sli_wakelist wl = SLI_WAKELIST_INIT;
-	pl_fd *p = pl_get(fd, false);
+	pl_fd *p = pl_get(fd, true); /* for the count, even if never waited */
 	int rc, err;
 
 	if (fd < 0)
 		return (SL_EBADF);
 	if (p != NULL) {
 		sli_lock(&p->lock);
+		atomic_fetch_add(&p->closes, 1);
 		pl_take(&p->readers, PL_CLOSED, &wl);
 		pl_take(&p->writers, PL_CLOSED, &wl);
 		if (p->added && pl.epfd >= 0)
