@@ -15,7 +15,9 @@
  * Likewise its own read(2) holds an sl_read between its EAGAIN and its
  * wait while another goroutine closes the descriptor with sl_fd_close and
  * gives the number to another pipe: the call says SL_ECLOSED and takes
- * nothing from that pipe.
+ * nothing from that pipe.  And its epoll_ctl holds a plain thread's
+ * arming while sl_main ends: the thread gets SL_ESTATE, the poller's
+ * epoll descriptor is not closed under it.
  */
 #include <pthread.h>
 #include <sys/epoll.h>
@@ -209,12 +211,82 @@ test_close_while_call_in_flight(void **state)
 	slt_run_procs(2, body_close_in_flight, NULL);
 }
 
+/* ---- a thread arming its wait as sl_main ends ---------------------------- */
+
+/*
+ * This program's epoll_ctl holds, once, an arming of ending_fd until the
+ * poller's epoll descriptor is closed, or for a second: the end of
+ * sl_main must not close it under a wait that is being armed.
+ */
+static atomic_int ending_fd = -1;
+static atomic_int ending;    /* 1: hold the next arming; 2: held */
+
+int
+epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	int expect = 1;
+
+	if (fd == atomic_load(&ending_fd) &&
+	    atomic_compare_exchange_strong(&ending, &expect, 2)) {
+		int64_t give_up = sl_now() + SL_SECOND;
+
+		while (fcntl(epfd, F_GETFD) >= 0 && sl_now() < give_up)
+			usleep(1000);
+	}
+	return ((int) syscall(SYS_epoll_ctl, epfd, op, fd, ev));
+}
+
+static int       ending_pipe[2];
+static int       ending_rv;     /* the thread's sl_fd_wait */
+static pthread_t ending_thread;
+
+static void *
+ending_waiter(void *arg)
+{
+	(void) arg;
+	ending_rv = sl_fd_wait(ending_pipe[0], SL_FD_READ, NULL,
+	    sl_now() + 10 * SL_SECOND);
+	return (NULL);
+}
+
+static void
+body_ending(void *arg)
+{
+	(void) arg;
+	SL_ASSERT_OK(pipe2(ending_pipe, O_NONBLOCK));
+	SL_CHECK_OK(sl_fd_wait(ending_pipe[1], SL_FD_WRITE, NULL,
+	    SL_FOREVER)); /* the poller runs */
+	atomic_store(&ending_fd, ending_pipe[0]);
+	atomic_store(&ending, 1);
+	SL_ASSERT_OK(pthread_create(&ending_thread, NULL, ending_waiter,
+	    NULL));
+	while (atomic_load(&ending) != 2)
+		sl_sleep(SL_MILLISECOND);
+	/* Returning ends sl_main while the thread arms its wait. */
+}
+
+/* A thread still waiting when sl_main ends gets SL_ESTATE (sched.h),
+ * even if it was arming its wait just then. */
+static void
+test_thread_arming_as_main_ends(void **state)
+{
+	(void) state;
+	ending_rv = 1;
+	slt_run_procs(1, body_ending, NULL);
+	SL_ASSERT_OK(pthread_join(ending_thread, NULL));
+	SL_ASSERT_ERR(ending_rv, SL_ESTATE);
+	atomic_store(&ending_fd, -1);
+	close(ending_pipe[0]);
+	close(ending_pipe[1]);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stale_event_does_not_wake),
 		cmocka_unit_test(test_close_while_call_in_flight),
+		cmocka_unit_test(test_thread_arming_as_main_ends),
 	};
 
 	slt_filter();

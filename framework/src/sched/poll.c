@@ -430,9 +430,9 @@ sli_poll_fini(void)
 	pthread_mutex_unlock(&pl.mu);
 	pthread_join(pl.thread, NULL); /* the backstop */
 	pthread_mutex_lock(&pl.mu);
-	close(pl.epfd);
-	close(pl.evfd);
-	pl.epfd = pl.evfd = -1;
+	/* A thread that found pl.on still set may be arming its wait under
+	 * its record's lock: the epoll set is closed once every record has
+	 * been visited under its lock, never under such an epoll_ctl. */
 	for (size_t i = 0; i < PL_CHUNKS; i++) {
 		pl_fd *c = atomic_load(&pl.chunks[i]);
 
@@ -454,6 +454,9 @@ sli_poll_fini(void)
 			sli_wakelist_wake(&wl);
 		}
 	}
+	close(pl.epfd);
+	close(pl.evfd);
+	pl.epfd = pl.evfd = -1;
 	pthread_mutex_unlock(&pl.mu);
 }
 
