@@ -9,8 +9,10 @@
  * end of file and a vanished reader are reported; hundreds of goroutines
  * waiting on their own pipes each get exactly their byte; a regular file
  * is always ready; plain threads wait too and are released when sl_main
- * ends; a goroutine waiting on a descriptor is not a deadlock; the dump
- * names the descriptor, also while waits come and go; a number reused
+ * ends (one that leaves only after the next sl_main began leaves that
+ * run's waits polled); a goroutine waiting on a descriptor is not a
+ * deadlock; the dump names the descriptor, also while waits come and
+ * go; a number reused
  * after a plain close(2), even with a waiter of the old file still
  * queued, is watched for the new file; bad input gets its error.
  */
@@ -728,6 +730,101 @@ test_threads(void **state)
 	}
 }
 
+/* A thread released by the end of sl_main may count itself out of the
+ * waiters only after the next sl_main has begun polling: the next run's
+ * waits must be polled all the same.  A signal handler holds it. */
+struct slow {
+	int        fds[2];
+	pthread_t  t;
+	int        rv;
+	atomic_int in;  /* the handler runs */
+	atomic_int go;  /* the handler may return */
+};
+
+static struct slow *slow_now;
+
+static void
+slow_handler(int sig)
+{
+	struct timespec ms = { 0, 1000 * 1000 };
+
+	(void) sig;
+	atomic_store(&slow_now->in, 1);
+	while (!atomic_load(&slow_now->go))
+		nanosleep(&ms, NULL);
+}
+
+static void *
+slow_waiter(void *arg)
+{
+	struct slow *s = arg;
+
+	s->rv = sl_fd_wait(s->fds[0], SL_FD_READ, NULL, SL_FOREVER);
+	return (NULL);
+}
+
+static void
+body_slow_first(void *arg)
+{
+	struct slow *s = arg;
+	int64_t give_up;
+
+	SL_ASSERT_OK(pthread_create(&s->t, NULL, slow_waiter, s));
+	sl_sleep(100 * SL_MILLISECOND); /* it waits */
+	SL_ASSERT_OK(pthread_kill(s->t, SIGUSR1));
+	give_up = sl_now() + SL_SECOND;
+	while (!atomic_load(&s->in) && sl_now() < give_up)
+		sl_sleep(SL_MILLISECOND);
+	/* Returning releases the thread, still in its handler. */
+}
+
+static void
+slow_write(void *arg)
+{
+	struct slow *s = arg;
+
+	sl_sleep(30 * SL_MILLISECOND);
+	SL_CHECK_EQ(write(s->fds[1], "w", 1), 1);
+}
+
+static void
+body_slow_second(void *arg)
+{
+	struct slow *s = arg;
+	int64_t t0;
+
+	/* The poller of this run is up before the thread leaves. */
+	SL_CHECK_OK(sl_fd_wait(s->fds[1], SL_FD_WRITE, NULL, SL_FOREVER));
+	atomic_store(&s->go, 1);
+	SL_ASSERT_OK(pthread_join(s->t, NULL));
+	SL_CHECK_EQ(s->rv, SL_ESTATE);
+	SL_CHECK_OK(sl_go(slow_write, s));
+	t0 = sl_now();
+	SL_CHECK_OK(sl_fd_wait(s->fds[0], SL_FD_READ, NULL,
+	    sl_now() + 3 * SL_SECOND));
+	SL_CHECK(sl_now() - t0 < 2 * SL_SECOND);
+}
+
+static void
+test_thread_leaves_late(void **state)
+{
+	static struct slow s;
+	struct sigaction sa, old;
+
+	(void) state;
+	memset(&s, 0, sizeof(s));
+	slow_now = &s;
+	nb_pipe(s.fds);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = slow_handler;
+	SL_ASSERT_OK(sigaction(SIGUSR1, &sa, &old));
+	slt_run_procs(1, body_slow_first, &s);
+	slt_run_procs(1, body_slow_second, &s);
+	SL_ASSERT_OK(sigaction(SIGUSR1, &old, NULL));
+	close(s.fds[0]);
+	close(s.fds[1]);
+}
+
 /* ---- a wait on a descriptor is not a deadlock --------------------------- */
 
 static void *
@@ -1164,6 +1261,7 @@ main(void)
 		cmocka_unit_test(test_many_descriptors),
 		cmocka_unit_test(test_file_and_both_directions),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_thread_leaves_late),
 		cmocka_unit_test(test_not_deadlock),
 		cmocka_unit_test(test_dump_while_waits_churn),
 		cmocka_unit_test(test_number_reused),

@@ -76,6 +76,7 @@
 #define PL_WAKE    UINT64_MAX    /* epoll data of the owner's eventfd */
 #define PL_BATCH   128           /* events per epoll_wait */
 #define PL_BACKSTOP (10 * SL_MILLISECOND)
+#define PL_COUNT   UINT64_C(0xffffffff) /* pl.waiters: the count */
 #define PL_ALWAYS  1             /* pl_arm: epoll refuses it (regular
                                     file): always ready */
 
@@ -112,7 +113,12 @@ static struct {
 	int              evfd;   /* breaks the owner's epoll_wait */
 	pthread_t        thread; /* the backstop */
 	atomic_bool      on;     /* polling is set up: waits are accepted */
-	atomic_long      waiters; /* parked in sl_fd_wait */
+	_Atomic uint64_t waiters; /* parked in sl_fd_wait (PL_COUNT bits),
+	                             and above them the run of sl_main they
+	                             count in: a thread released by
+	                             sli_poll_fini that leaves only after
+	                             the next run began is not counted out
+	                             of that one */
 	atomic_int       owner;  /* 1 while a worker owns the poll */
 	struct epoll_event ev[PL_BATCH]; /* the owner's events */
 	bool             no_pwait2; /* epoll_pwait2 missing (owner only) */
@@ -235,7 +241,8 @@ pl_dispatch(struct epoll_event *ev, int n)
 bool
 sli_poll_pending(void)
 {
-	return (atomic_load_explicit(&pl.waiters, memory_order_relaxed) > 0 &&
+	return ((atomic_load_explicit(&pl.waiters, memory_order_relaxed) &
+	    PL_COUNT) > 0 &&
 	    atomic_load_explicit(&pl.owner, memory_order_relaxed) == 0);
 }
 
@@ -259,7 +266,8 @@ sli_poll_own(void)
 {
 	int zero = 0;
 
-	return (atomic_load(&pl.on) && atomic_load(&pl.waiters) > 0 &&
+	return (atomic_load(&pl.on) &&
+	    (atomic_load(&pl.waiters) & PL_COUNT) > 0 &&
 	    atomic_compare_exchange_strong(&pl.owner, &zero, 1));
 }
 
@@ -375,7 +383,10 @@ pl_start(void)
 		pthread_condattr_destroy(&ca);
 		pl.cv_ready = true;
 	}
-	atomic_store(&pl.waiters, 0);
+	/* A new run, counting from 0 (goroutines abandoned in the last one
+	 * never counted themselves out). */
+	atomic_store(&pl.waiters,
+	    ((atomic_load(&pl.waiters) >> 32) + 1) << 32);
 	atomic_store(&pl.owner, 0);
 #if SLUICE_HAVE_VALGRIND_H
 	/* valgrind 3.19 does not know epoll_pwait2 and warns at each call. */
@@ -471,6 +482,17 @@ pl_over(sl_ctx *ctx, int64_t deadline)
 	return (rv);
 }
 
+/* Counts a waiter of run out of pl.waiters, unless another run began. */
+static void
+pl_unwait(uint64_t run)
+{
+	uint64_t v = atomic_load(&pl.waiters);
+
+	while ((v >> 32) == run &&
+	    !atomic_compare_exchange_weak(&pl.waiters, &v, v - 1))
+		;
+}
+
 /* Takes a waiter's entries off p (locked) if still queued; with nobody
  * left, forgets the arming (see the top of the file). */
 static void
@@ -498,6 +520,7 @@ pl_wait(int fd, int events, sl_ctx *ctx, int64_t deadline, unsigned closes)
 	sli_waiter er = { 0 }, ew = { 0 };
 	char      *why;
 	pl_fd     *p;
+	uint64_t   run;
 	int        rv, fired;
 	bool       hold;
 
@@ -548,12 +571,13 @@ pl_wait(int fd, int events, sl_ctx *ctx, int64_t deadline, unsigned closes)
 	/* The other end may be another process: not a deadlock. */
 	if ((hold = w.g != NULL))
 		atomic_fetch_add(&sli_S.holds, 1);
-	atomic_fetch_add(&pl.waiters, 1);
+	/* Under the lock, so before sli_poll_fini visits p: this run. */
+	run = atomic_fetch_add(&pl.waiters, 1) >> 32;
 	if (!hold)
 		sli_sched_poke(); /* make sure a worker polls */
 	fired = sli_wait_block(&w, ctx, deadline, why, NULL, sli_unlock_cb,
 	    &p->lock);
-	atomic_fetch_sub(&pl.waiters, 1);
+	pl_unwait(run);
 	if (hold)
 		atomic_fetch_sub(&sli_S.holds, 1);
 	if (fired < 0 || events == (SL_FD_READ | SL_FD_WRITE)) {
