@@ -12,9 +12,9 @@
  * ends (one that leaves only after the next sl_main began leaves that
  * run's waits polled); a goroutine waiting on a descriptor is not a
  * deadlock; the dump names the descriptor, also while waits come and
- * go; a number reused
- * after a plain close(2), even with a waiter of the old file still
- * queued, is watched for the new file; bad input gets its error.
+ * go; a number reused after a plain close(2), even with a waiter of the
+ * old file still queued, is watched for the new file; bad input gets its
+ * error.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
