@@ -12,6 +12,8 @@
 #include <pthread.h>
 
 #include "sltest.h"
+#include "context/ctx.h"  /* peeks at a context being marked */
+#include "core/lock.h"
 #include "sched/sched.h" /* sli_stack_max_slabs */
 
 /* The done channel of ctx is closed (receive says so at once). */
@@ -1488,6 +1490,145 @@ test_after_func_no_stack(void **state)
 	sli_stack_max_slabs = 0;
 }
 
+/* ---- a deadline's timer behind a waiting canceller ------------------------ */
+
+/*
+ * A plain thread cancels r, whose many watchers it wakes under r's lock
+ * and whose many children it then cancels: a long while in which r is
+ * marked but its channel still open.  Meanwhile the main goroutine, on
+ * the only worker, cancels r's parent p: it marks p and q, a child of p
+ * with a 1 ms timeout, finds r marked by the thread and waits for it.  q's
+ * timer then fires on that worker and finds q marked but not closed.  If
+ * the main goroutine waited by yielding its worker, the timer's fn would
+ * spin there for ever waiting for q, which only that goroutine closes.
+ */
+#define TQ_WATCHERS 2000
+
+struct timer_queue {
+	sl_ctx      *p, *r;
+	sl_ctx     **kids;
+	int          nkids;
+	atomic_int   go;
+	sl_waitgroup wg;
+};
+
+static void
+tq_watcher(void *arg)
+{
+	struct timer_queue *t = arg;
+
+	SL_CHECK_ERR(sl_sleep_ctx(t->r, 3600 * SL_SECOND), SL_ECANCELED);
+	sl_waitgroup_done(&t->wg);
+}
+
+static void *
+tq_thread(void *arg)
+{
+	struct timer_queue *t = arg;
+
+	while (!atomic_load(&t->go))
+		sched_yield();
+	sl_ctx_cancel(t->r);
+	return (NULL);
+}
+
+/* How many waits watch the cancelable context c. */
+static int
+tq_nwatchers(sl_ctx *c)
+{
+	int n = 0;
+
+	sli_lock(&c->lock);
+	for (sli_ctxwatch *cw = c->watchers; cw != NULL; cw = cw->next)
+		n++;
+	sli_unlock(&c->lock);
+	return (n);
+}
+
+static void
+body_timer_behind_canceller(void *arg)
+{
+	int rounds = 3;
+
+	(void) arg;
+	for (int round = 0; round < rounds; round++) {
+		struct timer_queue t;
+		pthread_t th;
+		sl_ctx *q;
+
+		memset(&t, 0, sizeof(t));
+		t.nkids = (int) slt_scaled_min(100000, 20000);
+		t.kids = calloc((size_t) t.nkids, sizeof(*t.kids));
+		SL_CHECK(t.kids != NULL);
+		if (t.kids == NULL)
+			return;
+		SL_CHECK_OK(sl_ctx_with_cancel(sl_ctx_background(), &t.p));
+		SL_CHECK_OK(sl_ctx_with_cancel(t.p, &t.r));
+		for (int i = 0; i < t.nkids; i++)
+			SL_CHECK_OK(sl_ctx_with_cancel(t.r, &t.kids[i]));
+		sl_waitgroup_add(&t.wg, TQ_WATCHERS);
+		for (int i = 0; i < TQ_WATCHERS; i++)
+			SL_CHECK_OK(sl_go(tq_watcher, &t));
+		while (tq_nwatchers(t.r) < TQ_WATCHERS)
+			sl_sleep(SL_MILLISECOND);
+		SL_CHECK_EQ(pthread_create(&th, NULL, tq_thread, &t), 0);
+		atomic_store(&t.go, 1);
+		/* Not sl_yield: the thread is waking r's watchers, and they
+		 * would all run first. */
+		while (atomic_load(&t.r->err) == 0)
+			sched_yield();
+		SL_CHECK_OK(sl_ctx_with_timeout(t.p, SL_MILLISECOND, &q));
+		sl_ctx_cancel(t.p);
+
+		SL_CHECK_ERR(sl_ctx_err(t.p), SL_ECANCELED);
+		SL_CHECK_ERR(sl_ctx_err(t.r), SL_ECANCELED);
+		SL_CHECK(sl_chan_closed(sl_ctx_done(t.r)));
+		SL_CHECK(sl_chan_closed(sl_ctx_done(t.kids[0])));
+		SL_CHECK(sl_chan_closed(sl_ctx_done(q)));
+		SL_CHECK_EQ(pthread_join(th, NULL), 0);
+		sl_waitgroup_wait(&t.wg);
+		sl_ctx_release(q);
+		for (int i = 0; i < t.nkids; i++)
+			sl_ctx_release(t.kids[i]);
+		sl_ctx_release(t.r);
+		sl_ctx_release(t.p);
+		free(t.kids);
+	}
+}
+
+/* In the child: a hang is killed by the alarm, not left to the suite. */
+static void
+timer_behind_canceller_child(void *arg)
+{
+	sl_opts o;
+	int     rv;
+
+	(void) arg;
+	alarm(60);
+	memset(&o, 0, sizeof(o));
+	o.procs = 1;
+	rv = sl_main_opts(&o, body_timer_behind_canceller, NULL);
+	if (rv != 0 || atomic_load(slt_failures()) != 0) {
+		fprintf(stderr, "sl_main returned %s, %d check(s) failed\n",
+		    sl_errname(rv), atomic_load(slt_failures()));
+		_exit(3);
+	}
+}
+
+static void
+test_timer_behind_canceller(void **state)
+{
+	slt_child res;
+	char sbuf[128];
+
+	(void) state;
+	assert_int_equal(slt_fork(timer_behind_canceller_child, NULL, &res),
+	    0);
+	if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != SLT_CHILD_OK)
+		fail_msg("child %s: %s", slt_status_str(res.status, sbuf,
+		    sizeof(sbuf)), res.err);
+}
+
 int
 main(void)
 {
@@ -1509,6 +1650,7 @@ main(void)
 		cmocka_unit_test(test_no_scheduler),
 		cmocka_unit_test(test_release_order),
 		cmocka_unit_test(test_cancel_race_closed),
+		cmocka_unit_test(test_timer_behind_canceller),
 		cmocka_unit_test(test_stress),
 	};
 

@@ -206,12 +206,19 @@ ctx_mark(sl_ctx *c, int err, int cause, const char *msg, char *own,
 /*
  * Waits until c's done channel is closed: c is marked done and whoever
  * marked it is closing the channels.  Brief: nothing in between blocks.
+ * A goroutine that has marked nothing itself may let others run on its
+ * worker meanwhile (yield true).  A canceller with marks not yet closed
+ * keeps its worker instead (yield false): else it would wait in that
+ * worker's run queue while a deadline's timer fn, run there next, spun
+ * for ever on one of those marks (with one worker, a hang).  So a
+ * canceller is always running somewhere, and everyone waiting for it
+ * sees its channels close.
  */
 static void
-ctx_await_closed(sl_ctx *c)
+ctx_await_closed(sl_ctx *c, bool yield)
 {
 	while (!sl_chan_closed(c->done)) {
-		if (sl_goid() != 0)
+		if (yield && sl_goid() != 0)
 			sl_yield();
 		else
 			sched_yield();
@@ -232,9 +239,10 @@ ctx_await_closed(sl_ctx *c)
  * every done channel under it is: the channels close in the reverse of
  * the marking order (breadth first, so children after parents), root
  * last, and a descendant that a concurrent cancel marked first is waited
- * for.  So whoever sees a context done (sl_ctx_err, a later cancel call)
- * and waits for its channel finds the whole subtree closed.  Waits only
- * go down the tree, so they cannot form a cycle.
+ * for, on this thread (see ctx_await_closed).  So whoever sees a context
+ * done (sl_ctx_err, a later cancel call) and waits for its channel finds
+ * the whole subtree closed.  Waits only go down the tree, so they cannot
+ * form a cycle.
  */
 static void
 ctx_cancel(sl_ctx *root, int err, int cause, const char *msg, char *own)
@@ -243,7 +251,7 @@ ctx_cancel(sl_ctx *root, int err, int cause, const char *msg, char *own)
 	sl_afterfunc *afs = NULL;
 
 	if (!ctx_mark(root, err, cause, msg, own, &qh, &qt, &afs)) {
-		ctx_await_closed(root);
+		ctx_await_closed(root, true);
 		return;
 	}
 	msg = root->msg;
@@ -270,7 +278,7 @@ ctx_cancel(sl_ctx *root, int err, int cause, const char *msg, char *own)
 
 		other = c->sib_next;
 		c->sib_next = NULL;
-		ctx_await_closed(c);
+		ctx_await_closed(c, false); /* holding marks of our own */
 		ctx_munref(c);
 	}
 	while (done != NULL) {
@@ -566,7 +574,7 @@ sl_ctx_err(sl_ctx *ctx)
 	/* Done is reported once it is visible everywhere, as in Go: the
 	 * canceller may still be closing the channels of this subtree. */
 	if (e != 0)
-		ctx_await_closed(c);
+		ctx_await_closed(c, true);
 	return (e);
 }
 
