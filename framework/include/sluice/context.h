@@ -116,10 +116,11 @@ void *sl_ctx_value(sl_ctx *ctx, const void *key);
 /*
  * sl_ctx_after_func arranges for fn(arg) to run in its own goroutine once
  * ctx is done (at once if it already is).  Out of memory for a goroutine,
- * it tries again every millisecond.  With no scheduler, fn runs on the
- * thread that cancelled ctx; while sl_main is returning, fn cancelled by a
- * deadline is dropped, and runs on the cancelling thread otherwise.  fn
- * runs at most once; never if ctx can never be done.  Returns 0, SL_EINVAL (NULL ctx or fn) or
+ * it tries again every millisecond, until sl_main returns (fn is then
+ * dropped).  With no scheduler, fn runs on the thread that cancelled ctx;
+ * while sl_main is returning, fn cancelled by a deadline is dropped, and
+ * runs on the cancelling thread otherwise.  fn runs at most once; never
+ * if ctx can never be done.  Returns 0, SL_EINVAL (NULL ctx or fn) or
  * SL_ENOMEM.
  *
  * The handle: if stop is NULL, the library frees it itself after fn has
