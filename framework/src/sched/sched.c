@@ -1317,33 +1317,22 @@ sch_write_str(const char *s)
 	(void) r;
 }
 
+/* Writes v in base 10 or 16 (then after "0x"); async-signal-safe. */
 static void
-sch_write_u64(unsigned long long v)
+sch_write_num(unsigned long long v, unsigned base)
 {
 	char  buf[24];
 	char *p = buf + sizeof(buf);
 
 	*--p = '\0';
 	do {
-		*--p = (char) ('0' + v % 10);
-		v /= 10;
+		*--p = "0123456789abcdef"[v % base];
+		v /= base;
 	} while (v != 0);
-	sch_write_str(p);
-}
-
-static void
-sch_write_hex(unsigned long long v)
-{
-	char  buf[24];
-	char *p = buf + sizeof(buf);
-
-	*--p = '\0';
-	do {
-		*--p = "0123456789abcdef"[v % 16];
-		v /= 16;
-	} while (v != 0);
-	*--p = 'x';
-	*--p = '0';
+	if (base == 16) {
+		*--p = 'x';
+		*--p = '0';
+	}
 	sch_write_str(p);
 }
 
@@ -1399,9 +1388,9 @@ sch_fault(int sig, siginfo_t *si, void *uc)
 	if (g != NULL) {
 		sch_write_str("sluice: fatal error: stack overflow in "
 		    "goroutine ");
-		sch_write_u64(g->id);
+		sch_write_num(g->id, 10);
 		sch_write_str(" (stack size ");
-		sch_write_u64(g->stack_size);
+		sch_write_num(g->stack_size, 10);
 		sch_write_str(" bytes; raise SLUICE_STACK_SIZE or "
 		    "sl_opts.stack_size)\n");
 		signal(sig, SIG_DFL);
@@ -1426,10 +1415,10 @@ sch_fault(int sig, siginfo_t *si, void *uc)
 		sch_write_str(sig == SIGSEGV ? "SIGSEGV: invalid memory access"
 		    : "SIGBUS: bus error");
 		sch_write_str(" at address ");
-		sch_write_hex((unsigned long long) (uintptr_t) si->si_addr);
+		sch_write_num((unsigned long long) (uintptr_t) si->si_addr, 16);
 		if (w != NULL && w->cur != NULL) {
 			sch_write_str(" in goroutine ");
-			sch_write_u64(w->cur->id);
+			sch_write_num(w->cur->id, 10);
 		}
 		sch_write_str(sig == SIGSEGV && (uintptr_t) si->si_addr <
 		    4096 ? " (a NULL pointer)\n" : "\n");
